@@ -1,0 +1,138 @@
+//! Object keys as S3 events carry them, and as CopySource wants them.
+//!
+//! S3 writes keys into event notifications URL *form*-encoded: a space becomes
+//! `+`, a literal `+` becomes `%2B`, and every other byte outside the
+//! unreserved set becomes `%XX` of its UTF-8 encoding. CopySource, on the other
+//! hand, is a header that must be percent-encoded (where `+` is a literal plus).
+//! The original Python handler got the first half right with `unquote_plus`
+//! and then passed raw UTF-8 into the header; both halves live here, pure.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// Everything but RFC 3986 unreserved characters and `/`, which separates the
+/// bucket from the key and may be left as-is inside the key.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Why an event's key could not be turned back into the object's real key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("object key is empty")]
+    Empty,
+    #[error("object key {raw:?} does not decode to UTF-8 text")]
+    NotUtf8 { raw: String },
+}
+
+/// Decodes a key exactly as S3 encoded it in an event notification.
+pub fn decode_event_key(raw: &str) -> Result<String, KeyError> {
+    if raw.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    // `+` must become a space *before* percent-decoding: a real `+` arrives
+    // as `%2B` and must survive as `+`.
+    let spaced = raw.replace('+', " ");
+    let decoded = percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_err(|_| KeyError::NotUtf8 {
+            raw: raw.to_owned(),
+        })?;
+    Ok(decoded.into_owned())
+}
+
+/// Encodes a key the way S3 does in event notifications (the inverse of
+/// [`decode_event_key`]); used by the tests and by anything that must make
+/// events that parse exactly like S3's own.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn encode_event_key(key: &str) -> String {
+    form_encode(key)
+}
+
+fn form_encode(key: &str) -> String {
+    const FORM: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'*')
+        .remove(b' ');
+    utf8_percent_encode(key, FORM).to_string().replace(' ', "+")
+}
+
+/// The `x-amz-copy-source` value for one object: `bucket/key`, percent-encoded,
+/// with `?versionId=` when the event named a version.
+pub fn copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
+    let mut source = format!(
+        "{}/{}",
+        utf8_percent_encode(bucket, COPY_SOURCE),
+        utf8_percent_encode(key, COPY_SOURCE)
+    );
+    if let Some(version) = version_id {
+        source.push_str("?versionId=");
+        source.extend(utf8_percent_encode(version, NON_ALPHANUMERIC));
+    }
+    source
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (as S3 writes it in the event, the real key)
+    const DECODING: &[(&str, &str)] = &[
+        ("plain.txt", "plain.txt"),
+        ("with+space.txt", "with space.txt"),
+        ("a%2Bb.txt", "a+b.txt"),
+        ("100%25.txt", "100%.txt"),
+        ("a%2Fb%2Fc.txt", "a/b/c.txt"),
+        ("a/b/c.txt", "a/b/c.txt"),
+        ("caf%C3%A9.txt", "café.txt"),
+        ("%E6%97%A5%E6%9C%AC.txt", "日本.txt"),
+        ("%28x%29+%26+%3Dy%3F", "(x) & =y?"),
+        ("tab%09here", "tab\there"),
+        ("..%2F..%2Fescape", "../../escape"),
+    ];
+
+    #[test]
+    fn decodes_form_encoded_keys() {
+        for (raw, key) in DECODING {
+            assert_eq!(decode_event_key(raw).as_deref(), Ok(*key), "decoding {raw}");
+        }
+    }
+
+    #[test]
+    fn encoding_is_the_inverse_of_decoding() {
+        for (_, key) in DECODING {
+            let encoded = encode_event_key(key);
+            assert_eq!(decode_event_key(&encoded).as_deref(), Ok(*key));
+        }
+        assert_eq!(encode_event_key("a b+c/é"), "a+b%2Bc%2F%C3%A9");
+    }
+
+    #[test]
+    fn rejects_empty_and_non_utf8_keys() {
+        assert_eq!(decode_event_key(""), Err(KeyError::Empty));
+        assert_eq!(
+            decode_event_key("bad%FF"),
+            Err(KeyError::NotUtf8 {
+                raw: "bad%FF".into()
+            })
+        );
+    }
+
+    #[test]
+    fn copy_source_percent_encodes_everything_but_slashes() {
+        assert_eq!(
+            copy_source("src", "a/b c+d.txt", None),
+            "src/a/b%20c%2Bd.txt"
+        );
+        assert_eq!(copy_source("src", "日本", None), "src/%E6%97%A5%E6%9C%AC");
+        assert_eq!(copy_source("my.bucket", "100%", None), "my.bucket/100%25");
+        assert_eq!(
+            copy_source("src", "k", Some("3/L4kqtJl+cD")),
+            "src/k?versionId=3%2FL4kqtJl%2BcD"
+        );
+    }
+}

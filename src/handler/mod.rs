@@ -1,0 +1,214 @@
+//! Lambda mode: the function that copies each new object to its destination.
+//!
+//! Parsing ([`event`]) and deciding ([`plan`]) are pure; [`copy`] is the thin
+//! layer of S3 calls around them. The S3 client is built once, at init, and
+//! shared by every invocation of this execution environment.
+
+mod copy;
+mod destination;
+pub mod event;
+pub mod key;
+mod plan;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde_json::Value;
+
+use copy::{CopyFailure, CopyOutcome, copy_object};
+use destination::{DEST_BUCKET_VAR, destination_bucket};
+use plan::{CopyRequest, Step, plan};
+
+/// Lambda starts a custom runtime's `bootstrap` with this variable set;
+/// nothing else does.
+pub fn runs_inside_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Runs the Lambda runtime loop until Lambda stops the process.
+pub fn main() -> ExitCode {
+    init_json_logs();
+    // One core is what a small function gets; a current-thread runtime starts
+    // faster and uses less memory, and copies are I/O-bound anyway.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "Lambda runtime loop ended");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
+    let destination = destination_bucket(
+        std::env::var(DEST_BUCKET_VAR).ok(),
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+    );
+    let config = crate::aws::sdk_config(None, None).await;
+    let replicator = match destination {
+        Ok(destination) => {
+            tracing::info!(destination = %destination, version = crate::version::LONG, "s3fan handler ready");
+            Ok(Replicator {
+                destination,
+                s3: crate::aws::s3_client(&config),
+            })
+        }
+        // A misconfigured function still serves invocations, each failing
+        // with the reason, so the error shows where users look (the Invoke
+        // response, the failure destination) and not only in an init log.
+        Err(err) => {
+            tracing::error!(error = %err, "s3fan handler misconfigured");
+            Err(err.to_string())
+        }
+    };
+    let replicator = &replicator;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        match replicator {
+            Ok(replicator) => replicator.handle(event).await,
+            Err(reason) => Err(InvocationError::Misconfigured(reason.clone())),
+        }
+    }))
+    .await
+}
+
+/// What one successful invocation did; returned as the function's result.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    copied: usize,
+    source_changed: usize,
+    skipped: usize,
+}
+
+/// Why an invocation failed. Lambda retries failed asynchronous invocations,
+/// so a failure must mean "trying again may help or a human must look".
+#[derive(Debug, thiserror::Error)]
+enum InvocationError {
+    #[error("{0}")]
+    UnknownShape(#[from] event::UnknownShape),
+    #[error("{} of {total} records failed: {}", failures.len(), failures.join("; "))]
+    RecordsFailed { failures: Vec<String>, total: usize },
+    #[error("s3fan is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(err: InvocationError) -> Diagnostic {
+        let error_type = match &err {
+            InvocationError::UnknownShape(_) => "S3fan.UnrecognisedEvent",
+            InvocationError::RecordsFailed { .. } => "S3fan.ReplicationFailed",
+            InvocationError::Misconfigured(_) => "S3fan.Misconfigured",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+struct Replicator {
+    destination: String,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Replicator {
+    /// Handles every record of one invocation; a failed record fails the
+    /// invocation only after all the others have been attempted.
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, InvocationError> {
+        let request_id = event.context.request_id;
+        let notices = event::parse_invocation(&event.payload).inspect_err(|err| {
+            tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
+        })?;
+        let steps = plan(notices, &self.destination);
+        let total = steps.len();
+        let mut summary = Summary::default();
+        let mut failures = Vec::new();
+        for step in steps {
+            match step {
+                Step::Copy(request) => {
+                    let started = Instant::now();
+                    let result = copy_object(&self.s3, &request).await;
+                    log_copy(&request, &result, started.elapsed(), &request_id);
+                    match result {
+                        Ok(CopyOutcome::Copied) => summary.copied += 1,
+                        Ok(CopyOutcome::SourceChanged) => summary.source_changed += 1,
+                        Err(failure) => failures.push(failure.to_string()),
+                    }
+                }
+                Step::Skip { notice, reason } => {
+                    tracing::info!(request_id = %request_id, notice = %notice, destination = %self.destination, outcome = "skipped", reason = %reason);
+                    summary.skipped += 1;
+                }
+                Step::Refuse { notice, reason } => {
+                    tracing::error!(request_id = %request_id, notice = %notice, destination = %self.destination, outcome = "refused", error = %reason);
+                    failures.push(format!("{notice}: {reason}"));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(summary)
+        } else {
+            Err(InvocationError::RecordsFailed { failures, total })
+        }
+    }
+}
+
+/// The one structured line per copied record.
+fn log_copy(
+    request: &CopyRequest,
+    result: &Result<CopyOutcome, CopyFailure>,
+    elapsed: Duration,
+    request_id: &str,
+) {
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    match result {
+        Ok(outcome) => tracing::info!(
+            request_id,
+            bucket = %request.source_bucket,
+            key = %request.key,
+            version_id = request.version_id.as_deref(),
+            destination = %request.destination_bucket,
+            bytes = request.size,
+            outcome = outcome.as_str(),
+            duration_ms,
+        ),
+        Err(failure) => tracing::error!(
+            request_id,
+            bucket = %request.source_bucket,
+            key = %request.key,
+            version_id = request.version_id.as_deref(),
+            destination = %request.destination_bucket,
+            bytes = request.size,
+            outcome = "failed",
+            duration_ms,
+            error_code = %failure.code,
+            error = %failure.message,
+        ),
+    }
+}
+
+/// JSON lines on stdout, which Lambda sends to CloudWatch Logs.
+fn init_json_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .init();
+}

@@ -1,0 +1,169 @@
+//! What to do with each notice of an invocation, decided before any S3 call.
+//! Pure: the handler's rules (what is copied, what is skipped, what is refused)
+//! are all here and tested without a server.
+
+use super::event::{Notice, ObjectEvent};
+
+/// One server-side copy to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRequest {
+    pub source_bucket: String,
+    pub key: String,
+    /// Copy exactly this version when the event named one.
+    pub version_id: Option<String>,
+    /// Copy only if the source still has this ETag (unquoted): a changed
+    /// source has its own, newer event.
+    pub if_match: Option<String>,
+    /// As the event reported it; for the log line.
+    pub size: Option<u64>,
+    pub destination_bucket: String,
+}
+
+/// What the handler will do with one notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Copy(CopyRequest),
+    /// Logged and counted as success.
+    Skip {
+        notice: String,
+        reason: String,
+    },
+    /// Logged, and fails the invocation once every other step has run.
+    Refuse {
+        notice: String,
+        reason: String,
+    },
+}
+
+/// Plans every notice of one invocation against the function's destination.
+pub fn plan(notices: Vec<Notice>, destination: &str) -> Vec<Step> {
+    notices
+        .into_iter()
+        .map(|notice| plan_one(notice, destination))
+        .collect()
+}
+
+fn plan_one(notice: Notice, destination: &str) -> Step {
+    match notice {
+        Notice::TestEvent { bucket } => Step::Skip {
+            notice: format!(
+                "s3:TestEvent for {}",
+                bucket.as_deref().unwrap_or("unknown bucket")
+            ),
+            reason: "test event: S3 saved a notification configuration".into(),
+        },
+        Notice::Invalid { location, reason } => Step::Refuse {
+            notice: location,
+            reason,
+        },
+        Notice::Object(event) => plan_object(event, destination),
+    }
+}
+
+fn plan_object(event: ObjectEvent, destination: &str) -> Step {
+    let notice = format!("{} s3://{}/{}", event.event_name, event.bucket, event.key);
+    if !event.is_object_created() {
+        return Step::Skip {
+            notice,
+            reason: format!(
+                "{} is not an ObjectCreated event",
+                display_name(&event.event_name)
+            ),
+        };
+    }
+    if event.bucket == destination {
+        return Step::Refuse {
+            notice,
+            reason: format!(
+                "the destination bucket {destination:?} is the event's source bucket: copying \
+                 would trigger itself forever; point this function at another bucket"
+            ),
+        };
+    }
+    Step::Copy(CopyRequest {
+        source_bucket: event.bucket,
+        key: event.key,
+        version_id: event.version_id,
+        if_match: event.etag,
+        size: event.size,
+        destination_bucket: destination.to_owned(),
+    })
+}
+
+fn display_name(event_name: &str) -> &str {
+    if event_name.is_empty() {
+        "a record without eventName"
+    } else {
+        event_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(bucket: &str, key: &str) -> ObjectEvent {
+        ObjectEvent {
+            location: "Records[0]".into(),
+            event_name: "ObjectCreated:Put".into(),
+            bucket: bucket.into(),
+            key: key.into(),
+            size: Some(5),
+            etag: Some("abc".into()),
+            version_id: Some("v1".into()),
+            sequencer: None,
+        }
+    }
+
+    #[test]
+    fn object_created_becomes_a_copy_to_the_destination() {
+        let steps = plan(vec![Notice::Object(created("src", "a b/é"))], "dst");
+        assert_eq!(
+            steps,
+            vec![Step::Copy(CopyRequest {
+                source_bucket: "src".into(),
+                key: "a b/é".into(),
+                version_id: Some("v1".into()),
+                if_match: Some("abc".into()),
+                size: Some(5),
+                destination_bucket: "dst".into(),
+            })]
+        );
+    }
+
+    #[test]
+    fn every_notice_gets_a_step_in_order() {
+        let mut removed = created("src", "gone");
+        removed.event_name = "ObjectRemoved:Delete".into();
+        let steps = plan(
+            vec![
+                Notice::TestEvent {
+                    bucket: Some("src".into()),
+                },
+                Notice::Object(removed),
+                Notice::Invalid {
+                    location: "Records[2]".into(),
+                    reason: "no key".into(),
+                },
+                Notice::Object(created("src", "k")),
+            ],
+            "dst",
+        );
+        assert!(matches!(&steps[0], Step::Skip { reason, .. } if reason.contains("test event")));
+        assert!(
+            matches!(&steps[1], Step::Skip { reason, .. } if reason.contains("ObjectRemoved:Delete"))
+        );
+        assert!(
+            matches!(&steps[2], Step::Refuse { notice, reason } if notice == "Records[2]" && reason == "no key")
+        );
+        assert!(matches!(&steps[3], Step::Copy(c) if c.key == "k"));
+    }
+
+    #[test]
+    fn a_destination_equal_to_the_source_is_refused() {
+        let steps = plan(vec![Notice::Object(created("same", "k"))], "same");
+        assert!(
+            matches!(&steps[0], Step::Refuse { reason, .. } if reason.contains("trigger itself"))
+        );
+    }
+}

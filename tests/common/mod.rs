@@ -1,0 +1,336 @@
+//! The local AWS that end-to-end tests run against: one moto server per test
+//! binary (tests/harness/local_aws.py), which executes uploaded Lambda zips
+//! with their real `bootstrap`, and SDK clients pointed at it.
+//!
+//! Tests share the server and keep out of each other's way with unique
+//! resource names. The server exits when this process does: it watches its
+//! standard input, which closes when the test binary exits however it ends.
+
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::Value;
+
+pub struct LocalAws {
+    pub endpoint: String,
+    pub log_path: PathBuf,
+    _server: Mutex<Child>,
+}
+
+/// The local AWS of this test binary, started on first use.
+pub fn local_aws() -> &'static LocalAws {
+    static LOCAL_AWS: OnceLock<LocalAws> = OnceLock::new();
+    LOCAL_AWS.get_or_init(start_local_aws)
+}
+
+fn start_local_aws() -> LocalAws {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("S3FAN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with moto at {}: run the tests with tests/run, which creates it",
+        python.display()
+    );
+    let log_path = std::env::temp_dir().join(format!("s3fan-local-aws-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("create the local AWS log");
+    let mut child = Command::new(&python)
+        .arg(root.join("tests/harness/local_aws.py"))
+        .args(["--port", "0", "--exit-with-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start tests/harness/local_aws.py");
+    let stdout = child.stdout.take().expect("local AWS stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the local AWS READY line");
+    let port = line
+        .strip_prefix("READY ")
+        .map(str::trim)
+        .unwrap_or_else(|| {
+            panic!(
+                "local AWS did not start (said {line:?}); see {}",
+                log_path.display()
+            )
+        })
+        .to_owned();
+    LocalAws {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        log_path,
+        _server: Mutex::new(child),
+    }
+}
+
+impl LocalAws {
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn clients(&self) -> Clients {
+        let config = self.sdk_config().await;
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+        }
+    }
+
+    /// Waits until every queued S3 notification and SNS delivery has run.
+    pub fn drain(&self) {
+        self.control("/_harness/drain");
+    }
+
+    /// Every Lambda invocation the local AWS has run, oldest first.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        serde_json::from_value(self.control("/_harness/invocations")).expect("invocations list")
+    }
+
+    fn control(&self, path: &str) -> Value {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect to local AWS");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{path}: {err}: {response}"))
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Invocation {
+    pub function: String,
+    pub event: Value,
+    pub result: Option<String>,
+    pub is_error: bool,
+    pub logs: String,
+}
+
+impl Invocation {
+    /// The structured log lines the function wrote.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.logs
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+/// A name no other test uses, valid as a bucket name when `prefix` is.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Lambda zip of the release binary under test, made by its own
+/// `s3fan package`.
+pub fn bootstrap_zip() -> &'static [u8] {
+    static ZIP: OnceLock<Vec<u8>> = OnceLock::new();
+    ZIP.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("s3fan-test-{}.zip", std::process::id()));
+        let status = Command::new(env!("CARGO_BIN_EXE_s3fan"))
+            .args(["package", "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run s3fan package");
+        assert!(status.success(), "s3fan package failed");
+        let zip = std::fs::read(&out).expect("read the packaged zip");
+        let _ = std::fs::remove_file(&out);
+        zip
+    })
+}
+
+/// A Lambda function name for a bucket: dots are not allowed in function names.
+pub fn function_name_for(bucket: &str) -> String {
+    bucket.replace('.', "-")
+}
+
+impl Clients {
+    pub async fn create_bucket(&self, name: &str) {
+        self.s3
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("create bucket {name}: {err:?}"));
+    }
+
+    /// A function running the release binary, copying to `destination`.
+    pub async fn create_function(&self, name: &str, destination: &str) -> String {
+        let role = self
+            .iam
+            .create_role()
+            .role_name(unique("s3fan-test-role"))
+            .assume_role_policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .send()
+            .await
+            .expect("create role");
+        let arn = role.role().map(|r| r.arn().to_owned()).expect("role arn");
+        let function = self
+            .lambda
+            .create_function()
+            .function_name(name)
+            .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(arn)
+            .timeout(60)
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(bootstrap_zip()))
+                    .build(),
+            )
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .variables("S3FAN_DEST_BUCKET", destination)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("create function {name}: {err:?}"));
+        function.function_arn().expect("function arn").to_owned()
+    }
+
+    /// The original architecture, wired by hand: bucket -> topic -> one
+    /// function per destination. Subscriptions exist before the bucket
+    /// notification is saved, so each function receives S3's TestEvent.
+    pub async fn wire_fanout(&self, source: &str, destinations: &[String]) -> String {
+        self.create_bucket(source).await;
+        let topic_arn = self
+            .sns
+            .create_topic()
+            .name(format!("{source}-fanout"))
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn()
+            .expect("topic arn")
+            .to_owned();
+        for destination in destinations {
+            self.create_bucket(destination).await;
+            let function_arn = self
+                .create_function(&function_name_for(destination), destination)
+                .await;
+            self.sns
+                .subscribe()
+                .topic_arn(&topic_arn)
+                .protocol("lambda")
+                .endpoint(function_arn)
+                .send()
+                .await
+                .expect("subscribe");
+        }
+        use aws_sdk_s3::types::{Event, NotificationConfiguration, TopicConfiguration};
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(source)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .topic_configurations(
+                        TopicConfiguration::builder()
+                            .id("s3fan-fanout")
+                            .topic_arn(&topic_arn)
+                            .events(Event::S3ObjectCreated)
+                            .build()
+                            .expect("topic configuration"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put bucket notification");
+        topic_arn
+    }
+
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        meta: &[(&str, &str)],
+    ) {
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .content_type(content_type);
+        for (name, value) in meta {
+            put = put.metadata(*name, *value);
+        }
+        put.send()
+            .await
+            .unwrap_or_else(|err| panic!("put s3://{bucket}/{key}: {err:?}"));
+    }
+
+    /// (bytes, content type, user metadata) of an object, or None if absent.
+    pub async fn get(&self, bucket: &str, key: &str) -> Option<StoredObject> {
+        let object = match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(object) => object,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+            Err(err) => panic!("get s3://{bucket}/{key}: {err:?}"),
+        };
+        let content_type = object.content_type().map(str::to_owned);
+        let metadata = object.metadata().cloned().unwrap_or_default();
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .expect("read body")
+            .into_bytes()
+            .to_vec();
+        Some(StoredObject {
+            bytes,
+            content_type,
+            metadata,
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub content_type: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+}

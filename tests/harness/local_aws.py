@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Local AWS for s3fan: moto server, plus real execution of uploaded Lambda zips.
+
+moto would run Lambda functions in Docker, which these machines cannot use.
+This launcher starts moto's server in-process and replaces one method,
+``LambdaFunction._invoke_lambda``, with a runner that unzips the function's
+code, serves the Lambda Runtime API on 127.0.0.1 for one invocation, starts
+the real ``bootstrap`` with the environment Lambda would give it (plus
+``AWS_ENDPOINT_URL`` pointing back here), and returns what the function
+answered. PutObject -> S3 notification -> SNS -> N functions -> CopyObject
+therefore runs our release binary for real.
+
+Two more things make moto behave like AWS where s3fan depends on it:
+
+* S3 notifications are delivered *after* the request that caused them has
+  been answered, from a delivery thread. moto sends them from inside
+  PutObject before it has attached Content-Type, metadata and tags, so a copy
+  made inside the event would come out bare.
+* SNS -> Lambda deliveries go through the same delivery thread, as the
+  asynchronous invocations they are in AWS.
+
+Control endpoints for tests, beside moto's own API:
+  GET /_harness/drain        wait until every queued delivery has run
+  GET /_harness/invocations  every invocation so far, as a JSON list
+
+Usage: local_aws.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
+Prints ``READY <port>`` on stdout once it accepts connections. With
+--exit-with-stdin it exits when its standard input closes, so a test process
+that dies cannot leave it behind. It writes its pid to --pidfile if given.
+"""
+
+import argparse
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from werkzeug.serving import make_server
+
+import moto.awslambda.models as lambda_models
+import moto.s3.notifications as s3_notifications
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+RUNTIME_API_PREFIX = "/2018-06-01/runtime"
+# Every bootstrap process still running, so that none outlives the launcher.
+CHILDREN = set()
+CHILDREN_LOCK = threading.Lock()
+INVOCATIONS = []
+INVOCATIONS_LOCK = threading.Lock()
+ENDPOINT = {"url": None}
+CODE_ROOT = tempfile.mkdtemp(prefix="s3fan-lambda-code-")
+
+
+def log(message):
+    print(f"[local_aws] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Deliveries: one thread, in order, after the causing request was answered.
+# ---------------------------------------------------------------------------
+
+DELIVERIES = queue.Queue()
+REQUEST_STATE = threading.local()
+
+
+def delivery_worker():
+    while True:
+        description, action = DELIVERIES.get()
+        try:
+            action()
+        except Exception:  # one failed delivery must not stop the others
+            log(f"delivery {description} failed:\n{traceback.format_exc()}")
+        finally:
+            DELIVERIES.task_done()
+
+
+def defer(description, action):
+    """Queue now if no request is in progress, else when it has been answered."""
+    pending = getattr(REQUEST_STATE, "pending", None)
+    if pending is None:
+        DELIVERIES.put((description, action))
+    else:
+        pending.append((description, action))
+
+
+def deferring(name):
+    original = getattr(s3_notifications, name)
+
+    def deferred(*args, **kwargs):
+        defer(name, lambda: original(*args, **kwargs))
+
+    return deferred
+
+
+for _name in ("_send_sns_message", "_send_sqs_message", "_invoke_awslambda"):
+    setattr(s3_notifications, _name, deferring(_name))
+
+_original_send_sns_message = lambda_models.LambdaBackend.send_sns_message
+
+
+def _deferred_send_sns_message(self, *args, **kwargs):
+    defer("sns->lambda", lambda: _original_send_sns_message(self, *args, **kwargs))
+
+
+lambda_models.LambdaBackend.send_sns_message = _deferred_send_sns_message
+
+
+class HarnessApp:
+    """WSGI middleware: control endpoints, and the deferral of notifications
+    to after each request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/_harness/drain":
+            DELIVERIES.join()
+            return self.json(start_response, {"drained": True})
+        if path == "/_harness/invocations":
+            with INVOCATIONS_LOCK:
+                return self.json(start_response, list(INVOCATIONS))
+        REQUEST_STATE.pending = []
+        try:
+            # moto has applied the whole request to its model once its app
+            # returns: the response body is already built.
+            return self.app(environ, start_response)
+        finally:
+            pending, REQUEST_STATE.pending = REQUEST_STATE.pending, None
+            for item in pending:
+                DELIVERIES.put(item)
+
+    @staticmethod
+    def json(start_response, value):
+        body = json.dumps(value).encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
+# ---------------------------------------------------------------------------
+# The Lambda runner.
+# ---------------------------------------------------------------------------
+
+
+def code_dir(function):
+    """The function's zip, unpacked once per code version, modes preserved."""
+    # CodeSha256 is base64: it may hold "/".
+    version = function.code_sha_256.replace("/", "_")
+    target = os.path.join(CODE_ROOT, f"{function.function_name}-{version}")
+    if os.path.isdir(target):
+        return target
+    staging = tempfile.mkdtemp(dir=CODE_ROOT)
+    with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as archive:
+        for info in archive.infolist():
+            path = archive.extract(info, staging)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(path, mode)
+    try:
+        os.rename(staging, target)
+    except OSError:  # another invocation unpacked it first
+        pass
+    return target
+
+
+class Invocation:
+    """One event handed to one bootstrap process through the Runtime API."""
+
+    def __init__(self, event_body, deadline_ms):
+        self.request_id = str(uuid.uuid4())
+        self.event_body = event_body.encode()
+        self.deadline_ms = deadline_ms
+        self.handed_out = False
+        self.done = threading.Event()
+        self.result = None
+        self.is_error = False
+        self.lock = threading.Lock()
+
+    def finish(self, body, is_error):
+        with self.lock:
+            if self.done.is_set():
+                return
+            self.result, self.is_error = body, is_error
+            self.done.set()
+
+
+def runtime_api_handler(invocation):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, status, body=b"", headers=()):
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path != f"{RUNTIME_API_PREFIX}/invocation/next":
+                return self.reply(404, b'{"errorMessage":"unknown path"}')
+            with invocation.lock:
+                first = not invocation.handed_out
+                invocation.handed_out = True
+            if not first:
+                # One invocation per process: park the runtime's next poll
+                # until the process is stopped, as Lambda freezes it.
+                invocation.done.wait()
+                time.sleep(3600)
+                return
+            self.reply(
+                200,
+                invocation.event_body,
+                [
+                    ("Content-Type", "application/json"),
+                    ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
+                    (
+                        "Lambda-Runtime-Invoked-Function-Arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:local",
+                    ),
+                ],
+            )
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            base = f"{RUNTIME_API_PREFIX}/invocation/{invocation.request_id}"
+            if self.path == f"{base}/response":
+                invocation.finish(body, False)
+            elif self.path == f"{base}/error":
+                invocation.finish(body, True)
+            elif self.path == f"{RUNTIME_API_PREFIX}/init/error":
+                invocation.finish(body, True)
+            else:
+                return self.reply(404, b'{"errorMessage":"unknown path"}')
+            self.reply(202, b'{"status":"OK"}')
+
+    return Handler
+
+
+def run_bootstrap(function, event_body):
+    """Runs one invocation of `function` with the real bootstrap; returns
+    (result_text, is_error, logs) as moto's own _invoke_lambda does."""
+    started = time.time()
+    timeout = float(function.timeout or 3)
+    invocation = Invocation(event_body, int((started + timeout) * 1000))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), runtime_api_handler(invocation))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    directory = code_dir(function)
+    bootstrap = os.path.join(directory, "bootstrap")
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": str(function.version),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{invocation.request_id}",
+        "AWS_REGION": function.region,
+        "AWS_DEFAULT_REGION": function.region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
+        "_HANDLER": str(function.handler),
+        "LAMBDA_TASK_ROOT": directory,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_SESSION_TOKEN": "test",
+        "AWS_ENDPOINT_URL": ENDPOINT["url"],
+    }
+    env.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
+    logs = ""
+    try:
+        process = subprocess.Popen(
+            [bootstrap],
+            cwd=directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as err:
+        server.shutdown()
+        result = json.dumps(
+            {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": f"cannot start bootstrap: {err}"}
+        )
+        return record(function, event_body, result, True, str(err), started)
+    with CHILDREN_LOCK:
+        CHILDREN.add(process)
+    output = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
+    reader.start()
+    try:
+        # Done when the function answers, or when the process exits first
+        # (a crash or an init failure).
+        while not invocation.done.wait(0.01):
+            if process.poll() is not None:
+                invocation.done.wait(0.2)
+                invocation.finish(
+                    json.dumps(
+                        {
+                            "errorType": "Runtime.ExitError",
+                            "errorMessage": f"bootstrap exited with status {process.returncode} before answering",
+                        }
+                    ),
+                    True,
+                )
+            elif time.time() - started > timeout:
+                invocation.finish(
+                    json.dumps(
+                        {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout:.2f} seconds"}
+                    ),
+                    True,
+                )
+    finally:
+        stop(process)
+        reader.join(5)
+        server.shutdown()
+        server.server_close()
+    logs = b"".join(output).decode("utf-8", "replace")
+    return record(function, event_body, invocation.result, invocation.is_error, logs, started)
+
+
+def stop(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    with CHILDREN_LOCK:
+        CHILDREN.discard(process)
+
+
+def record(function, event_body, result, is_error, logs, started):
+    try:
+        event = json.loads(event_body)
+    except ValueError:
+        event = event_body
+    with INVOCATIONS_LOCK:
+        INVOCATIONS.append(
+            {
+                "function": function.function_name,
+                "event": event,
+                "result": result,
+                "is_error": is_error,
+                "logs": logs,
+                "duration_ms": round((time.time() - started) * 1000, 1),
+            }
+        )
+    return result, is_error, logs
+
+
+def _invoke_lambda(self, event=None):
+    if event is None:
+        event = {}
+    body = event if isinstance(event, str) else json.dumps(event)
+    return run_bootstrap(self, body)
+
+
+lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
+
+
+# ---------------------------------------------------------------------------
+# Start, stop.
+# ---------------------------------------------------------------------------
+
+
+def shutdown(*_):
+    with CHILDREN_LOCK:
+        children = list(CHILDREN)
+    for process in children:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os._exit(0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--pidfile")
+    parser.add_argument("--exit-with-stdin", action="store_true")
+    args = parser.parse_args()
+
+    app = HarnessApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.socket.getsockname()[1]
+    os.environ["MOTO_PORT"] = str(port)
+    ENDPOINT["url"] = f"http://{args.host}:{port}"
+    if args.pidfile:
+        with open(args.pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    threading.Thread(target=delivery_worker, daemon=True).start()
+    if args.exit_with_stdin:
+
+        def watch_stdin():
+            while sys.stdin.buffer.read(4096):
+                pass
+            shutdown()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+
+    print(f"READY {port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
