@@ -1,10 +1,12 @@
 //! The command line (laptop and CI mode): clap definitions and dispatch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::deploy::spec::{self, Flags, Spec};
+use crate::deploy::{self, Code, DeployError};
 use crate::package::Bootstrap;
 
 #[derive(Parser)]
@@ -25,6 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Provision (or converge) the fan-out from SRC to every DST.
+    Deploy(DeployArgs),
+    /// Show what is deployed for SRC and how it differs from what deploy would make.
+    Status(TargetArgs),
+    /// Remove what deploy made for SRC (or only the given destinations).
+    Destroy(DestroyArgs),
     /// Write the Lambda zip: this executable (or --bootstrap) as `bootstrap`.
     Package {
         /// Where to write the zip.
@@ -37,21 +45,217 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct AwsArgs {
+    /// AWS region (default: the source bucket's; it must match it).
+    #[arg(long)]
+    region: Option<String>,
+    /// Named profile from the AWS config files.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The bucket whose new objects are copied.
+    #[arg(long, value_name = "SRC")]
+    source: Option<String>,
+    /// A bucket that receives a copy of every new object (repeat for more).
+    #[arg(long = "dest", value_name = "DST")]
+    dest: Vec<String>,
+    /// Function memory in MB [default: 128].
+    #[arg(long)]
+    memory: Option<i32>,
+    /// Function timeout in seconds [default: 300].
+    #[arg(long)]
+    timeout: Option<i32>,
+    /// Only keys starting with this are copied.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only keys ending with this are copied.
+    #[arg(long)]
+    suffix: Option<String>,
+    /// A tag for everything deploy creates (repeat for more).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// A Linux build of s3fan to deploy instead of the running one.
+    #[arg(long, value_name = "PATH")]
+    bootstrap: Option<PathBuf>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// The fan-out's source bucket.
+    #[arg(long, value_name = "SRC")]
+    source: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Args)]
+struct DestroyArgs {
+    /// The fan-out's source bucket.
+    #[arg(long, value_name = "SRC")]
+    source: Option<String>,
+    /// Remove only this destination (repeat for more); default: everything.
+    #[arg(long = "dest", value_name = "DST")]
+    dest: Vec<String>,
+    /// Print what would be removed and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Package { out, bootstrap } => package(&out, bootstrap.as_deref()),
+    if let Command::Package { out, bootstrap } = &cli.command {
+        return finish(package(out, bootstrap.as_deref()), Output::Text);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return finish(
+                Err(format!("cannot start the async runtime: {err}")),
+                Output::Text,
+            );
+        }
     };
+    let (result, output) = match cli.command {
+        Command::Deploy(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(deploy_command(args)), output)
+        }
+        Command::Status(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(status_command(args)), output)
+        }
+        Command::Destroy(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(destroy_command(args)), output)
+        }
+        Command::Package { .. } => unreachable!("handled above"),
+    };
+    finish(result, output)
+}
+
+/// What a command printed, and whether it succeeded.
+type Printed = Result<bool, String>;
+
+fn finish(result: Result<bool, String>, output: Output) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(message) => {
+            if output == Output::Json {
+                println!("{}", serde_json::json!({"ok": false, "error": message}));
+            }
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn package(out: &std::path::Path, bootstrap: Option<&std::path::Path>) -> Result<(), String> {
+fn print<T: serde::Serialize>(value: &T, text: String, ok: bool, output: Output) -> Printed {
+    match output {
+        Output::Text => print!("{text}"),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value)
+                .map_err(|err| format!("cannot write JSON: {err}"))?
+        ),
+    }
+    Ok(ok)
+}
+
+fn file_config() -> Result<spec::FileConfig, String> {
+    let dir = std::env::current_dir()
+        .map_err(|err| format!("cannot read the working directory: {err}"))?;
+    spec::load_file(&dir).map_err(|err| err.to_string())
+}
+
+async fn deploy_command(args: DeployArgs) -> Printed {
+    let flags = Flags {
+        source: args.source,
+        dest: args.dest,
+        region: args.aws.region,
+        profile: args.aws.profile,
+        memory: args.memory,
+        timeout: args.timeout,
+        prefix: args.prefix,
+        suffix: args.suffix,
+        tags: args.tags,
+    };
+    let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
+    let code = Code::load(args.bootstrap.as_deref()).map_err(|err| err.0)?;
+    let report = deploy::deploy(spec, code, args.dry_run)
+        .await
+        .map_err(explain)?;
+    print(&report, report.render_text(), report.ok, args.aws.output)
+}
+
+/// status and destroy name a source, and destinations only to narrow.
+fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Result<Spec, String> {
+    let file = file_config()?;
+    let source = source
+        .or(file.source)
+        .ok_or_else(|| spec::SpecError::NoSource.to_string())?;
+    spec::check_bucket_name("source", &source).map_err(|err| err.to_string())?;
+    for destination in &dest {
+        spec::check_bucket_name("destination", destination).map_err(|err| err.to_string())?;
+    }
+    Ok(Spec {
+        source,
+        destinations: dest,
+        region: aws.region.clone().or(file.region),
+        profile: aws.profile.clone().or(file.profile),
+        memory: file.memory.unwrap_or(spec::DEFAULT_MEMORY_MB),
+        timeout: file.timeout.unwrap_or(spec::DEFAULT_TIMEOUT_SECONDS),
+        prefix: file.prefix,
+        suffix: file.suffix,
+        tags: file.tags.unwrap_or_default(),
+    })
+}
+
+async fn status_command(args: TargetArgs) -> Printed {
+    let spec = target_spec(args.source, Vec::new(), &args.aws)?;
+    let code = Code::load(None).map_err(|err| err.0)?;
+    let report = deploy::status(spec, code).await.map_err(explain)?;
+    print(&report, report.render_text(), true, args.aws.output)
+}
+
+async fn destroy_command(args: DestroyArgs) -> Printed {
+    let spec = target_spec(args.source, args.dest, &args.aws)?;
+    let code = Code::load(None).map_err(|err| err.0)?;
+    let report = deploy::destroy(spec, code, args.dry_run)
+        .await
+        .map_err(explain)?;
+    print(&report, report.render_text(), report.ok, args.aws.output)
+}
+
+/// Errors before any change say so: nothing needs cleaning up.
+fn explain(err: DeployError) -> String {
+    format!("{err}\nNothing was changed.")
+}
+
+fn package(out: &Path, bootstrap: Option<&Path>) -> Printed {
     let bootstrap = Bootstrap::load(bootstrap).map_err(|err| err.to_string())?;
     let zip = bootstrap.zip().map_err(|err| err.to_string())?;
     std::fs::write(out, &zip).map_err(|err| format!("cannot write {}: {err}", out.display()))?;
@@ -62,5 +266,5 @@ fn package(out: &std::path::Path, bootstrap: Option<&std::path::Path>) -> Result
         bootstrap.path.display(),
         bootstrap.architecture.lambda_name()
     );
-    Ok(())
+    Ok(true)
 }

@@ -7,6 +7,7 @@
 
 mod aws;
 mod cli;
+mod deploy;
 mod handler;
 mod package;
 mod version;

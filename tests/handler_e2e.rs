@@ -404,3 +404,45 @@ async fn a_function_whose_destination_is_its_source_refuses_to_loop() {
         .collect();
     assert_eq!(keys.len(), 1, "nothing was written: {keys:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_version_is_the_version_copied() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let clients = local_aws().clients().await;
+    let (source, destination, function) = direct_setup(&clients).await;
+    clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(&source)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    let mut versions = Vec::new();
+    for body in ["first write", "second write"] {
+        let put = clients
+            .s3
+            .put_object()
+            .bucket(&source)
+            .key("v.txt")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+        versions.push(put.version_id().expect("a version id").to_owned());
+    }
+
+    let mut event = s3_event(&source, &[("ObjectCreated:Put", "v.txt")]);
+    event["Records"][0]["s3"]["object"]["versionId"] = json!(versions[0]);
+    let (error, result) = invoke(&clients, &function, &event).await;
+    assert_eq!(error, None, "{result}");
+    let copy = clients.get(&destination, "v.txt").await.expect("copied");
+    assert_eq!(
+        copy.bytes, b"first write",
+        "the event named the first version"
+    );
+}

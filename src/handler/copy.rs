@@ -103,3 +103,160 @@ where
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The copy layer against an in-process fake S3: one canned answer per
+    //! connection, and the request it received. moto ignores
+    //! `x-amz-copy-source-if-match`, so the 412 path is shown here.
+
+    use super::*;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves one HTTP response, returns the client and the raw request head.
+    async fn fake_s3(
+        status: &str,
+        body: &'static str,
+    ) -> (Client, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let status = status.to_owned();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (client_for(&format!("http://{address}")), server)
+    }
+
+    fn client_for(endpoint: &str) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn request() -> CopyRequest {
+        CopyRequest {
+            source_bucket: "src".into(),
+            key: "dir/a b+é.txt".into(),
+            version_id: Some("v1".into()),
+            if_match: Some("0123abcd".into()),
+            size: Some(3),
+            destination_bucket: "dst.two".into(),
+        }
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    #[tokio::test]
+    async fn sends_an_encoded_copy_source_and_the_etag_condition() {
+        let ok = "<CopyObjectResult><ETag>\"0123abcd\"</ETag></CopyObjectResult>";
+        let (client, server) = fake_s3("200 OK", ok).await;
+        assert_eq!(
+            copy_object(&client, &request()).await,
+            Ok(CopyOutcome::Copied)
+        );
+        let head = server.await.unwrap();
+        assert!(
+            head.starts_with("PUT /dst.two/dir/a%20b%2B%C3%A9.txt"),
+            "{head}"
+        );
+        assert_eq!(
+            header(&head, "x-amz-copy-source"),
+            Some("src/dir/a%20b%2B%C3%A9.txt?versionId=v1")
+        );
+        assert_eq!(
+            header(&head, "x-amz-copy-source-if-match"),
+            Some("\"0123abcd\"")
+        );
+        assert_eq!(header(&head, "x-amz-metadata-directive"), Some("COPY"));
+        assert_eq!(header(&head, "x-amz-tagging-directive"), Some("COPY"));
+    }
+
+    #[tokio::test]
+    async fn without_an_etag_there_is_no_condition() {
+        let ok = "<CopyObjectResult><ETag>\"x\"</ETag></CopyObjectResult>";
+        let (client, server) = fake_s3("200 OK", ok).await;
+        let unconditional = CopyRequest {
+            if_match: None,
+            version_id: None,
+            ..request()
+        };
+        assert_eq!(
+            copy_object(&client, &unconditional).await,
+            Ok(CopyOutcome::Copied)
+        );
+        let head = server.await.unwrap();
+        assert_eq!(header(&head, "x-amz-copy-source-if-match"), None);
+        assert_eq!(
+            header(&head, "x-amz-copy-source"),
+            Some("src/dir/a%20b%2B%C3%A9.txt")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_source_is_not_a_failure() {
+        let error = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
+        let (client, _server) = fake_s3("412 Precondition Failed", error).await;
+        assert_eq!(
+            copy_object(&client, &request()).await,
+            Ok(CopyOutcome::SourceChanged)
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_errors_carry_code_message_and_names() {
+        let error = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+        let (client, _server) = fake_s3("404 Not Found", error).await;
+        let failure = copy_object(&client, &request()).await.unwrap_err();
+        assert_eq!(failure.code, "NoSuchKey");
+        assert_eq!(failure.message, "The specified key does not exist.");
+        assert_eq!(
+            failure.to_string(),
+            "copy of s3://src/dir/a b+é.txt to s3://dst.two/dir/a b+é.txt failed: NoSuchKey: \
+             The specified key does not exist."
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_s3_is_a_dispatch_failure() {
+        // Bind then drop: nothing listens on this port any more.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = client_for(&format!("http://127.0.0.1:{port}"));
+        let failure = copy_object(&client, &request()).await.unwrap_err();
+        assert_eq!(failure.code, "DispatchFailure");
+        assert!(
+            failure.message.contains("connect") || failure.message.contains("refused"),
+            "{}",
+            failure.message
+        );
+    }
+}

@@ -49,6 +49,8 @@ from werkzeug.serving import make_server
 
 import moto.awslambda.models as lambda_models
 import moto.s3.notifications as s3_notifications
+import moto.s3.responses as s3_responses
+from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -152,6 +154,26 @@ class HarnessApp:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+
+# ---------------------------------------------------------------------------
+# Wire-format fixes where moto's answer differs from S3's.
+# ---------------------------------------------------------------------------
+
+_original_get_bucket_notification = s3_responses.S3Response.get_bucket_notification
+
+
+def _get_bucket_notification(self):
+    """A bucket without notifications: S3 answers an empty
+    <NotificationConfiguration/>; moto 5.2 answers <GetBucketNotificationResponse/>,
+    which the AWS SDKs for Rust and Go reject."""
+    if not self.backend.get_bucket_notification_configuration(self.bucket_name):
+        self.data["Action"] = "GetBucketNotificationConfiguration"
+        return self.serialized(ActionResult({}))
+    return _original_get_bucket_notification(self)
+
+
+s3_responses.S3Response.get_bucket_notification = _get_bucket_notification
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,357 @@
+//! One Lambda function per destination: the s3fan binary as the `bootstrap`
+//! of a provided.al2023 function, its destination in `S3FAN_DEST_BUCKET`.
+//! Code is updated only when CodeSha256 differs, configuration only when it
+//! differs, and each update waits for the previous one to finish.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture as LambdaArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime,
+};
+
+use super::names::{DEST_BUCKET_VAR, SOURCE_BUCKET_VAR, function_name, role_name};
+use super::plan::{Action, Change, Kind};
+use super::{Context, DeployError, aws_failure, is_code};
+
+const RUNTIME: Runtime = Runtime::Providedal2023;
+const HANDLER: &str = "bootstrap";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    Absent,
+    Present(Box<Deployed>),
+}
+
+/// What matters of a deployed function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub role: String,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub memory: Option<i32>,
+    pub timeout: Option<i32>,
+    pub environment: HashMap<String, String>,
+    pub architecture: Option<String>,
+    pub code_sha256: String,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub create: bool,
+    pub code: bool,
+    pub config: bool,
+    pub delete: bool,
+}
+
+impl Op {
+    const NOTHING: Op = Op {
+        create: false,
+        code: false,
+        config: false,
+        delete: false,
+    };
+}
+
+pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, DeployError> {
+    observe_named(ctx, &function_name(destination)).await
+}
+
+pub async fn observe_named(ctx: &Context, name: &str) -> Result<Observed, DeployError> {
+    let out = match ctx.lambda.get_function().function_name(name).send().await {
+        Ok(out) => out,
+        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(Observed::Absent),
+        Err(err) => {
+            return Err(aws_failure(
+                format!("cannot read Lambda function {name}"),
+                &err,
+            ));
+        }
+    };
+    let Some(config) = out.configuration else {
+        return Err(DeployError(format!(
+            "Lambda returned function {name} without its configuration; run the command again"
+        )));
+    };
+    Ok(Observed::Present(Box::new(Deployed {
+        role: config.role.unwrap_or_default(),
+        runtime: config.runtime.map(|r| r.as_str().to_owned()),
+        handler: config.handler,
+        memory: config.memory_size,
+        timeout: config.timeout,
+        environment: config
+            .environment
+            .and_then(|e| e.variables)
+            .unwrap_or_default(),
+        architecture: config
+            .architectures
+            .and_then(|a| a.first().map(|a| a.as_str().to_owned())),
+        code_sha256: config.code_sha256.unwrap_or_default(),
+        last_modified: config.last_modified,
+    })))
+}
+
+fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (DEST_BUCKET_VAR.to_owned(), destination.to_owned()),
+        (SOURCE_BUCKET_VAR.to_owned(), ctx.spec.source.clone()),
+    ])
+}
+
+/// Plans the function; refuses to take over a function of the same name
+/// that is not this fan-out's.
+pub fn plan(
+    ctx: &Context,
+    destination: &str,
+    observed: &Observed,
+) -> Result<Change<Op>, DeployError> {
+    let name = function_name(destination);
+    let (action, op, detail) = match observed {
+        Observed::Absent => (
+            Action::Create,
+            Op {
+                create: true,
+                ..Op::NOTHING
+            },
+            format!(
+                "{}, {} bytes zipped",
+                ctx.code.architecture.lambda_name(),
+                ctx.code.zip.len()
+            ),
+        ),
+        Observed::Present(deployed) => {
+            let owner = deployed.environment.get(SOURCE_BUCKET_VAR);
+            if owner != Some(&ctx.spec.source) {
+                return Err(DeployError(match owner {
+                    Some(other) => format!(
+                        "Lambda function {name} (for destination {destination}) already belongs to \
+                         s3fan's fan-out from bucket {other}; a destination bucket can be served \
+                         by one source only. Remove it there first (s3fan destroy --source {other} \
+                         --dest {destination})"
+                    ),
+                    None => format!(
+                        "a Lambda function named {name} already exists and was not made by s3fan; \
+                         s3fan will not take it over. Delete or rename it, then run deploy again"
+                    ),
+                }));
+            }
+            let code = deployed.code_sha256 != ctx.code.sha256
+                || deployed.architecture.as_deref() != Some(ctx.code.architecture.lambda_name());
+            let config = deployed.role != ctx.scope.role_arn(&role_name(destination))
+                || deployed.runtime.as_deref() != Some(RUNTIME.as_str())
+                || deployed.handler.as_deref() != Some(HANDLER)
+                || deployed.memory != Some(ctx.spec.memory)
+                || deployed.timeout != Some(ctx.spec.timeout)
+                || deployed.environment != desired_environment(ctx, destination);
+            let detail = match (code, config) {
+                (true, true) => "code and configuration",
+                (true, false) => "code",
+                (false, true) => "configuration",
+                (false, false) => "",
+            };
+            let action = if code || config {
+                Action::Update
+            } else {
+                Action::Unchanged
+            };
+            (
+                action,
+                Op {
+                    code,
+                    config,
+                    ..Op::NOTHING
+                },
+                detail.to_owned(),
+            )
+        }
+    };
+    Ok(Change {
+        kind: Kind::Function,
+        name,
+        destination: Some(destination.to_owned()),
+        action,
+        detail,
+        op,
+    })
+}
+
+pub fn plan_delete(name: &str, destination: &str, observed: &Observed) -> Change<Op> {
+    let present = matches!(observed, Observed::Present(_));
+    Change {
+        kind: Kind::Function,
+        name: name.to_owned(),
+        destination: Some(destination.to_owned()),
+        action: if present {
+            Action::Delete
+        } else {
+            Action::Unchanged
+        },
+        detail: if present {
+            String::new()
+        } else {
+            "already gone".into()
+        },
+        op: Op {
+            delete: present,
+            ..Op::NOTHING
+        },
+    }
+}
+
+pub async fn apply(
+    ctx: &Context,
+    name: &str,
+    destination: &str,
+    op: Op,
+) -> Result<(), DeployError> {
+    if op.delete {
+        return match ctx
+            .lambda
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
+            Err(err) => Err(aws_failure(
+                format!("cannot delete Lambda function {name}"),
+                &err,
+            )),
+        };
+    }
+    if op.create {
+        return create(ctx, name, destination).await;
+    }
+    if op.code {
+        ctx.lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(ctx.code.zip.clone()))
+            .architectures(architecture(ctx))
+            .send()
+            .await
+            .map_err(|err| {
+                aws_failure(
+                    format!("cannot update the code of Lambda function {name}"),
+                    &err,
+                )
+            })?;
+        wait_until_updated(ctx, name).await?;
+    }
+    if op.config {
+        ctx.lambda
+            .update_function_configuration()
+            .function_name(name)
+            .role(ctx.scope.role_arn(&role_name(destination)))
+            .runtime(RUNTIME)
+            .handler(HANDLER)
+            .memory_size(ctx.spec.memory)
+            .timeout(ctx.spec.timeout)
+            .environment(environment(ctx, destination))
+            .send()
+            .await
+            .map_err(|err| {
+                aws_failure(
+                    format!("cannot update the configuration of Lambda function {name}"),
+                    &err,
+                )
+            })?;
+        wait_until_updated(ctx, name).await?;
+    }
+    Ok(())
+}
+
+fn architecture(ctx: &Context) -> LambdaArchitecture {
+    LambdaArchitecture::from(ctx.code.architecture.lambda_name())
+}
+
+fn environment(ctx: &Context, destination: &str) -> Environment {
+    Environment::builder()
+        .set_variables(Some(desired_environment(ctx, destination)))
+        .build()
+}
+
+/// A new role takes seconds to become assumable by Lambda; until then
+/// CreateFunction fails with InvalidParameterValueException. Retry with
+/// backoff for about a minute, then fail with the reason.
+async fn create(ctx: &Context, name: &str, destination: &str) -> Result<(), DeployError> {
+    let mut delay = Duration::from_millis(500);
+    let mut waited = Duration::ZERO;
+    loop {
+        let mut create = ctx
+            .lambda
+            .create_function()
+            .function_name(name)
+            .description(format!(
+                "s3fan: copies new objects from s3://{} to s3://{destination}",
+                ctx.spec.source
+            ))
+            .role(ctx.scope.role_arn(&role_name(destination)))
+            .runtime(RUNTIME)
+            .handler(HANDLER)
+            .architectures(architecture(ctx))
+            .memory_size(ctx.spec.memory)
+            .timeout(ctx.spec.timeout)
+            .environment(environment(ctx, destination))
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(ctx.code.zip.clone()))
+                    .build(),
+            );
+        for (key, value) in ctx.tags(Some(destination)) {
+            create = create.tags(key, value);
+        }
+        match create.send().await {
+            Ok(_) => return Ok(()),
+            Err(err)
+                if is_code(&err, &["InvalidParameterValueException"])
+                    && super::message_of(&err).contains("role")
+                    && waited < Duration::from_secs(60) =>
+            {
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            Err(err) => {
+                return Err(aws_failure(
+                    format!(
+                        "cannot create Lambda function {name} (after waiting {}s for its new role)",
+                        waited.as_secs()
+                    ),
+                    &err,
+                ));
+            }
+        }
+    }
+}
+
+/// Lambda refuses a second update while one is in progress.
+async fn wait_until_updated(ctx: &Context, name: &str) -> Result<(), DeployError> {
+    for _ in 0..300 {
+        let config = ctx
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|err| aws_failure(format!("cannot read Lambda function {name}"), &err))?;
+        match config.last_update_status() {
+            Some(LastUpdateStatus::InProgress) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Some(LastUpdateStatus::Failed) => {
+                return Err(DeployError(format!(
+                    "the update of Lambda function {name} failed: {}",
+                    config
+                        .last_update_status_reason()
+                        .unwrap_or("no reason given")
+                )));
+            }
+            _ => return Ok(()),
+        }
+    }
+    Err(DeployError(format!(
+        "Lambda function {name} was still updating after 5 minutes; run deploy again to finish"
+    )))
+}

@@ -1,0 +1,127 @@
+//! Every s3fan function in the region, found by the variables deploy sets on
+//! each (`S3FAN_SOURCE_BUCKET`, `S3FAN_DEST_BUCKET`). One paginated
+//! ListFunctions gives what a re-run must remove (destinations no longer
+//! listed) and the fan-out graph that a new deploy must not close into a loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::names::{DEST_BUCKET_VAR, SOURCE_BUCKET_VAR};
+use super::{Context, DeployError, aws_failure};
+
+/// One deployed edge of some fan-out: a function copying source -> destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub function: String,
+    pub source: String,
+    pub destination: String,
+    pub code_sha256: String,
+    pub last_modified: String,
+}
+
+pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
+    let mut edges = Vec::new();
+    let mut pages = ctx.lambda.list_functions().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| aws_failure("cannot list Lambda functions", &err))?;
+        for function in page.functions() {
+            let Some(variables) = function.environment().and_then(|e| e.variables()) else {
+                continue;
+            };
+            if let (Some(source), Some(destination)) = (
+                variables.get(SOURCE_BUCKET_VAR),
+                variables.get(DEST_BUCKET_VAR),
+            ) {
+                edges.push(Edge {
+                    function: function.function_name().unwrap_or_default().to_owned(),
+                    source: source.clone(),
+                    destination: destination.clone(),
+                    code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
+                    last_modified: function.last_modified().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    edges.sort_by(|a, b| a.destination.cmp(&b.destination));
+    Ok(edges)
+}
+
+/// A chain of fan-outs that would lead from `source` back to itself once
+/// `source -> destinations` is deployed, e.g. `[a, b, c, a]`.
+pub fn find_loop(existing: &[Edge], source: &str, destinations: &[String]) -> Option<Vec<String>> {
+    let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for edge in existing.iter().filter(|e| e.source != source) {
+        graph
+            .entry(&edge.source)
+            .or_default()
+            .insert(&edge.destination);
+    }
+    graph
+        .entry(source)
+        .or_default()
+        .extend(destinations.iter().map(String::as_str));
+    // Depth-first search for a path back to `source`.
+    let mut stack: Vec<Vec<&str>> = vec![vec![source]];
+    let mut seen = BTreeSet::new();
+    while let Some(path) = stack.pop() {
+        let last = path[path.len() - 1];
+        for next in graph.get(last).into_iter().flatten() {
+            if *next == source {
+                let mut cycle: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+                cycle.push(source.to_owned());
+                return Some(cycle);
+            }
+            if seen.insert(*next) {
+                let mut longer = path.clone();
+                longer.push(next);
+                stack.push(longer);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(source: &str, destination: &str) -> Edge {
+        Edge {
+            function: destination.into(),
+            source: source.into(),
+            destination: destination.into(),
+            code_sha256: String::new(),
+            last_modified: String::new(),
+        }
+    }
+
+    fn dests(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_a_direct_loop() {
+        let existing = [edge("b", "a")];
+        assert_eq!(
+            find_loop(&existing, "a", &dests(&["b"])),
+            Some(dests(&["a", "b", "a"]))
+        );
+    }
+
+    #[test]
+    fn finds_a_longer_loop() {
+        let existing = [edge("b", "c"), edge("c", "a"), edge("x", "y")];
+        assert_eq!(
+            find_loop(&existing, "a", &dests(&["z", "b"])),
+            Some(dests(&["a", "b", "c", "a"]))
+        );
+    }
+
+    #[test]
+    fn chains_without_a_cycle_are_fine() {
+        let existing = [edge("b", "c"), edge("c", "d"), edge("a", "old")];
+        assert_eq!(find_loop(&existing, "a", &dests(&["b"])), None);
+        // a's own current edges are replaced by the new list, not added to it.
+        let existing = [edge("a", "b"), edge("b", "c")];
+        assert_eq!(find_loop(&existing, "a", &dests(&["c"])), None);
+    }
+}

@@ -1,0 +1,718 @@
+//! Laptop and CI mode: provision, inspect and remove one fan-out.
+//!
+//! Every command reads what exists, plans (a list of changes, pure once the
+//! state is read), then applies idempotent steps. Each AWS resource lives in
+//! one module with the same shape: `observe`, `plan`, `apply`.
+
+mod function;
+mod inventory;
+mod names;
+mod notification;
+mod permission;
+pub mod plan;
+mod policy;
+mod role;
+pub mod spec;
+mod subscription;
+mod topic;
+
+use std::collections::BTreeMap;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::config::ProvideCredentials;
+use futures::future::join_all;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::package::{Architecture, Bootstrap};
+use plan::{Action, Change, Outcome, Status, Summary};
+use policy::Scope;
+use spec::Spec;
+
+/// A failure with its context: what was being done, and what AWS said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeployError(pub String);
+
+/// `cannot <what>: <Code>: <message>`, or the transport failure in full.
+pub(crate) fn aws_failure<E, R>(what: impl std::fmt::Display, err: &SdkError<E, R>) -> DeployError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => DisplayErrorContext(err).to_string(),
+    };
+    DeployError(format!("{what}: {detail}"))
+}
+
+pub(crate) fn is_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool {
+    err.code().is_some_and(|code| codes.contains(&code))
+}
+
+pub(crate) fn message_of<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    err.message().unwrap_or_default().to_owned()
+}
+
+/// The function's code: the zip, its CodeSha256 as Lambda reports it, and
+/// the architecture read from the executable.
+pub struct Code {
+    pub zip: Vec<u8>,
+    pub sha256: String,
+    pub architecture: Architecture,
+}
+
+impl Code {
+    pub fn load(bootstrap: Option<&std::path::Path>) -> Result<Code, DeployError> {
+        let bootstrap = Bootstrap::load(bootstrap).map_err(|err| DeployError(err.to_string()))?;
+        let zip = bootstrap
+            .zip()
+            .map_err(|err| DeployError(err.to_string()))?;
+        Ok(Code {
+            sha256: aws_smithy_types::base64::encode(Sha256::digest(&zip)),
+            zip,
+            architecture: bootstrap.architecture,
+        })
+    }
+}
+
+/// Everything a step needs: the request, where it goes, and the clients.
+pub struct Context {
+    pub spec: Spec,
+    pub scope: Scope,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub code: Code,
+}
+
+impl Context {
+    /// Checks credentials, finds the account and the source bucket's region,
+    /// and builds clients for that region.
+    pub async fn connect(spec: Spec, code: Code) -> Result<Context, DeployError> {
+        let config = crate::aws::sdk_config(spec.region.clone(), spec.profile.clone()).await;
+        check_credentials(&config).await?;
+        // Where the bucket is decides where the topic and functions go; any
+        // region can ask S3 that.
+        let bootstrap_config = match config.region() {
+            Some(_) => config.clone(),
+            None => config.to_builder().region(Region::new("us-east-1")).build(),
+        };
+        let (account, partition) = caller_account(&bootstrap_config).await?;
+        let region = bucket_region(&crate::aws::s3_client(&bootstrap_config), &spec.source).await?;
+        if let Some(asked) = &spec.region {
+            if *asked != region {
+                return Err(DeployError(format!(
+                    "source bucket {} is in {region}, not in --region {asked}: SNS and Lambda must be \
+                     in the bucket's region; drop --region or pass --region {region}",
+                    spec.source
+                )));
+            }
+        }
+        let regional = config
+            .to_builder()
+            .region(Region::new(region.clone()))
+            .build();
+        Ok(Context {
+            scope: Scope {
+                partition,
+                account,
+                region,
+            },
+            s3: crate::aws::s3_client(&regional),
+            sns: aws_sdk_sns::Client::new(&regional),
+            lambda: aws_sdk_lambda::Client::new(&regional),
+            iam: aws_sdk_iam::Client::new(&regional),
+            spec,
+            code,
+        })
+    }
+
+    pub fn topic_arn(&self) -> String {
+        self.scope.topic_arn(&names::topic_name(&self.spec.source))
+    }
+
+    pub fn function_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{function}",
+            self.scope.partition, self.scope.region, self.scope.account
+        )
+    }
+
+    /// The user's tags plus s3fan's own, for everything deploy creates.
+    pub fn tags(&self, destination: Option<&str>) -> BTreeMap<String, String> {
+        let mut tags = self.spec.tags.clone();
+        tags.insert(names::TAG_MANAGED_BY.into(), "s3fan".into());
+        tags.insert(names::TAG_SOURCE.into(), self.spec.source.clone());
+        if let Some(destination) = destination {
+            tags.insert(names::TAG_DESTINATION.into(), destination.to_owned());
+        }
+        tags
+    }
+}
+
+async fn check_credentials(config: &SdkConfig) -> Result<(), DeployError> {
+    const HOW: &str = "configure credentials with `aws configure`, `aws sso login`, \
+        AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+    let Some(provider) = config.credentials_provider() else {
+        return Err(DeployError(format!("no AWS credentials provider: {HOW}")));
+    };
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            DeployError(format!(
+                "no usable AWS credentials ({}): {HOW}",
+                DisplayErrorContext(&err)
+            ))
+        })
+}
+
+async fn caller_account(config: &SdkConfig) -> Result<(String, String), DeployError> {
+    let identity = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|err| {
+            aws_failure(
+                "cannot identify the caller's account (sts:GetCallerIdentity)",
+                &err,
+            )
+        })?;
+    let account = identity
+        .account()
+        .ok_or_else(|| DeployError("sts:GetCallerIdentity returned no account".into()))?
+        .to_owned();
+    let partition = identity
+        .arn()
+        .and_then(|arn| arn.split(':').nth(1))
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+        .to_owned();
+    Ok((account, partition))
+}
+
+async fn bucket_region(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<String, DeployError> {
+    match s3.get_bucket_location().bucket(bucket).send().await {
+        Ok(out) => Ok(match out.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_owned(),
+            Some("EU") => "eu-west-1".to_owned(),
+            Some(region) => region.to_owned(),
+        }),
+        Err(err) if is_code(&err, &["NoSuchBucket"]) => Err(DeployError(format!(
+            "source bucket {bucket} does not exist: check --source, or create the bucket first"
+        ))),
+        Err(err) if is_code(&err, &["AccessDenied", "AllAccessDisabled"]) => {
+            Err(DeployError(format!(
+                "source bucket {bucket} exists but these credentials cannot read its location (AccessDenied): \
+             it may belong to another account, or the caller lacks s3:GetBucketLocation"
+            )))
+        }
+        Err(err) => Err(aws_failure(
+            format!("cannot find the region of source bucket {bucket}"),
+            &err,
+        )),
+    }
+}
+
+/// Every destination must exist and be reachable before anything changes.
+async fn check_destinations(ctx: &Context) -> Result<(), DeployError> {
+    let checks = ctx.spec.destinations.iter().map(|bucket| async move {
+        match ctx.s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                Err(match status {
+                    Some(404) => format!("destination bucket {bucket} does not exist: create it, or fix --dest"),
+                    Some(403) => format!(
+                        "destination bucket {bucket} exists but these credentials cannot reach it (403): \
+                         it may belong to another account"
+                    ),
+                    Some(301) => return Ok(()), // in another region: it exists
+                    _ => aws_failure(format!("cannot check destination bucket {bucket}"), &err).0,
+                })
+            }
+        }
+    });
+    let problems: Vec<String> = join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DeployError(problems.join("; ")))
+    }
+}
+
+/// One change of any resource, with what its apply needs.
+pub enum Step {
+    Topic(Change<topic::Op>),
+    Notification(Change<notification::Op>),
+    Role(Change<role::Op>),
+    Function(Change<function::Op>),
+    Permission {
+        function: String,
+        change: Change<permission::Op>,
+    },
+    Subscription(Change<subscription::Op>),
+}
+
+impl Step {
+    fn outcome(&self, status: Status) -> Outcome {
+        match self {
+            Step::Topic(c) => Outcome::of(c, status),
+            Step::Notification(c) => Outcome::of(c, status),
+            Step::Role(c) => Outcome::of(c, status),
+            Step::Function(c) => Outcome::of(c, status),
+            Step::Permission { change, .. } => Outcome::of(change, status),
+            Step::Subscription(c) => Outcome::of(c, status),
+        }
+    }
+
+    fn action(&self) -> Action {
+        self.outcome(Status::Planned).action
+    }
+
+    async fn apply(&self, ctx: &Context) -> Result<(), DeployError> {
+        if !self.action().changes_something() {
+            return Ok(());
+        }
+        let destination = |c: &Option<String>| c.clone().unwrap_or_default();
+        match self {
+            Step::Topic(c) => topic::apply(ctx, c.op).await,
+            Step::Notification(c) => notification::apply(ctx, &c.op).await,
+            Step::Role(c) => role::apply(ctx, &destination(&c.destination), c.op).await,
+            Step::Function(c) => {
+                function::apply(ctx, &c.name, &destination(&c.destination), c.op).await
+            }
+            Step::Permission { function, change } => {
+                permission::apply(ctx, function, change.op).await
+            }
+            Step::Subscription(c) => subscription::apply(ctx, &c.name, &c.op).await,
+        }
+    }
+}
+
+/// Stages run one after another; the groups of a stage run concurrently (one
+/// per destination); the steps of a group run in order. A failure stops its
+/// group and every later stage: a re-run picks up from what exists.
+pub struct Plan {
+    pub stages: Vec<Vec<Vec<Step>>>,
+}
+
+impl Plan {
+    fn outcomes(&self, status: Status) -> Vec<Outcome> {
+        self.steps()
+            .map(|step| step.outcome(status.clone()))
+            .collect()
+    }
+
+    fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.stages.iter().flatten().flatten()
+    }
+
+    async fn apply(&self, ctx: &Context) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let mut failed = false;
+        for stage in &self.stages {
+            if failed {
+                outcomes.extend(
+                    stage
+                        .iter()
+                        .flatten()
+                        .map(|s| s.outcome(Status::NotAttempted)),
+                );
+                continue;
+            }
+            let groups = stage.iter().map(|group| async move {
+                let mut results = Vec::new();
+                let mut stopped = false;
+                for step in group {
+                    if stopped {
+                        results.push(step.outcome(Status::NotAttempted));
+                        continue;
+                    }
+                    match step.apply(ctx).await {
+                        Ok(()) => results.push(step.outcome(Status::Done)),
+                        Err(err) => {
+                            stopped = true;
+                            results.push(step.outcome(Status::Failed(err.0)));
+                        }
+                    }
+                }
+                results
+            });
+            for results in join_all(groups).await {
+                failed |= results
+                    .iter()
+                    .any(|o| matches!(o.status, Status::Failed(_)));
+                outcomes.extend(results);
+            }
+        }
+        outcomes
+    }
+}
+
+/// What a command did (or would do), for the text and JSON output.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub command: &'static str,
+    pub source: String,
+    pub region: String,
+    pub account: String,
+    pub dry_run: bool,
+    pub ok: bool,
+    pub changes: Vec<Outcome>,
+    pub summary: Summary,
+}
+
+impl Report {
+    fn new(command: &'static str, ctx: &Context, dry_run: bool, changes: Vec<Outcome>) -> Report {
+        Report {
+            command,
+            source: ctx.spec.source.clone(),
+            region: ctx.scope.region.clone(),
+            account: ctx.scope.account.clone(),
+            dry_run,
+            ok: !changes
+                .iter()
+                .any(|c| matches!(c.status, Status::Failed(_))),
+            summary: Summary::of(&changes),
+            changes,
+        }
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan {}{}: s3://{} (account {}, {})\n",
+            self.command,
+            if self.dry_run { " --dry-run" } else { "" },
+            self.source,
+            self.account,
+            self.region
+        );
+        for change in &self.changes {
+            out.push_str(&plan::render_line(change));
+            out.push('\n');
+        }
+        let s = &self.summary;
+        if self.dry_run {
+            let pending = self
+                .changes
+                .iter()
+                .filter(|c| c.action.changes_something())
+                .count();
+            out.push_str(&format!(
+                "{pending} to change, {} unchanged; nothing was changed (dry run)\n",
+                s.unchanged
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} created, {} updated, {} deleted, {} unchanged, {} failed\n",
+                s.created, s.updated, s.deleted, s.unchanged, s.failed
+            ));
+        }
+        if !self.ok {
+            out.push_str(&format!(
+                "{} stopped after a failure: what is marked done is in place, nothing else was touched. \
+                 Fix the cause above and run the same command again to finish.\n",
+                self.command
+            ));
+        }
+        out
+    }
+}
+
+/// `s3fan deploy`.
+pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
+    let ctx = Context::connect(spec, code).await?;
+    check_destinations(&ctx).await?;
+    let edges = inventory::list(&ctx).await?;
+    if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
+        return Err(DeployError(format!(
+            "this would make a replication loop: {}; every copy would trigger another forever. \
+             Remove the destination that leads back to {}",
+            cycle.join(" -> "),
+            ctx.spec.source
+        )));
+    }
+    let plan = plan_deploy(&ctx, &edges).await?;
+    let changes = if dry_run {
+        plan.outcomes(Status::Planned)
+    } else {
+        plan.apply(&ctx).await
+    };
+    Ok(Report::new("deploy", &ctx, dry_run, changes))
+}
+
+async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, DeployError> {
+    let topic_state = topic::observe(ctx).await?;
+    let notification_state = notification::observe(ctx).await?;
+    let subscriptions = subscription::observe_all(ctx).await?;
+    // Fails before any change if another configuration overlaps ours.
+    let notification_change = notification::plan(ctx, &notification_state)?;
+
+    let wanted = join_all(ctx.spec.destinations.iter().map(|destination| {
+        let subscriptions = &subscriptions;
+        async move {
+            let function = names::function_name(destination);
+            let role = role::observe(ctx, destination).await?;
+            let deployed = function::observe(ctx, destination).await?;
+            let permission = permission::observe(ctx, &function).await?;
+            Ok::<_, DeployError>(vec![
+                Step::Role(role::plan(ctx, destination, &role)),
+                Step::Function(function::plan(ctx, destination, &deployed)?),
+                Step::Permission {
+                    function: function.clone(),
+                    change: permission::plan(ctx, destination, &permission),
+                },
+                Step::Subscription(subscription::plan(ctx, destination, subscriptions)),
+            ])
+        }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+
+    let stale = edges
+        .iter()
+        .filter(|e| e.source == ctx.spec.source && !ctx.spec.destinations.contains(&e.destination));
+    let removals =
+        join_all(stale.map(|edge| plan_removal(ctx, edge, &subscriptions, "no longer listed")))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Plan {
+        stages: vec![
+            vec![vec![Step::Topic(topic::plan(ctx, &topic_state))]],
+            wanted,
+            removals,
+            // Last: events flow only once every destination can take them.
+            vec![vec![Step::Notification(notification_change)]],
+        ],
+    })
+}
+
+/// Subscription, permission, function, role: in that order, so the topic
+/// never delivers to a function that is gone.
+async fn plan_removal(
+    ctx: &Context,
+    edge: &inventory::Edge,
+    subscriptions: &[subscription::Subscription],
+    why: &str,
+) -> Result<Vec<Step>, DeployError> {
+    let function = &edge.function;
+    let destination = &edge.destination;
+    let deployed = function::observe_named(ctx, function).await?;
+    let permission = permission::observe(ctx, function).await?;
+    let role = role::observe(ctx, destination).await?;
+    let mut steps = vec![
+        Step::Subscription(subscription::plan_delete(
+            ctx,
+            function,
+            destination,
+            subscriptions,
+        )),
+        Step::Permission {
+            function: function.clone(),
+            change: permission::plan_delete(function, destination, &permission),
+        },
+        Step::Function(function::plan_delete(function, destination, &deployed)),
+        Step::Role(role::plan_delete(destination, &role)),
+    ];
+    for step in &mut steps {
+        set_detail(step, why);
+    }
+    Ok(steps)
+}
+
+fn set_detail(step: &mut Step, why: &str) {
+    let detail = match step {
+        Step::Topic(c) => &mut c.detail,
+        Step::Notification(c) => &mut c.detail,
+        Step::Role(c) => &mut c.detail,
+        Step::Function(c) => &mut c.detail,
+        Step::Permission { change, .. } => &mut change.detail,
+        Step::Subscription(c) => &mut c.detail,
+    };
+    if detail.is_empty() {
+        *detail = why.to_owned();
+    }
+}
+
+/// `s3fan destroy`: everything deploy made for the source (or only the named
+/// destinations), and nothing else.
+pub async fn destroy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
+    let ctx = Context::connect(spec, code).await?;
+    let edges = inventory::list(&ctx).await?;
+    let subscriptions = subscription::observe_all(&ctx).await?;
+    let everything = ctx.spec.destinations.is_empty();
+    let targets: Vec<&inventory::Edge> = edges
+        .iter()
+        .filter(|e| {
+            e.source == ctx.spec.source
+                && (everything || ctx.spec.destinations.contains(&e.destination))
+        })
+        .collect();
+    let removals = join_all(
+        targets
+            .iter()
+            .map(|edge| plan_removal(&ctx, edge, &subscriptions, "")),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut stages = Vec::new();
+    if everything {
+        let notification_state = notification::observe(&ctx).await?;
+        stages.push(vec![vec![Step::Notification(notification::plan_delete(
+            &ctx,
+            &notification_state,
+        ))]]);
+    }
+    stages.push(removals);
+    if everything {
+        let topic_state = topic::observe(&ctx).await?;
+        stages.push(vec![vec![Step::Topic(topic::plan_delete(
+            &ctx,
+            &topic_state,
+        ))]]);
+    }
+    let plan = Plan { stages };
+    let changes = if dry_run {
+        plan.outcomes(Status::Planned)
+    } else {
+        plan.apply(&ctx).await
+    };
+    Ok(Report::new("destroy", &ctx, dry_run, changes))
+}
+
+/// What `s3fan status` reports for one destination's function.
+#[derive(Debug, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub function: String,
+    pub code_sha256: String,
+    pub last_modified: String,
+    /// Whether the deployed code is exactly this binary's package.
+    pub runs_this_binary: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub source: String,
+    pub region: String,
+    pub account: String,
+    pub topic: Option<String>,
+    pub notification: bool,
+    pub destinations: Vec<DestinationStatus>,
+    /// Changes `deploy` with the deployed destinations would make.
+    pub drift: Vec<Outcome>,
+}
+
+impl StatusReport {
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan status: s3://{} (account {}, {})\n",
+            self.source, self.account, self.region
+        );
+        out.push_str(&format!(
+            "  topic         {}\n",
+            self.topic.as_deref().unwrap_or("absent")
+        ));
+        out.push_str(&format!(
+            "  notification  {}\n",
+            if self.notification {
+                "s3:ObjectCreated:* -> topic"
+            } else {
+                "absent"
+            }
+        ));
+        if self.destinations.is_empty() {
+            out.push_str("  no destinations deployed\n");
+        }
+        for d in &self.destinations {
+            out.push_str(&format!(
+                "  destination   s3://{} via function {} (code {}, {}; last modified {})\n",
+                d.destination,
+                d.function,
+                d.code_sha256,
+                if d.runs_this_binary {
+                    "this binary"
+                } else {
+                    "another build"
+                },
+                d.last_modified
+            ));
+        }
+        if self.drift.is_empty() {
+            out.push_str("in sync: deploy would change nothing\n");
+        } else {
+            out.push_str("drift (what deploy would change):\n");
+            for change in &self.drift {
+                out.push_str(&plan::render_line(change));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `s3fan status`: what is deployed, and how it differs from what deploy
+/// would make of the same destinations (the same planning code as deploy).
+pub async fn status(spec: Spec, code: Code) -> Result<StatusReport, DeployError> {
+    let mut ctx = Context::connect(spec, code).await?;
+    let edges = inventory::list(&ctx).await?;
+    let ours: Vec<&inventory::Edge> = edges
+        .iter()
+        .filter(|e| e.source == ctx.spec.source)
+        .collect();
+    if ctx.spec.destinations.is_empty() {
+        ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
+    }
+    let topic = match topic::observe(&ctx).await? {
+        topic::Observed::Absent => None,
+        topic::Observed::Present { .. } => Some(ctx.topic_arn()),
+    };
+    let notification_state = notification::observe(&ctx).await?;
+    let notification = notification_state
+        .topic_configurations()
+        .iter()
+        .any(|e| e.id() == Some(names::NOTIFICATION_ID));
+    let drift = if ctx.spec.destinations.is_empty() {
+        Vec::new()
+    } else {
+        plan_deploy(&ctx, &edges)
+            .await?
+            .outcomes(Status::Planned)
+            .into_iter()
+            .filter(|o| o.action.changes_something())
+            .collect()
+    };
+    Ok(StatusReport {
+        source: ctx.spec.source.clone(),
+        region: ctx.scope.region.clone(),
+        account: ctx.scope.account.clone(),
+        topic,
+        notification,
+        destinations: ours
+            .iter()
+            .map(|e| DestinationStatus {
+                destination: e.destination.clone(),
+                function: e.function.clone(),
+                code_sha256: e.code_sha256.clone(),
+                last_modified: e.last_modified.clone(),
+                runs_this_binary: e.code_sha256 == ctx.code.sha256,
+            })
+            .collect(),
+        drift,
+    })
+}

@@ -1,0 +1,118 @@
+//! The names deploy gives to what it creates. Stable, so that a re-run finds
+//! what an earlier run made, and valid for each service's own rules.
+//!
+//! The function rule (also in the README): a destination bucket whose name is
+//! a valid Lambda function name (no dots; bucket names are at most 63
+//! characters, under Lambda's 64) gives a function of exactly that name, as
+//! in the original design. A name with dots has each dot replaced by `-`, cut
+//! to 55 characters, and `-` plus the first 8 hex digits of the SHA-256 of
+//! the full bucket name appended, so that `a.b` and `a-b` never collide.
+
+use sha2::{Digest, Sha256};
+
+/// The SNS topic of one source bucket: `SRC-fanout`, as in the original.
+pub fn topic_name(source: &str) -> String {
+    format!("{source}-fanout")
+}
+
+/// The Id of s3fan's entry in the source bucket's notification configuration.
+pub const NOTIFICATION_ID: &str = "s3fan-fanout";
+
+/// The statement id of the permission that lets SNS invoke a function.
+pub const PERMISSION_STATEMENT_ID: &str = "s3fan-sns-invoke";
+
+/// The name of the inline policy on each function's role.
+pub const ROLE_POLICY_NAME: &str = "s3fan-replication";
+
+/// Environment variables that tie a function to its fan-out: the handler
+/// reads the destination; deploy finds its functions by the source.
+pub const DEST_BUCKET_VAR: &str = "S3FAN_DEST_BUCKET";
+pub const SOURCE_BUCKET_VAR: &str = "S3FAN_SOURCE_BUCKET";
+
+/// Tag keys on everything deploy makes.
+pub const TAG_MANAGED_BY: &str = "managed-by";
+pub const TAG_SOURCE: &str = "s3fan:source";
+pub const TAG_DESTINATION: &str = "s3fan:destination";
+
+/// The Lambda function for one destination bucket.
+pub fn function_name(destination: &str) -> String {
+    if is_valid_function_name(destination) {
+        return destination.to_owned();
+    }
+    let dashed: String = destination
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(55)
+        .collect();
+    format!("{dashed}-{}", short_hash(destination))
+}
+
+/// The IAM role of one destination's function (role names: 64 characters).
+pub fn role_name(destination: &str) -> String {
+    let function = function_name(destination);
+    let name = format!("s3fan-{function}");
+    if name.len() <= 64 {
+        return name;
+    }
+    let cut: String = function.chars().take(48).collect();
+    format!("s3fan-{cut}-{}", short_hash(destination))
+}
+
+fn is_valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_bucket_names_are_the_function_name() {
+        assert_eq!(function_name("photos-backup"), "photos-backup");
+        let longest = "a".repeat(63);
+        assert_eq!(function_name(&longest), longest);
+    }
+
+    #[test]
+    fn dotted_names_map_to_valid_unique_stable_names() {
+        let dotted = function_name("photos.eu");
+        assert_eq!(dotted, function_name("photos.eu"), "stable");
+        assert!(dotted.starts_with("photos-eu-"), "{dotted}");
+        assert_ne!(dotted, function_name("photos-eu"), "a.b and a-b differ");
+        assert_ne!(dotted, function_name("photos.e.u"));
+        let long = format!("{}.{}", "b".repeat(40), "c".repeat(22));
+        for name in [dotted, function_name(&long)] {
+            assert!(is_valid_function_name(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn role_names_fit_iams_limit() {
+        assert_eq!(role_name("dst"), "s3fan-dst");
+        let long = "d".repeat(63);
+        let role = role_name(&long);
+        assert!(role.len() <= 64, "{role}");
+        assert_ne!(role, role_name(&"d".repeat(62)));
+    }
+
+    #[test]
+    fn the_documented_rule_does_not_drift() {
+        // The first 8 hex digits of sha256("photos.eu"), computed with
+        // Python's hashlib: a deployed function's name must never change.
+        assert_eq!(function_name("photos.eu"), "photos-eu-318a1688");
+    }
+}

@@ -1,0 +1,323 @@
+//! The source bucket's notification configuration: s3fan's one
+//! TopicConfiguration (Id `s3fan-fanout`, `s3:ObjectCreated:*`, the filters),
+//! merged into whatever else the bucket already notifies. Every other Topic,
+//! Queue, Lambda and EventBridge configuration is written back exactly as it
+//! was read. S3 replaces the whole configuration on each write, so the write
+//! only happens when s3fan's own entry must change.
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    S3KeyFilter, TopicConfiguration,
+};
+
+use super::names::NOTIFICATION_ID;
+use super::plan::{Action, Change, Kind};
+use super::{Context, DeployError, aws_failure};
+
+/// The bucket's configuration as read, minus nothing.
+pub type Observed = NotificationConfiguration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Nothing,
+    /// Write this whole configuration.
+    Put(NotificationConfiguration),
+}
+
+pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
+    let out = ctx
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(&ctx.spec.source)
+        .send()
+        .await
+        .map_err(|err| {
+            aws_failure(
+                format!(
+                    "cannot read the notification configuration of bucket {}",
+                    ctx.spec.source
+                ),
+                &err,
+            )
+        })?;
+    Ok(NotificationConfiguration::builder()
+        .set_topic_configurations(out.topic_configurations)
+        .set_queue_configurations(out.queue_configurations)
+        .set_lambda_function_configurations(out.lambda_function_configurations)
+        .set_event_bridge_configuration(out.event_bridge_configuration)
+        .build())
+}
+
+/// s3fan's entry as it should be.
+pub fn desired_entry(ctx: &Context) -> Result<TopicConfiguration, DeployError> {
+    let mut rules = Vec::new();
+    if let Some(prefix) = &ctx.spec.prefix {
+        rules.push(
+            FilterRule::builder()
+                .name(FilterRuleName::Prefix)
+                .value(prefix)
+                .build(),
+        );
+    }
+    if let Some(suffix) = &ctx.spec.suffix {
+        rules.push(
+            FilterRule::builder()
+                .name(FilterRuleName::Suffix)
+                .value(suffix)
+                .build(),
+        );
+    }
+    let mut entry = TopicConfiguration::builder()
+        .id(NOTIFICATION_ID)
+        .topic_arn(ctx.topic_arn())
+        .events(Event::S3ObjectCreated);
+    if !rules.is_empty() {
+        entry = entry.filter(
+            NotificationConfigurationFilter::builder()
+                .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                .build(),
+        );
+    }
+    entry
+        .build()
+        .map_err(|err| DeployError(format!("notification entry: {err}")))
+}
+
+/// Plans the merge; refuses, naming it, any other entry that overlaps ours
+/// (S3 would reject the configuration, or events would go to both).
+pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployError> {
+    let desired = desired_entry(ctx)?;
+    let ours = |id: Option<&str>| id == Some(NOTIFICATION_ID);
+    for Entry {
+        kind,
+        id,
+        events,
+        filter,
+    } in other_entries(observed)
+    {
+        if ours(id) && kind == "TopicConfiguration" {
+            continue;
+        }
+        let overlaps_events = events
+            .iter()
+            .any(|e| events_overlap(e, "s3:ObjectCreated:*"));
+        if overlaps_events && filters_overlap(&filter, &rules_of(desired.filter())) {
+            return Err(DeployError(format!(
+                "bucket {} already has a {kind} {} for {} that overlaps s3fan's \
+                 (s3:ObjectCreated:* with prefix {:?}, suffix {:?}); S3 cannot send one event \
+                 to both. Narrow one of them with --prefix/--suffix, or remove that configuration",
+                ctx.spec.source,
+                id.map(|id| format!("{id:?}"))
+                    .unwrap_or_else(|| "without an Id".into()),
+                events.join(", "),
+                ctx.spec.prefix.as_deref().unwrap_or(""),
+                ctx.spec.suffix.as_deref().unwrap_or(""),
+            )));
+        }
+    }
+    let current = observed
+        .topic_configurations()
+        .iter()
+        .find(|entry| ours(entry.id()));
+    let (action, detail) = match current {
+        None => (Action::Create, String::new()),
+        Some(current) if !same_entry(current, &desired) => {
+            (Action::Update, "topic, events or filters".to_owned())
+        }
+        Some(_) => (Action::Unchanged, String::new()),
+    };
+    let op = if action.changes_something() {
+        Op::Put(merged(observed, Some(desired)))
+    } else {
+        Op::Nothing
+    };
+    Ok(Change {
+        kind: Kind::Notification,
+        name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
+        destination: None,
+        action,
+        detail,
+        op,
+    })
+}
+
+/// Plans removing s3fan's entry and nothing else.
+pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
+    let present = observed
+        .topic_configurations()
+        .iter()
+        .any(|e| e.id() == Some(NOTIFICATION_ID));
+    Change {
+        kind: Kind::Notification,
+        name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
+        destination: None,
+        action: if present {
+            Action::Delete
+        } else {
+            Action::Unchanged
+        },
+        detail: if present {
+            String::new()
+        } else {
+            "already gone".into()
+        },
+        op: if present {
+            Op::Put(merged(observed, None))
+        } else {
+            Op::Nothing
+        },
+    }
+}
+
+pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
+    let Op::Put(configuration) = op else {
+        return Ok(());
+    };
+    ctx.s3
+        .put_bucket_notification_configuration()
+        .bucket(&ctx.spec.source)
+        .notification_configuration(configuration.clone())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            aws_failure(
+                format!(
+                    "cannot write the notification configuration of bucket {}",
+                    ctx.spec.source
+                ),
+                &err,
+            )
+        })
+}
+
+/// Everything else exactly as read, plus (or minus) s3fan's entry.
+fn merged(observed: &Observed, ours: Option<TopicConfiguration>) -> NotificationConfiguration {
+    let mut topics: Vec<TopicConfiguration> = observed
+        .topic_configurations()
+        .iter()
+        .filter(|entry| entry.id() != Some(NOTIFICATION_ID))
+        .cloned()
+        .collect();
+    topics.extend(ours);
+    NotificationConfiguration::builder()
+        .set_topic_configurations(Some(topics))
+        .set_queue_configurations(observed.queue_configurations.clone())
+        .set_lambda_function_configurations(observed.lambda_function_configurations.clone())
+        .set_event_bridge_configuration(observed.event_bridge_configuration.clone())
+        .build()
+}
+
+/// One Topic, Queue or Lambda entry of a configuration, as far as overlap goes.
+struct Entry<'a> {
+    kind: &'static str,
+    id: Option<&'a str>,
+    events: Vec<String>,
+    /// (prefix, suffix), empty when absent.
+    filter: (String, String),
+}
+
+fn other_entries(observed: &Observed) -> Vec<Entry<'_>> {
+    let events = |events: &[Event]| events.iter().map(|e| e.as_str().to_owned()).collect();
+    let mut entries = Vec::new();
+    for e in observed.topic_configurations() {
+        entries.push(Entry {
+            kind: "TopicConfiguration",
+            id: e.id(),
+            events: events(e.events()),
+            filter: rules_of(e.filter()),
+        });
+    }
+    for e in observed.queue_configurations() {
+        entries.push(Entry {
+            kind: "QueueConfiguration",
+            id: e.id(),
+            events: events(e.events()),
+            filter: rules_of(e.filter()),
+        });
+    }
+    for e in observed.lambda_function_configurations() {
+        entries.push(Entry {
+            kind: "LambdaFunctionConfiguration",
+            id: e.id(),
+            events: events(e.events()),
+            filter: rules_of(e.filter()),
+        });
+    }
+    entries
+}
+
+fn rules_of(filter: Option<&NotificationConfigurationFilter>) -> (String, String) {
+    let mut prefix = String::new();
+    let mut suffix = String::new();
+    for rule in filter
+        .and_then(|f| f.key())
+        .map(|k| k.filter_rules())
+        .unwrap_or_default()
+    {
+        let value = rule.value().unwrap_or_default().to_owned();
+        match rule.name() {
+            Some(FilterRuleName::Prefix) => prefix = value,
+            Some(FilterRuleName::Suffix) => suffix = value,
+            _ => {}
+        }
+    }
+    (prefix, suffix)
+}
+
+fn same_entry(current: &TopicConfiguration, desired: &TopicConfiguration) -> bool {
+    current.topic_arn() == desired.topic_arn()
+        && current.events() == desired.events()
+        && rules_of(current.filter()) == rules_of(desired.filter())
+}
+
+/// `s3:ObjectCreated:*` overlaps every `s3:ObjectCreated:...`.
+fn events_overlap(a: &str, b: &str) -> bool {
+    let stem = |e: &str| e.strip_suffix('*').map(str::to_owned);
+    match (stem(a), stem(b)) {
+        (Some(a), Some(b)) => a.starts_with(&b) || b.starts_with(&a),
+        (Some(stem), None) => b.starts_with(&stem),
+        (None, Some(stem)) => a.starts_with(&stem),
+        (None, None) => a == b,
+    }
+}
+
+/// Two filters overlap when some key could match both: prefixes where one
+/// begins the other (or either is empty), suffixes likewise.
+fn filters_overlap(a: &(String, String), b: &(String, String)) -> bool {
+    let prefixes = a.0.starts_with(&b.0) || b.0.starts_with(&a.0);
+    let suffixes = a.1.ends_with(&b.1) || b.1.ends_with(&a.1);
+    prefixes && suffixes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(prefix: &str, suffix: &str) -> (String, String) {
+        (prefix.into(), suffix.into())
+    }
+
+    #[test]
+    fn event_overlap() {
+        assert!(events_overlap("s3:ObjectCreated:*", "s3:ObjectCreated:*"));
+        assert!(events_overlap("s3:ObjectCreated:Put", "s3:ObjectCreated:*"));
+        assert!(!events_overlap("s3:ObjectRemoved:*", "s3:ObjectCreated:*"));
+        assert!(!events_overlap(
+            "s3:ObjectCreated:Put",
+            "s3:ObjectCreated:Copy"
+        ));
+    }
+
+    #[test]
+    fn filter_overlap() {
+        assert!(filters_overlap(&rules("", ""), &rules("logs/", ".gz")));
+        assert!(filters_overlap(
+            &rules("logs/", ""),
+            &rules("logs/2026/", "")
+        ));
+        assert!(!filters_overlap(&rules("logs/", ""), &rules("images/", "")));
+        assert!(!filters_overlap(&rules("", ".jpg"), &rules("", ".png")));
+        assert!(filters_overlap(&rules("", ".jpg"), &rules("a/", "x.jpg")));
+    }
+}

@@ -1,0 +1,206 @@
+//! Every policy document deploy writes, built from the names alone so that
+//! each can be asserted exactly (moto does not evaluate IAM, so tests of the
+//! documents are the only proof of least privilege).
+
+use serde_json::{Value, json};
+
+/// Who deploys where: the account and region that own the fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+}
+
+impl Scope {
+    pub fn topic_arn(&self, topic: &str) -> String {
+        format!(
+            "arn:{}:sns:{}:{}:{topic}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    pub fn role_arn(&self, role: &str) -> String {
+        format!("arn:{}:iam::{}:role/{role}", self.partition, self.account)
+    }
+
+    pub fn bucket_arn(&self, bucket: &str) -> String {
+        format!("arn:{}:s3:::{bucket}", self.partition)
+    }
+
+    fn log_group_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:/aws/lambda/{function}",
+            self.partition, self.region, self.account
+        )
+    }
+}
+
+/// The topic's policy: only S3, only for the source bucket, only from the
+/// caller's account, may publish. (The original allowed Principal `AWS: *`.)
+pub fn topic_policy(scope: &Scope, topic_arn: &str, source: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "s3fan-topic-policy",
+        "Statement": [{
+            "Sid": "S3PublishesSourceEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "SNS:Publish",
+            "Resource": topic_arn,
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": scope.bucket_arn(source)},
+                "StringEquals": {"aws:SourceAccount": scope.account}
+            }
+        }]
+    })
+}
+
+/// Lambda, and only Lambda, may assume a function's role.
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// What one destination's function may do: read objects (and their versions
+/// and tags) of the source, write objects and tags to its destination, and
+/// write its own logs. `s3:GetObjectVersionTagging` is there because CopyObject
+/// of a named version copies that version's tags.
+pub fn role_policy(scope: &Scope, source: &str, destination: &str, function: &str) -> Value {
+    let log_group = scope.log_group_arn(function);
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadSourceObjects",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:GetObjectTagging",
+                    "s3:GetObjectVersionTagging"
+                ],
+                "Resource": format!("{}/*", scope.bucket_arn(source))
+            },
+            {
+                "Sid": "WriteDestinationObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:PutObjectTagging"],
+                "Resource": format!("{}/*", scope.bucket_arn(destination))
+            },
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [log_group.clone(), format!("{log_group}:*")]
+            }
+        ]
+    })
+}
+
+/// IAM hands policy documents back URL-encoded; compare them as JSON.
+pub fn decode_iam_document(document: &str) -> Option<Value> {
+    if let Ok(plain) = serde_json::from_str(document) {
+        return Some(plain);
+    }
+    let decoded = percent_encoding::percent_decode_str(document)
+        .decode_utf8()
+        .ok()?;
+    serde_json::from_str(&decoded).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        }
+    }
+
+    #[test]
+    fn topic_policy_admits_only_s3_for_the_source_bucket_and_account() {
+        let arn = scope().topic_arn("photos-fanout");
+        assert_eq!(arn, "arn:aws:sns:eu-west-1:123456789012:photos-fanout");
+        let expected: Value = serde_json::from_str(
+            r#"{"Version":"2012-10-17","Id":"s3fan-topic-policy","Statement":[{
+                "Sid":"S3PublishesSourceEvents","Effect":"Allow",
+                "Principal":{"Service":"s3.amazonaws.com"},"Action":"SNS:Publish",
+                "Resource":"arn:aws:sns:eu-west-1:123456789012:photos-fanout",
+                "Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:s3:::photos"},
+                             "StringEquals":{"aws:SourceAccount":"123456789012"}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(topic_policy(&scope(), &arn, "photos"), expected);
+    }
+
+    #[test]
+    fn trust_policy_names_only_lambda() {
+        let expected: Value = serde_json::from_str(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+                "Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(trust_policy(), expected);
+    }
+
+    #[test]
+    fn role_policy_is_least_privilege() {
+        let expected: Value = serde_json::from_str(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Sid":"ReadSourceObjects","Effect":"Allow",
+               "Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging"],
+               "Resource":"arn:aws:s3:::photos/*"},
+              {"Sid":"WriteDestinationObjects","Effect":"Allow",
+               "Action":["s3:PutObject","s3:PutObjectTagging"],
+               "Resource":"arn:aws:s3:::photos.eu/*"},
+              {"Sid":"WriteOwnLogs","Effect":"Allow",
+               "Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents"],
+               "Resource":["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/photos-eu-318a1688",
+                           "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/photos-eu-318a1688:*"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            role_policy(&scope(), "photos", "photos.eu", "photos-eu-318a1688"),
+            expected
+        );
+    }
+
+    #[test]
+    fn no_document_has_a_wildcard_principal_or_a_bare_wildcard_resource() {
+        let documents = [
+            topic_policy(&scope(), "arn:aws:sns:eu-west-1:123456789012:t", "src"),
+            trust_policy(),
+            role_policy(&scope(), "src", "dst", "dst"),
+        ];
+        for document in documents {
+            let text = document.to_string();
+            assert!(!text.contains(r#""AWS":"*""#), "{text}");
+            assert!(!text.contains(r#""Principal":"*""#), "{text}");
+            assert!(!text.contains(r#""Resource":"*""#), "{text}");
+            assert!(!text.contains(":*:*"), "{text}");
+        }
+    }
+
+    #[test]
+    fn decodes_iam_documents_url_encoded_or_not() {
+        let document = trust_policy();
+        let encoded: String = percent_encoding::utf8_percent_encode(
+            &document.to_string(),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        assert_eq!(decode_iam_document(&encoded), Some(document.clone()));
+        assert_eq!(decode_iam_document(&document.to_string()), Some(document));
+        assert_eq!(decode_iam_document("not json"), None);
+    }
+}

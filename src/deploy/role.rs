@@ -1,0 +1,220 @@
+//! One IAM role per destination function: trusted by Lambda only, with one
+//! inline policy of least privilege (see `policy::role_policy`).
+
+use serde_json::Value;
+
+use super::names::{ROLE_POLICY_NAME, function_name, role_name};
+use super::plan::{Action, Change, Kind};
+use super::policy::{decode_iam_document, role_policy, trust_policy};
+use super::{Context, DeployError, aws_failure, is_code};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    Absent,
+    Present {
+        trust: Option<Value>,
+        policy: Option<Value>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {
+    pub create: bool,
+    pub trust: bool,
+    pub policy: bool,
+    pub delete: bool,
+}
+
+impl Op {
+    const NOTHING: Op = Op {
+        create: false,
+        trust: false,
+        policy: false,
+        delete: false,
+    };
+}
+
+pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, DeployError> {
+    let name = role_name(destination);
+    let role = match ctx.iam.get_role().role_name(&name).send().await {
+        Ok(out) => out.role,
+        Err(err) if is_code(&err, &["NoSuchEntity"]) => return Ok(Observed::Absent),
+        Err(err) => return Err(aws_failure(format!("cannot read IAM role {name}"), &err)),
+    };
+    let trust = role
+        .as_ref()
+        .and_then(|r| r.assume_role_policy_document())
+        .and_then(decode_iam_document);
+    let policy = match ctx
+        .iam
+        .get_role_policy()
+        .role_name(&name)
+        .policy_name(ROLE_POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => decode_iam_document(out.policy_document()),
+        Err(err) if is_code(&err, &["NoSuchEntity"]) => None,
+        Err(err) => {
+            return Err(aws_failure(
+                format!("cannot read the policy of IAM role {name}"),
+                &err,
+            ));
+        }
+    };
+    Ok(Observed::Present { trust, policy })
+}
+
+fn desired_policy(ctx: &Context, destination: &str) -> Value {
+    role_policy(
+        &ctx.scope,
+        &ctx.spec.source,
+        destination,
+        &function_name(destination),
+    )
+}
+
+pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
+    let (action, op) = match observed {
+        Observed::Absent => (
+            Action::Create,
+            Op {
+                create: true,
+                policy: true,
+                ..Op::NOTHING
+            },
+        ),
+        Observed::Present { trust, policy } => {
+            let op = Op {
+                trust: trust.as_ref() != Some(&trust_policy()),
+                policy: policy.as_ref() != Some(&desired_policy(ctx, destination)),
+                ..Op::NOTHING
+            };
+            let action = if op.trust || op.policy {
+                Action::Update
+            } else {
+                Action::Unchanged
+            };
+            (action, op)
+        }
+    };
+    let detail = match (action, op.trust, op.policy) {
+        (Action::Update, true, true) => "trust and permissions policies",
+        (Action::Update, true, false) => "trust policy",
+        (Action::Update, false, true) => "permissions policy",
+        _ => "",
+    };
+    Change {
+        kind: Kind::Role,
+        name: role_name(destination),
+        destination: Some(destination.to_owned()),
+        action,
+        detail: detail.to_owned(),
+        op,
+    }
+}
+
+pub fn plan_delete(destination: &str, observed: &Observed) -> Change<Op> {
+    let present = matches!(observed, Observed::Present { .. });
+    Change {
+        kind: Kind::Role,
+        name: role_name(destination),
+        destination: Some(destination.to_owned()),
+        action: if present {
+            Action::Delete
+        } else {
+            Action::Unchanged
+        },
+        detail: if present {
+            String::new()
+        } else {
+            "already gone".into()
+        },
+        op: Op {
+            delete: present,
+            ..Op::NOTHING
+        },
+    }
+}
+
+pub async fn apply(ctx: &Context, destination: &str, op: Op) -> Result<(), DeployError> {
+    let name = role_name(destination);
+    if op.delete {
+        return delete(ctx, &name).await;
+    }
+    if op.create {
+        let mut create = ctx
+            .iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust_policy().to_string())
+            .description(format!(
+                "s3fan: copies new objects from s3://{} to s3://{destination}",
+                ctx.spec.source
+            ));
+        for (key, value) in ctx.tags(Some(destination)) {
+            create = create.tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|err| DeployError(format!("role tag: {err}")))?,
+            );
+        }
+        create
+            .send()
+            .await
+            .map_err(|err| aws_failure(format!("cannot create IAM role {name}"), &err))?;
+    } else if op.trust {
+        ctx.iam
+            .update_assume_role_policy()
+            .role_name(&name)
+            .policy_document(trust_policy().to_string())
+            .send()
+            .await
+            .map_err(|err| {
+                aws_failure(
+                    format!("cannot update the trust policy of IAM role {name}"),
+                    &err,
+                )
+            })?;
+    }
+    if op.policy {
+        ctx.iam
+            .put_role_policy()
+            .role_name(&name)
+            .policy_name(ROLE_POLICY_NAME)
+            .policy_document(desired_policy(ctx, destination).to_string())
+            .send()
+            .await
+            .map_err(|err| {
+                aws_failure(format!("cannot write the policy of IAM role {name}"), &err)
+            })?;
+    }
+    Ok(())
+}
+
+async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
+    match ctx
+        .iam
+        .delete_role_policy()
+        .role_name(name)
+        .policy_name(ROLE_POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(err) if is_code(&err, &["NoSuchEntity"]) => {}
+        Err(err) => {
+            return Err(aws_failure(
+                format!("cannot delete the policy of IAM role {name}"),
+                &err,
+            ));
+        }
+    }
+    match ctx.iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
+        Err(err) => Err(aws_failure(format!("cannot delete IAM role {name}"), &err)),
+    }
+}

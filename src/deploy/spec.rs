@@ -1,0 +1,316 @@
+//! What the user asked for: flags over `s3fan.toml`, validated before any AWS
+//! call, so that bad input never leaves half a deployment behind.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The file `s3fan.toml` in the working directory: the same keys as the flags.
+pub const CONFIG_FILE: &str = "s3fan.toml";
+
+pub const DEFAULT_MEMORY_MB: i32 = 128;
+/// As in the original post.
+pub const DEFAULT_TIMEOUT_SECONDS: i32 = 300;
+
+/// `s3fan.toml`. Unknown keys are an error, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub source: Option<String>,
+    pub dest: Option<Vec<String>>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub memory: Option<i32>,
+    pub timeout: Option<i32>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// What the flags said; `None` and empty mean "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub source: Option<String>,
+    pub dest: Vec<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub memory: Option<i32>,
+    pub timeout: Option<i32>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// A complete, valid request for one fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub source: String,
+    pub destinations: Vec<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub memory: i32,
+    pub timeout: i32,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("cannot read {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("no source bucket: pass --source BUCKET (or set source in {CONFIG_FILE})")]
+    NoSource,
+    #[error(
+        "no destination bucket: pass --dest BUCKET at least once (or set dest in {CONFIG_FILE})"
+    )]
+    NoDestination,
+    #[error("{role} bucket name {name:?} is invalid: {rule}")]
+    BucketName {
+        role: &'static str,
+        name: String,
+        rule: &'static str,
+    },
+    #[error(
+        "destination {0:?} is the source bucket: copying into it would trigger the fan-out \
+         forever; remove that --dest"
+    )]
+    DestinationIsSource(String),
+    #[error("destination {0:?} is listed twice; list each destination once")]
+    DuplicateDestination(String),
+    #[error("--memory {0} is outside Lambda's range: give 128 to 10240 (MB)")]
+    Memory(i32),
+    #[error("--timeout {0} is outside Lambda's range: give 1 to 900 (seconds)")]
+    Timeout(i32),
+    #[error("--tag {0:?} is not KEY=VALUE: write it as --tag team=media")]
+    Tag(String),
+}
+
+/// Reads `s3fan.toml` from `dir` if there is one.
+pub fn load_file(dir: &Path) -> Result<FileConfig, SpecError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+        Err(err) => {
+            return Err(SpecError::File {
+                path: path.display().to_string(),
+                reason: err.to_string(),
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|err| SpecError::File {
+        path: path.display().to_string(),
+        reason: err.to_string().trim().to_owned(),
+    })
+}
+
+/// Flags win over the file; tags merge, flags winning per key.
+pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
+    let source = flags.source.or(file.source).ok_or(SpecError::NoSource)?;
+    let destinations = if flags.dest.is_empty() {
+        file.dest.unwrap_or_default()
+    } else {
+        flags.dest
+    };
+    let mut tags = file.tags.unwrap_or_default();
+    for tag in flags.tags {
+        let (key, value) = tag
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+            .ok_or_else(|| SpecError::Tag(tag.clone()))?;
+        tags.insert(key.to_owned(), value.to_owned());
+    }
+    let spec = Spec {
+        source,
+        destinations,
+        region: flags.region.or(file.region),
+        profile: flags.profile.or(file.profile),
+        memory: flags.memory.or(file.memory).unwrap_or(DEFAULT_MEMORY_MB),
+        timeout: flags
+            .timeout
+            .or(file.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        prefix: flags.prefix.or(file.prefix).filter(|p| !p.is_empty()),
+        suffix: flags.suffix.or(file.suffix).filter(|s| !s.is_empty()),
+        tags,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+impl Spec {
+    fn validate(&self) -> Result<(), SpecError> {
+        check_bucket_name("source", &self.source)?;
+        if self.destinations.is_empty() {
+            return Err(SpecError::NoDestination);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for destination in &self.destinations {
+            check_bucket_name("destination", destination)?;
+            if *destination == self.source {
+                return Err(SpecError::DestinationIsSource(destination.clone()));
+            }
+            if !seen.insert(destination) {
+                return Err(SpecError::DuplicateDestination(destination.clone()));
+            }
+        }
+        if !(128..=10240).contains(&self.memory) {
+            return Err(SpecError::Memory(self.memory));
+        }
+        if !(1..=900).contains(&self.timeout) {
+            return Err(SpecError::Timeout(self.timeout));
+        }
+        Ok(())
+    }
+}
+
+/// S3's naming rules for general purpose buckets.
+pub fn check_bucket_name(role: &'static str, name: &str) -> Result<(), SpecError> {
+    let error = |rule| SpecError::BucketName {
+        role,
+        name: name.to_owned(),
+        rule,
+    };
+    if !(3..=63).contains(&name.len()) {
+        return Err(error("bucket names are 3 to 63 characters long"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err(error(
+            "only lowercase letters, digits, dots and hyphens are allowed",
+        ));
+    }
+    let first_and_last = [name.as_bytes()[0], name.as_bytes()[name.len() - 1]];
+    if !first_and_last.iter().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(error("it must begin and end with a letter or digit"));
+    }
+    if name.contains("..") {
+        return Err(error("two dots may not be adjacent"));
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|part| part.parse::<u8>().is_ok()) {
+        return Err(error("it may not look like an IP address"));
+    }
+    if name.starts_with("xn--") || name.starts_with("sthree-") {
+        return Err(error("the prefixes xn-- and sthree- are reserved"));
+    }
+    if name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+        return Err(error("the suffixes -s3alias and --ol-s3 are reserved"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(source: &str, dest: &[&str]) -> Flags {
+        Flags {
+            source: Some(source.into()),
+            dest: dest.iter().map(|d| d.to_string()).collect(),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_original() {
+        let spec = resolve(flags("src", &["dst", "b.c"]), FileConfig::default()).unwrap();
+        assert_eq!(spec.destinations, ["dst", "b.c"].map(String::from));
+        assert_eq!(spec.timeout, 300);
+        assert_eq!(spec.memory, 128);
+        assert_eq!(spec.prefix, None);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_tags_merge() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            source = "from-file"
+            dest = ["file-dest"]
+            memory = 512
+            timeout = 60
+            prefix = "in/"
+            [tags]
+            team = "media"
+            env = "prod"
+            "#,
+        )
+        .unwrap();
+        let mut flags = flags("from-flag", &[]);
+        flags.timeout = Some(120);
+        flags.tags = vec!["env=staging".into(), "cost=x=y".into()];
+        let spec = resolve(flags, file).unwrap();
+        assert_eq!(spec.source, "from-flag");
+        assert_eq!(spec.destinations, ["file-dest"]);
+        assert_eq!((spec.memory, spec.timeout), (512, 120));
+        assert_eq!(spec.prefix.as_deref(), Some("in/"));
+        let tags: Vec<(&str, &str)> = spec
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            tags,
+            [("cost", "x=y"), ("env", "staging"), ("team", "media")]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_bad_input() {
+        let refuse = |f: Flags| resolve(f, FileConfig::default()).unwrap_err().to_string();
+        assert!(refuse(Flags::default()).contains("--source"));
+        assert!(refuse(flags("src", &[])).contains("--dest"));
+        assert!(refuse(flags("src", &["src"])).contains("\"src\" is the source bucket"));
+        assert!(refuse(flags("src", &["dst1", "dst1"])).contains("\"dst1\" is listed twice"));
+        assert!(refuse(flags("Src", &["dst1"])).contains("source bucket name \"Src\""));
+        assert!(refuse(flags("src", &["ok1", "a_b"])).contains("destination bucket name \"a_b\""));
+        let mut bad_tag = flags("src", &["dst1"]);
+        bad_tag.tags = vec!["novalue".into()];
+        assert!(refuse(bad_tag).contains("KEY=VALUE"));
+        let mut bad_memory = flags("src", &["dst1"]);
+        bad_memory.memory = Some(64);
+        assert!(refuse(bad_memory).contains("128 to 10240"));
+    }
+
+    #[test]
+    fn bucket_name_rules() {
+        for good in ["abc", "my.bucket-1", "a".repeat(63).as_str(), "1.2.3.x"] {
+            assert_eq!(check_bucket_name("source", good), Ok(()), "{good}");
+        }
+        for bad in [
+            "ab",
+            "a".repeat(64).as_str(),
+            "-abc",
+            "abc.",
+            "a..b",
+            "192.168.5.4",
+            "xn--abc",
+            "abc-s3alias",
+            "ABC",
+            "a b",
+        ] {
+            assert!(check_bucket_name("source", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_file_rejects_unknown_keys_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("s3fan-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(CONFIG_FILE),
+            "source = \"s\"\ndestination = [\"d\"]\n",
+        )
+        .unwrap();
+        let err = load_file(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("s3fan.toml") && err.contains("destination"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(load_file(&dir).is_ok(), "no file is no configuration");
+    }
+}

@@ -1,0 +1,150 @@
+//! The topic's subscriptions: one `lambda` subscription per destination
+//! function. Read once for the whole topic.
+
+use super::names::function_name;
+use super::plan::{Action, Change, Kind};
+use super::{Context, DeployError, aws_failure, is_code};
+
+/// A lambda subscription of the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub arn: String,
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Nothing,
+    Subscribe,
+    Unsubscribe(Vec<String>),
+}
+
+/// Every lambda subscription of the topic (none if the topic is absent).
+pub async fn observe_all(ctx: &Context) -> Result<Vec<Subscription>, DeployError> {
+    let mut subscriptions = Vec::new();
+    let mut pages = ctx
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(ctx.topic_arn())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => return Ok(Vec::new()),
+            Err(err) => {
+                return Err(aws_failure(
+                    format!("cannot list the subscriptions of {}", ctx.topic_arn()),
+                    &err,
+                ));
+            }
+        };
+        for subscription in page.subscriptions() {
+            if subscription.protocol() == Some("lambda") {
+                subscriptions.push(Subscription {
+                    arn: subscription
+                        .subscription_arn()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    endpoint: subscription.endpoint().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(subscriptions)
+}
+
+fn of_function<'a>(
+    ctx: &Context,
+    function: &str,
+    all: &'a [Subscription],
+) -> Vec<&'a Subscription> {
+    let arn = ctx.function_arn(function);
+    all.iter().filter(|s| s.endpoint == arn).collect()
+}
+
+pub fn plan(ctx: &Context, destination: &str, all: &[Subscription]) -> Change<Op> {
+    let function = function_name(destination);
+    let existing = of_function(ctx, &function, all);
+    let (action, op) = if existing.is_empty() {
+        (Action::Create, Op::Subscribe)
+    } else {
+        (Action::Unchanged, Op::Nothing)
+    };
+    Change {
+        kind: Kind::Subscription,
+        name: function,
+        destination: Some(destination.to_owned()),
+        action,
+        detail: String::new(),
+        op,
+    }
+}
+
+pub fn plan_delete(
+    ctx: &Context,
+    function: &str,
+    destination: &str,
+    all: &[Subscription],
+) -> Change<Op> {
+    let arns: Vec<String> = of_function(ctx, function, all)
+        .iter()
+        .map(|s| s.arn.clone())
+        .collect();
+    Change {
+        kind: Kind::Subscription,
+        name: function.to_owned(),
+        destination: Some(destination.to_owned()),
+        action: if arns.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Delete
+        },
+        detail: if arns.is_empty() {
+            "already gone".into()
+        } else {
+            String::new()
+        },
+        op: if arns.is_empty() {
+            Op::Nothing
+        } else {
+            Op::Unsubscribe(arns)
+        },
+    }
+}
+
+pub async fn apply(ctx: &Context, function: &str, op: &Op) -> Result<(), DeployError> {
+    match op {
+        Op::Nothing => Ok(()),
+        Op::Subscribe => ctx
+            .sns
+            .subscribe()
+            .topic_arn(ctx.topic_arn())
+            .protocol("lambda")
+            .endpoint(ctx.function_arn(function))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                aws_failure(
+                    format!("cannot subscribe Lambda function {function} to the topic"),
+                    &err,
+                )
+            }),
+        Op::Unsubscribe(arns) => {
+            for arn in arns {
+                match ctx.sns.unsubscribe().subscription_arn(arn).send().await {
+                    Ok(_) => {}
+                    Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => {}
+                    Err(err) => {
+                        return Err(aws_failure(
+                            format!("cannot remove subscription {arn}"),
+                            &err,
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
