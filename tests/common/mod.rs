@@ -109,6 +109,34 @@ impl LocalAws {
         serde_json::from_value(self.control("/_harness/invocations")).expect("invocations list")
     }
 
+    /// Every AWS request the local AWS has answered, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        serde_json::from_value(self.control("/_harness/requests")).expect("requests list")
+    }
+
+    /// Runs the release binary with `args`, signed with `access_key` so the
+    /// test can pick its own calls out of `requests()`.
+    pub async fn s3fan(&self, access_key: &str, args: &[&str]) -> CliRun {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .await
+            .expect("run s3fan");
+        CliRun {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     fn control(&self, path: &str) -> Value {
         let address = self.endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).expect("connect to local AWS");
@@ -139,6 +167,47 @@ impl Invocation {
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect()
+    }
+}
+
+/// What one run of the CLI did.
+#[derive(Debug)]
+pub struct CliRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {self:?}"))
+    }
+}
+
+/// One AWS request as the local AWS saw it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub action: Option<String>,
+    pub access_key: Option<String>,
+}
+
+impl RecordedRequest {
+    /// Whether the request can change anything: query-protocol actions other
+    /// than Get/List/Describe, and REST calls other than GET and HEAD.
+    pub fn is_write(&self) -> bool {
+        match &self.action {
+            Some(action) => {
+                let action = action.rsplit('.').next().unwrap_or(action);
+                !["Get", "List", "Describe"]
+                    .iter()
+                    .any(|read| action.starts_with(read))
+            }
+            None => !matches!(self.method.as_str(), "GET" | "HEAD"),
+        }
     }
 }
 

@@ -22,6 +22,10 @@ Two more things make moto behave like AWS where s3fan depends on it:
 Control endpoints for tests, beside moto's own API:
   GET /_harness/drain        wait until every queued delivery has run
   GET /_harness/invocations  every invocation so far, as a JSON list
+  GET /_harness/requests     every AWS request so far: method, path, query,
+                             API action (query protocol Action or
+                             X-Amz-Target) and the access key that signed it,
+                             so a test can tell which calls its own run made
 
 Usage: local_aws.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
 Prints ``READY <port>`` on stdout once it accepts connections. With
@@ -44,6 +48,7 @@ import traceback
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from werkzeug.serving import make_server
 
@@ -63,6 +68,8 @@ CHILDREN = set()
 CHILDREN_LOCK = threading.Lock()
 INVOCATIONS = []
 INVOCATIONS_LOCK = threading.Lock()
+REQUESTS = []
+REQUESTS_LOCK = threading.Lock()
 ENDPOINT = {"url": None}
 CODE_ROOT = tempfile.mkdtemp(prefix="s3fan-lambda-code-")
 
@@ -136,6 +143,10 @@ class HarnessApp:
         if path == "/_harness/invocations":
             with INVOCATIONS_LOCK:
                 return self.json(start_response, list(INVOCATIONS))
+        if path == "/_harness/requests":
+            with REQUESTS_LOCK:
+                return self.json(start_response, list(REQUESTS))
+        record_request(environ)
         REQUEST_STATE.pending = []
         try:
             # moto has applied the whole request to its model once its app
@@ -154,6 +165,31 @@ class HarnessApp:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+
+def record_request(environ):
+    action = environ.get("HTTP_X_AMZ_TARGET")
+    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        # Query-protocol services (SNS, IAM, STS, SQS) name the action in
+        # the form body: read it, and hand moto an identical stream.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [action])[0]
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    access_key = None
+    if "Credential=" in authorization:
+        access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    with REQUESTS_LOCK:
+        REQUESTS.append(
+            {
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO", ""),
+                "query": environ.get("QUERY_STRING", ""),
+                "action": action,
+                "access_key": access_key,
+            }
+        )
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,999 @@
+//! End to end: `s3fan deploy`, `status` and `destroy`, the release binary run
+//! as a user runs it, against the local AWS. Functions it deploys run the
+//! same binary as their bootstrap, so an upload after deploy proves the whole
+//! fan-out.
+
+mod common;
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, TopicConfiguration,
+};
+use common::{CliRun, Clients, local_aws, unique};
+use serde_json::{Value, json};
+
+/// A fresh access key per test: its requests can be told from every other
+/// test's in the shared local AWS.
+fn access_key() -> String {
+    unique("AKIATEST").replace('-', "X")
+}
+
+fn assert_ok(run: &CliRun) {
+    assert!(
+        run.success,
+        "s3fan failed:\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+fn assert_refused(run: &CliRun, expected: &[&str]) {
+    assert!(
+        !run.success,
+        "expected a refusal, got success: {}",
+        run.stdout
+    );
+    for text in expected {
+        assert!(
+            run.stderr.contains(text),
+            "{text:?} not in stderr: {}",
+            run.stderr
+        );
+    }
+}
+
+fn writes_by(key: &str) -> Vec<String> {
+    local_aws()
+        .requests()
+        .into_iter()
+        .filter(|r| r.access_key.as_deref() == Some(key) && r.is_write())
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.action))
+        .collect()
+}
+
+fn reads_by(key: &str) -> usize {
+    local_aws()
+        .requests()
+        .into_iter()
+        .filter(|r| r.access_key.as_deref() == Some(key) && !r.is_write())
+        .count()
+}
+
+async fn buckets(clients: &Clients, names: &[&str]) {
+    for name in names {
+        clients.create_bucket(name).await;
+    }
+}
+
+/// The names deploy gave, by (kind, destination), from its JSON output.
+fn name_of(report: &Value, kind: &str, destination: &str) -> String {
+    report["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["kind"] == kind && c["destination"] == destination)
+        .and_then(|c| c["name"].as_str())
+        .unwrap_or_else(|| panic!("no {kind} for {destination} in {report}"))
+        .to_owned()
+}
+
+fn actions(report: &Value) -> Vec<(String, String, String)> {
+    report["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap_or_default().to_owned(),
+                c["destination"].as_str().unwrap_or_default().to_owned(),
+                c["action"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn function_exists(clients: &Clients, name: &str) -> bool {
+    match clients
+        .lambda
+        .get_function()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(err) => panic!("get function {name}: {err:?}"),
+    }
+}
+
+async fn lambda_subscriptions(clients: &Clients, topic_arn: &str) -> Vec<String> {
+    let out = clients
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+        .expect("list subscriptions");
+    let mut endpoints: Vec<String> = out
+        .subscriptions()
+        .iter()
+        .filter_map(|s| s.endpoint().map(str::to_owned))
+        .collect();
+    endpoints.sort();
+    endpoints
+}
+
+fn topic_arn(source: &str) -> String {
+    format!("arn:aws:sns:us-east-1:123456789012:{source}-fanout")
+}
+
+fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src");
+    let (d1, d2, d3) = (unique("dst-one"), unique("dst.two"), unique("dst-three"));
+    buckets(&clients, &[&source, &d1, &d2, &d3]).await;
+
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &source, "--dest", &d1, "--dest", &d2, "--dest", &d3,
+                "--output", "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    let report = run.json();
+    assert_eq!(report["ok"], true);
+    assert!(
+        actions(&report)
+            .iter()
+            .all(|(_, _, action)| action == "create"),
+        "{report}"
+    );
+
+    clients
+        .put(
+            &source,
+            "reports/2026 é.csv",
+            b"a,b\n1,2\n".to_vec(),
+            "text/csv",
+            &[("owner", "finance")],
+        )
+        .await;
+    aws.drain();
+    let original = clients
+        .get(&source, "reports/2026 é.csv")
+        .await
+        .expect("source object");
+    for destination in [&d1, &d2, &d3] {
+        let copy = clients.get(destination, "reports/2026 é.csv").await;
+        assert_eq!(copy.as_ref(), Some(&original), "copy in {destination}");
+    }
+
+    // The dotted destination's function: a valid name, the bucket in its
+    // environment, the release binary's architecture.
+    let function = name_of(&report, "function", &d2);
+    assert!(!function.contains('.'), "{function}");
+    let config = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("function configuration");
+    assert_eq!(
+        config.runtime().map(|r| r.as_str()),
+        Some("provided.al2023")
+    );
+    assert_eq!(config.handler(), Some("bootstrap"));
+    assert_eq!(config.timeout(), Some(300));
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    assert_eq!(
+        config.architectures().first().map(|a| a.as_str()),
+        Some(arch)
+    );
+    let env = config
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(env.get("S3FAN_DEST_BUCKET"), Some(&d2));
+    assert_eq!(env.get("S3FAN_SOURCE_BUCKET"), Some(&source));
+
+    // The documents as stored, exactly (moto does not evaluate them).
+    let attributes = clients
+        .sns
+        .get_topic_attributes()
+        .topic_arn(topic_arn(&source))
+        .send()
+        .await
+        .expect("topic attributes");
+    let policy: Value = serde_json::from_str(&attributes.attributes().unwrap()["Policy"])
+        .expect("topic policy JSON");
+    assert_eq!(
+        policy,
+        json!({"Version": "2012-10-17", "Id": "s3fan-topic-policy", "Statement": [{
+            "Sid": "S3PublishesSourceEvents", "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"}, "Action": "SNS:Publish",
+            "Resource": topic_arn(&source),
+            "Condition": {"ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{source}")},
+                          "StringEquals": {"aws:SourceAccount": "123456789012"}}}]})
+    );
+    let role = name_of(&report, "role", &d2);
+    let role_policy = clients
+        .iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name("s3fan-replication")
+        .send()
+        .await
+        .expect("role policy");
+    let document = role_policy.policy_document();
+    let decoded = percent_encoding::percent_decode_str(document)
+        .decode_utf8()
+        .expect("utf-8");
+    let role_policy: Value = serde_json::from_str(document)
+        .or_else(|_| serde_json::from_str(&decoded))
+        .expect("role policy JSON");
+    let log_group = format!("arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{function}");
+    assert_eq!(
+        role_policy,
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadSourceObjects", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+             "Resource": format!("arn:aws:s3:::{source}/*")},
+            {"Sid": "WriteDestinationObjects", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:PutObjectTagging"],
+             "Resource": format!("arn:aws:s3:::{d2}/*")},
+            {"Sid": "WriteOwnLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": [log_group.clone(), format!("{log_group}:*")]}]})
+    );
+    let permission = clients
+        .lambda
+        .get_policy()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("function policy");
+    let permission: Value =
+        serde_json::from_str(permission.policy().unwrap_or_default()).expect("policy JSON");
+    let statements = permission["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(statements.len(), 1, "{permission}");
+    assert_eq!(statements[0]["Sid"], "s3fan-sns-invoke");
+    assert_eq!(statements[0]["Principal"]["Service"], "sns.amazonaws.com");
+    assert_eq!(
+        statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"],
+        json!(topic_arn(&source))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_without_change_makes_no_write() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-same");
+    let (d1, d2) = (unique("dst-same"), unique("dst.same"));
+    buckets(&clients, &[&source, &d1, &d2]).await;
+    let args = [
+        "deploy", "--source", &source, "--dest", &d1, "--dest", &d2, "--output", "json",
+    ];
+    assert_ok(&aws.s3fan(&access_key(), &args).await);
+
+    let key = access_key();
+    let again = aws.s3fan(&key, &args).await;
+    assert_ok(&again);
+    assert!(reads_by(&key) > 5, "the redeploy read the current state");
+    assert_eq!(
+        writes_by(&key),
+        Vec::<String>::new(),
+        "a no-change redeploy must not write"
+    );
+    assert!(
+        actions(&again.json())
+            .iter()
+            .all(|(_, _, a)| a == "unchanged"),
+        "{}",
+        again.stdout
+    );
+
+    let report = again.json();
+    let functions = [
+        name_of(&report, "function", &d1),
+        name_of(&report, "function", &d2),
+    ];
+    let mut expected: Vec<String> = functions.iter().map(|f| function_arn(f)).collect();
+    expected.sort();
+    assert_eq!(
+        lambda_subscriptions(&clients, &topic_arn(&source)).await,
+        expected,
+        "one subscription each"
+    );
+    for function in &functions {
+        let policy = clients
+            .lambda
+            .get_policy()
+            .function_name(function)
+            .send()
+            .await
+            .expect("policy");
+        let policy: Value =
+            serde_json::from_str(policy.policy().unwrap_or_default()).expect("JSON");
+        assert_eq!(
+            policy["Statement"].as_array().map(Vec::len),
+            Some(1),
+            "one permission: {policy}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_configuration_and_code_are_updated_and_nothing_else() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-upd");
+    let destination = unique("dst-upd");
+    buckets(&clients, &[&source, &destination]).await;
+    let base = [
+        "deploy",
+        "--source",
+        source.as_str(),
+        "--dest",
+        destination.as_str(),
+    ];
+    assert_ok(&aws.s3fan(&access_key(), &base).await);
+
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &[&base[..], &["--memory", "256", "--output", "json"]].concat(),
+        )
+        .await;
+    assert_ok(&run);
+    let changed: Vec<_> = actions(&run.json())
+        .into_iter()
+        .filter(|(_, _, a)| a != "unchanged")
+        .collect();
+    assert_eq!(
+        changed,
+        vec![("function".into(), destination.clone(), "update".into())]
+    );
+    let writes = writes_by(&key);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0].starts_with("PUT /2015-03-31/functions/") && writes[0].contains("/configuration"),
+        "{writes:?}"
+    );
+    let config = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&destination)
+        .send()
+        .await
+        .expect("config");
+    assert_eq!(config.memory_size(), Some(256));
+    let old_sha = config.code_sha256().unwrap_or_default().to_owned();
+
+    // Another build of the code: same program, different bytes.
+    let other_build =
+        std::env::temp_dir().join(format!("s3fan-other-build-{}", std::process::id()));
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_s3fan")).expect("read binary");
+    bytes.extend_from_slice(b"another build");
+    std::fs::write(&other_build, bytes).expect("write other build");
+    let other = other_build.to_string_lossy().into_owned();
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--memory",
+                "256",
+                "--bootstrap",
+                &other,
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    let function = run.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "function")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (function["action"].as_str(), function["detail"].as_str()),
+        (Some("update"), Some("code"))
+    );
+    let writes = writes_by(&key);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(writes[0].contains("/code"), "{writes:?}");
+    let config = clients
+        .lambda
+        .get_function_configuration()
+        .function_name(&destination)
+        .send()
+        .await
+        .expect("config");
+    assert_ne!(config.code_sha256().unwrap_or_default(), old_sha);
+    let _ = std::fs::remove_file(other_build);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_are_added_and_removed() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-move");
+    let (a, b, c) = (unique("dst-a"), unique("dst-b"), unique("dst-c"));
+    buckets(&clients, &[&source, &a, &b, &c]).await;
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &["deploy", "--source", &source, "--dest", &a, "--dest", &b],
+        )
+        .await,
+    );
+
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &source, "--dest", &b, "--dest", &c, "--output", "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    let report = run.json();
+    let of = |destination: &str| {
+        let mut found: Vec<(String, String)> = actions(&report)
+            .into_iter()
+            .filter(|(_, d, _)| d == destination)
+            .map(|(kind, _, action)| (kind, action))
+            .collect();
+        found.sort();
+        found
+    };
+    let all = |action: &str| {
+        let mut v: Vec<(String, String)> = ["function", "permission", "role", "subscription"]
+            .iter()
+            .map(|k| (k.to_string(), action.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(of(&a), all("delete"));
+    assert_eq!(of(&b), all("unchanged"));
+    assert_eq!(of(&c), all("create"));
+    let removed = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["destination"] == json!(a))
+        .unwrap()
+        .clone();
+    assert_eq!(removed["detail"], "no longer listed");
+
+    assert!(
+        !function_exists(&clients, &a).await,
+        "the removed destination's function is gone"
+    );
+    let role = clients
+        .iam
+        .get_role()
+        .role_name(format!("s3fan-{a}"))
+        .send()
+        .await;
+    assert!(role.is_err(), "the removed destination's role is gone");
+    let mut expected = vec![function_arn(&b), function_arn(&c)];
+    expected.sort();
+    assert_eq!(
+        lambda_subscriptions(&clients, &topic_arn(&source)).await,
+        expected
+    );
+
+    clients
+        .put(&source, "after.txt", b"new".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    assert!(clients.get(&b, "after.txt").await.is_some());
+    assert!(clients.get(&c, "after.txt").await.is_some());
+    assert!(
+        clients.get(&a, "after.txt").await.is_none(),
+        "removed destinations get nothing"
+    );
+}
+
+/// A bucket that already notifies others: a queue on deletes, a function on
+/// new images.
+async fn existing_notifications(clients: &Clients, bucket: &str) -> NotificationConfiguration {
+    let configuration = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id("audit-deletes")
+                .queue_arn("arn:aws:sqs:us-east-1:123456789012:audit")
+                .events(Event::S3ObjectRemoved)
+                .build()
+                .unwrap(),
+        )
+        .lambda_function_configurations(
+            LambdaFunctionConfiguration::builder()
+                .id("thumbnails")
+                .lambda_function_arn("arn:aws:lambda:us-east-1:123456789012:function:thumbnailer")
+                .events(Event::S3ObjectCreated)
+                .filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(
+                            S3KeyFilter::builder()
+                                .filter_rules(
+                                    FilterRule::builder()
+                                        .name(FilterRuleName::Prefix)
+                                        .value("images/")
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(configuration.clone())
+        .send()
+        .await
+        .expect("put existing notifications");
+    configuration
+}
+
+async fn notifications(clients: &Clients, bucket: &str) -> aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput{
+    clients
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("get notifications")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_notifications_survive_deploy_and_destroy() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-keep");
+    let destination = unique("dst-keep");
+    buckets(&clients, &[&source, &destination]).await;
+    existing_notifications(&clients, &source).await;
+    let before = notifications(&clients, &source).await;
+
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--prefix",
+                "docs/",
+            ],
+        )
+        .await,
+    );
+    let during = notifications(&clients, &source).await;
+    assert_eq!(during.queue_configurations(), before.queue_configurations());
+    assert_eq!(
+        during.lambda_function_configurations(),
+        before.lambda_function_configurations()
+    );
+    let ours: Vec<&TopicConfiguration> = during.topic_configurations().iter().collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].id(), Some("s3fan-fanout"));
+    assert_eq!(ours[0].topic_arn(), topic_arn(&source));
+    let rules = ours[0]
+        .filter()
+        .and_then(|f| f.key())
+        .map(|k| k.filter_rules().to_vec())
+        .unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].value(), Some("docs/"));
+
+    let key = access_key();
+    let run = aws.s3fan(&key, &["destroy", "--source", &source]).await;
+    assert_ok(&run);
+    let after = notifications(&clients, &source).await;
+    assert_eq!(after.queue_configurations(), before.queue_configurations());
+    assert_eq!(
+        after.lambda_function_configurations(),
+        before.lambda_function_configurations()
+    );
+    assert!(after.topic_configurations().is_empty(), "{after:?}");
+    assert!(!function_exists(&clients, &destination).await);
+    let topic = clients
+        .sns
+        .get_topic_attributes()
+        .topic_arn(topic_arn(&source))
+        .send()
+        .await;
+    assert!(topic.is_err(), "the topic is gone");
+
+    // Idempotent: a second destroy finds nothing to do and writes nothing.
+    let key = access_key();
+    assert_ok(&aws.s3fan(&key, &["destroy", "--source", &source]).await);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_configuration_is_refused_before_any_change() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-overlap");
+    let destination = unique("dst-overlap");
+    buckets(&clients, &[&source, &destination]).await;
+    let other_topic = clients
+        .sns
+        .create_topic()
+        .name(unique("someone-elses"))
+        .send()
+        .await
+        .unwrap();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&source)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .topic_configurations(
+                    TopicConfiguration::builder()
+                        .id("someone-else")
+                        .topic_arn(other_topic.topic_arn().unwrap())
+                        .events(Event::S3ObjectCreatedPut)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put notification");
+
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &["deploy", "--source", &source, "--dest", &destination],
+        )
+        .await;
+    assert_refused(
+        &run,
+        &[
+            "\"someone-else\"",
+            "overlaps",
+            "--prefix",
+            "Nothing was changed",
+        ],
+    );
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+    assert!(!function_exists(&clients, &destination).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_and_changes_nothing() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-dry");
+    let destination = unique("dst-dry");
+    buckets(&clients, &[&source, &destination]).await;
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--dry-run",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    assert!(run.stdout.contains("would create"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("nothing was changed (dry run)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+    assert!(!function_exists(&clients, &destination).await);
+
+    let json = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&json);
+    let report = json.json();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["changes"].as_array().map(Vec::len),
+        Some(6),
+        "{report}"
+    );
+    assert!(
+        report["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "planned")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_clear_message_and_no_change() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-bad");
+    let destination = unique("dst-bad");
+    buckets(&clients, &[&source, &destination]).await;
+    let missing = unique("no-such-bucket");
+
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["--dest".into(), source.clone()],
+            vec![format!("{source:?} is the source bucket")],
+        ),
+        (
+            vec![
+                "--dest".into(),
+                destination.clone(),
+                "--dest".into(),
+                destination.clone(),
+            ],
+            vec!["listed twice".into()],
+        ),
+        (
+            vec!["--dest".into(), "Bad_Name".into()],
+            vec!["destination bucket name \"Bad_Name\" is invalid".into()],
+        ),
+        (
+            vec!["--dest".into(), missing.clone()],
+            vec![format!("destination bucket {missing} does not exist")],
+        ),
+        (
+            vec![
+                "--dest".into(),
+                destination.clone(),
+                "--tag".into(),
+                "oops".into(),
+            ],
+            vec!["KEY=VALUE".into()],
+        ),
+        (
+            vec![
+                "--dest".into(),
+                destination.clone(),
+                "--timeout".into(),
+                "901".into(),
+            ],
+            vec!["1 to 900".into()],
+        ),
+    ];
+    for (extra, expected) in cases {
+        let key = access_key();
+        let mut args = vec!["deploy", "--source", &source];
+        args.extend(extra.iter().map(String::as_str));
+        let run = aws.s3fan(&key, &args).await;
+        assert_refused(
+            &run,
+            &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(writes_by(&key), Vec::<String>::new(), "{extra:?}");
+    }
+
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &["deploy", "--source", &missing, "--dest", &destination],
+        )
+        .await;
+    assert_refused(&run, &[&format!("source bucket {missing} does not exist")]);
+
+    // JSON users get the error as JSON too.
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &missing,
+                "--dest",
+                &destination,
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert!(!run.success);
+    assert_eq!(run.json()["ok"], false);
+    assert!(
+        run.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist")
+    );
+
+    // A function of the destination's name that s3fan did not make.
+    let taken = unique("dst-taken");
+    clients.create_bucket(&taken).await;
+    clients
+        .create_function(&taken, "someone-elses-bucket")
+        .await;
+    let key = access_key();
+    let run = aws
+        .s3fan(&key, &["deploy", "--source", &source, "--dest", &taken])
+        .await;
+    assert_refused(
+        &run,
+        &[&format!(
+            "a Lambda function named {taken} already exists and was not made by s3fan"
+        )],
+    );
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+
+    assert!(
+        !function_exists(&clients, &destination).await,
+        "no refusal created anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_that_would_loop_is_refused() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let (a, b, c) = (unique("loop-a"), unique("loop-b"), unique("loop-c"));
+    buckets(&clients, &[&a, &b, &c]).await;
+    assert_ok(
+        &aws.s3fan(&access_key(), &["deploy", "--source", &a, "--dest", &b])
+            .await,
+    );
+    assert_ok(
+        &aws.s3fan(&access_key(), &["deploy", "--source", &b, "--dest", &c])
+            .await,
+    );
+    let key = access_key();
+    let run = aws
+        .s3fan(&key, &["deploy", "--source", &c, "--dest", &a])
+        .await;
+    assert_refused(
+        &run,
+        &["replication loop", &format!("{c} -> {a} -> {b} -> {c}")],
+    );
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_say_how_to_configure_them() {
+    let aws = local_aws();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
+        .args(["deploy", "--source", "some-src", "--dest", "some-dst"])
+        .env_clear()
+        .env("HOME", std::env::temp_dir().join("s3fan-no-home"))
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .output()
+        .await
+        .expect("run s3fan");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("credentials") && stderr.contains("aws configure"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_deployment_and_its_drift() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-status");
+    let destination = unique("dst-status");
+    buckets(&clients, &[&source, &destination]).await;
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &["deploy", "--source", &source, "--dest", &destination],
+        )
+        .await,
+    );
+
+    let key = access_key();
+    let run = aws
+        .s3fan(&key, &["status", "--source", &source, "--output", "json"])
+        .await;
+    assert_ok(&run);
+    assert_eq!(writes_by(&key), Vec::<String>::new(), "status only reads");
+    let status = run.json();
+    assert_eq!(status["topic"], json!(topic_arn(&source)));
+    assert_eq!(status["notification"], true);
+    assert_eq!(status["destinations"][0]["destination"], json!(destination));
+    assert_eq!(status["destinations"][0]["runs_this_binary"], true);
+    assert_eq!(status["drift"], json!([]));
+
+    // Someone changes the function by hand: status names the drift.
+    clients
+        .lambda
+        .update_function_configuration()
+        .function_name(&destination)
+        .memory_size(1024)
+        .send()
+        .await
+        .expect("update by hand");
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await
+        .json();
+    assert_eq!(
+        status["drift"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    assert_eq!(status["drift"][0]["kind"], "function");
+    assert_eq!(status["drift"][0]["detail"], "configuration");
+    let text = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert!(
+        text.stdout.contains("drift") && text.stdout.contains("would update"),
+        "{}",
+        text.stdout
+    );
+}
