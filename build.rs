@@ -16,18 +16,11 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=S3FAN_GIT_REV={revision}");
 
-    for watched in [".git/HEAD", ".git/packed-refs"] {
+    // HEAD moves between branches; the refs move with every commit (cargo
+    // scans a watched directory's files), or are packed.
+    for watched in [".git/HEAD", ".git/refs", ".git/packed-refs"] {
         if Path::new(watched).exists() {
             println!("cargo:rerun-if-changed={watched}");
-        }
-    }
-    // The branch ref that HEAD points to moves with every commit.
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
-        if let Some(reference) = head.strip_prefix("ref: ") {
-            let path = format!(".git/{}", reference.trim());
-            if Path::new(&path).exists() {
-                println!("cargo:rerun-if-changed={path}");
-            }
         }
     }
 }

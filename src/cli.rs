@@ -259,8 +259,11 @@ fn package(out: &Path, bootstrap: Option<&Path>) -> Printed {
     let bootstrap = Bootstrap::load(bootstrap).map_err(|err| err.to_string())?;
     let zip = bootstrap.zip().map_err(|err| err.to_string())?;
     std::fs::write(out, &zip).map_err(|err| format!("cannot write {}: {err}", out.display()))?;
+    let glibc = bootstrap.glibc.map_or("no glibc (static)".to_owned(), |v| {
+        format!("needs glibc {v}")
+    });
     println!(
-        "wrote {} ({} bytes): {} as bootstrap, {}",
+        "wrote {} ({} bytes): {} as bootstrap, {}, {glibc}",
         out.display(),
         zip.len(),
         bootstrap.path.display(),

@@ -48,10 +48,31 @@ pub enum PackageError {
          (aarch64). Pass a build for one of those with --bootstrap PATH"
     )]
     UnsupportedMachine { path: PathBuf, machine: String },
+    #[error(
+        "{path} needs glibc {needed}, but Lambda's provided.al2023 has glibc 2.34, so the \
+         function would fail to start. Build s3fan without a newer glibc: for a static binary, \
+         `rustup target add x86_64-unknown-linux-musl` (Debian: apt install musl-tools) and \
+         `cargo build --release --target x86_64-unknown-linux-musl`, or `cargo zigbuild --release \
+         --target x86_64-unknown-linux-gnu.2.34`; then pass it with --bootstrap PATH"
+    )]
+    GlibcTooNew { path: PathBuf, needed: GlibcVersion },
     #[error("cannot build the zip: {0}")]
     Zip(#[from] zip::result::ZipError),
     #[error("cannot build the zip: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The newest glibc provided.al2023 offers.
+pub const LAMBDA_GLIBC: GlibcVersion = GlibcVersion(2, 34);
+
+/// A glibc symbol version, `GLIBC_major.minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GlibcVersion(pub u32, pub u32);
+
+impl std::fmt::Display for GlibcVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
 }
 
 /// A Linux executable ready to be the function's bootstrap.
@@ -59,6 +80,8 @@ pub struct Bootstrap {
     pub path: PathBuf,
     pub bytes: Vec<u8>,
     pub architecture: Architecture,
+    /// The newest glibc it needs; `None` for a static (e.g. musl) binary.
+    pub glibc: Option<GlibcVersion>,
 }
 
 impl Bootstrap {
@@ -82,10 +105,15 @@ impl Bootstrap {
                 machine,
             },
         })?;
+        let glibc = required_glibc(&bytes);
+        if let Some(needed) = glibc.filter(|needed| *needed > LAMBDA_GLIBC) {
+            return Err(PackageError::GlibcTooNew { path, needed });
+        }
         Ok(Bootstrap {
             path,
             bytes,
             architecture,
+            glibc,
         })
     }
 
@@ -136,6 +164,61 @@ fn elf_architecture(bytes: &[u8]) -> Result<Architecture, NotLambdaElf> {
             if little_endian { "little" } else { "big" }
         ))),
     }
+}
+
+/// The newest `GLIBC_x.y` among the executable's version needs (the
+/// `SHT_GNU_verneed` section, what `objdump -p` lists under "Version
+/// References"). 64-bit little-endian ELF only, as `elf_architecture`
+/// accepts; every read is bounds-checked, a malformed file gives `None`.
+fn required_glibc(bytes: &[u8]) -> Option<GlibcVersion> {
+    const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let section_headers = usize::try_from(u64_at(0x28)?).ok()?;
+    let entry_size = usize::from(u16_at(0x3a)?);
+    let count = usize::from(u16_at(0x3c)?);
+    let section = |index: usize| section_headers.checked_add(index.checked_mul(entry_size)?);
+    let mut newest: Option<GlibcVersion> = None;
+    for index in 0..count {
+        let header = section(index)?;
+        if u32_at(header + 4)? != SHT_GNU_VERNEED {
+            continue;
+        }
+        let offset = usize::try_from(u64_at(header + 0x18)?).ok()?;
+        let strings = section(usize::try_from(u32_at(header + 0x28)?).ok()?)?;
+        let strings = usize::try_from(u64_at(strings + 0x18)?).ok()?;
+        let needs = u32_at(header + 0x2c)?;
+        let mut need = offset;
+        // Bounded by the section's own count: a cycle in malformed `next`
+        // offsets cannot loop forever.
+        for _ in 0..needs {
+            let aux_count = u16_at(need + 2)?;
+            let mut aux = need.checked_add(usize::try_from(u32_at(need + 8)?).ok()?)?;
+            for _ in 0..aux_count {
+                let name = strings.checked_add(usize::try_from(u32_at(aux + 8)?).ok()?)?;
+                if let Some(version) = glibc_version(c_string(bytes, name)?) {
+                    newest = newest.max(Some(version));
+                }
+                aux = aux.checked_add(usize::try_from(u32_at(aux + 12)?).ok()?)?;
+            }
+            need = need.checked_add(usize::try_from(u32_at(need + 12)?).ok()?)?;
+        }
+    }
+    newest
+}
+
+fn c_string(bytes: &[u8], at: usize) -> Option<&str> {
+    let rest = bytes.get(at..)?;
+    let end = rest.iter().position(|b| *b == 0)?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+fn glibc_version(name: &str) -> Option<GlibcVersion> {
+    let mut parts = name.strip_prefix("GLIBC_")?.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some(GlibcVersion(major, minor))
 }
 
 fn executable_kind(bytes: &[u8]) -> &'static str {
@@ -205,12 +288,116 @@ mod tests {
         }
     }
 
+    /// A minimal 64-bit ELF whose only content is a version-needs section
+    /// listing `versions` from libc.so.6.
+    fn elf_needing(versions: &[&str]) -> Vec<u8> {
+        let mut strings = b"\0libc.so.6\0".to_vec();
+        let names: Vec<u32> = versions
+            .iter()
+            .map(|v| {
+                let at = strings.len() as u32;
+                strings.extend_from_slice(v.as_bytes());
+                strings.push(0);
+                at
+            })
+            .collect();
+        let mut verneed = Vec::new();
+        verneed.extend_from_slice(&1u16.to_le_bytes()); // vn_version
+        verneed.extend_from_slice(&(versions.len() as u16).to_le_bytes()); // vn_cnt
+        verneed.extend_from_slice(&1u32.to_le_bytes()); // vn_file: "libc.so.6"
+        verneed.extend_from_slice(&16u32.to_le_bytes()); // vn_aux
+        verneed.extend_from_slice(&0u32.to_le_bytes()); // vn_next
+        for (index, name) in names.iter().enumerate() {
+            verneed.extend_from_slice(&0u32.to_le_bytes()); // vna_hash
+            verneed.extend_from_slice(&0u16.to_le_bytes()); // vna_flags
+            verneed.extend_from_slice(&2u16.to_le_bytes()); // vna_other
+            verneed.extend_from_slice(&name.to_le_bytes()); // vna_name
+            let next: u32 = if index + 1 < names.len() { 16 } else { 0 };
+            verneed.extend_from_slice(&next.to_le_bytes()); // vna_next
+        }
+        let mut elf = elf_header(2, 1, 62);
+        let strings_at = elf.len();
+        elf.extend_from_slice(&strings);
+        let verneed_at = elf.len();
+        elf.extend_from_slice(&verneed);
+        let headers_at = elf.len();
+        elf[0x28..0x30].copy_from_slice(&(headers_at as u64).to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        let section = |kind: u32, offset: usize, size: usize, link: u32, info: u32| {
+            let mut header = vec![0u8; 64];
+            header[4..8].copy_from_slice(&kind.to_le_bytes());
+            header[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
+            header[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            header[0x28..0x2c].copy_from_slice(&link.to_le_bytes());
+            header[0x2c..0x30].copy_from_slice(&info.to_le_bytes());
+            header
+        };
+        elf.extend(section(0, 0, 0, 0, 0));
+        elf.extend(section(3, strings_at, strings.len(), 0, 0));
+        elf.extend(section(0x6fff_fffe, verneed_at, verneed.len(), 1, 1));
+        elf
+    }
+
+    #[test]
+    fn reads_the_newest_glibc_from_version_needs() {
+        let elf = elf_needing(&["GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_2.17", "GLIBC_PRIVATE"]);
+        assert_eq!(required_glibc(&elf), Some(GlibcVersion(2, 34)));
+        assert_eq!(
+            required_glibc(&elf_needing(&["GLIBC_2.38"])),
+            Some(GlibcVersion(2, 38))
+        );
+        assert_eq!(
+            required_glibc(&elf_header(2, 1, 62)),
+            None,
+            "static: no needs"
+        );
+    }
+
+    #[test]
+    fn malformed_headers_give_no_answer_and_no_panic() {
+        let elf = elf_needing(&["GLIBC_2.38"]);
+        for cut in [0, 20, 64, 80, elf.len() - 1] {
+            let _ = required_glibc(&elf[..cut]);
+        }
+        let mut wild = elf.clone();
+        wild[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(required_glibc(&wild), None);
+    }
+
+    #[test]
+    fn a_bootstrap_needing_a_newer_glibc_is_refused_with_the_fix() {
+        let path = std::env::temp_dir().join(format!("s3fan-new-glibc-{}", std::process::id()));
+        std::fs::write(&path, elf_needing(&["GLIBC_2.38"])).unwrap();
+        let err = Bootstrap::load(Some(&path))
+            .err()
+            .expect("refused")
+            .to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            err.contains("needs glibc 2.38") && err.contains("2.34"),
+            "{err}"
+        );
+        assert!(err.contains("musl") && err.contains("--bootstrap"), "{err}");
+    }
+
+    #[test]
+    fn this_test_binary_fits_lambdas_glibc() {
+        let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let needed = required_glibc(&bytes).expect("a glibc build has version needs");
+        assert!(
+            needed >= GlibcVersion(2, 2) && needed <= LAMBDA_GLIBC,
+            "{needed}"
+        );
+    }
+
     #[test]
     fn the_zip_is_deterministic_and_holds_an_executable_bootstrap() {
         let bootstrap = Bootstrap {
             path: "x".into(),
             bytes: b"\x7fELF pretend binary".repeat(100),
             architecture: Architecture::X86_64,
+            glibc: None,
         };
         let first = bootstrap.zip().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
