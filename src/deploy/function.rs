@@ -13,7 +13,7 @@ use aws_sdk_lambda::types::{
 
 use super::names::{DEST_BUCKET_VAR, SOURCE_BUCKET_VAR, function_name, role_name};
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, is_code};
+use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 const RUNTIME: Runtime = Runtime::Providedal2023;
 const HANDLER: &str = "bootstrap";
@@ -178,26 +178,17 @@ pub fn plan(
 }
 
 pub fn plan_delete(name: &str, destination: &str, observed: &Observed) -> Change<Op> {
-    let present = matches!(observed, Observed::Present(_));
-    Change {
-        kind: Kind::Function,
-        name: name.to_owned(),
-        destination: Some(destination.to_owned()),
-        action: if present {
-            Action::Delete
-        } else {
-            Action::Unchanged
-        },
-        detail: if present {
-            String::new()
-        } else {
-            "already gone".into()
-        },
-        op: Op {
-            delete: present,
+    Change::removal(
+        Kind::Function,
+        name.to_owned(),
+        Some(destination.to_owned()),
+        matches!(observed, Observed::Present(_)),
+        Op {
+            delete: true,
             ..Op::NOTHING
         },
-    }
+        Op::NOTHING,
+    )
 }
 
 pub async fn apply(
@@ -207,20 +198,17 @@ pub async fn apply(
     op: Op,
 ) -> Result<(), DeployError> {
     if op.delete {
-        return match ctx
+        let result = ctx
             .lambda
             .delete_function()
             .function_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(aws_failure(
-                format!("cannot delete Lambda function {name}"),
-                &err,
-            )),
-        };
+            .await;
+        return gone_is_fine(
+            result,
+            &["ResourceNotFoundException"],
+            format!("cannot delete Lambda function {name}"),
+        );
     }
     if op.create {
         return create(ctx, name, destination).await;

@@ -53,6 +53,24 @@ pub(crate) fn is_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &
     err.code().is_some_and(|code| codes.contains(&code))
 }
 
+/// A delete whose target is already gone (one of the `missing` codes) has
+/// done its job: removals stay idempotent.
+pub(crate) fn gone_is_fine<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    missing: &[&str],
+    what: impl std::fmt::Display,
+) -> Result<(), DeployError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_code(&err, missing) => Ok(()),
+        Err(err) => Err(aws_failure(what, &err)),
+    }
+}
+
 pub(crate) fn message_of<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
     err.message().unwrap_or_default().to_owned()
 }

@@ -147,26 +147,14 @@ pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
         .topic_configurations()
         .iter()
         .any(|e| e.id() == Some(NOTIFICATION_ID));
-    Change {
-        kind: Kind::Notification,
-        name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
-        destination: None,
-        action: if present {
-            Action::Delete
-        } else {
-            Action::Unchanged
-        },
-        detail: if present {
-            String::new()
-        } else {
-            "already gone".into()
-        },
-        op: if present {
-            Op::Put(merged(observed, None))
-        } else {
-            Op::Nothing
-        },
-    }
+    Change::removal(
+        Kind::Notification,
+        format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
+        None,
+        present,
+        Op::Put(merged(observed, None)),
+        Op::Nothing,
+    )
 }
 
 pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {

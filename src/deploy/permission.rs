@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::names::{PERMISSION_STATEMENT_ID, function_name};
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, is_code};
+use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -73,44 +73,30 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
 }
 
 pub fn plan_delete(function: &str, destination: &str, observed: &Observed) -> Change<Op> {
-    let present = matches!(observed, Observed::Present(_));
-    Change {
-        kind: Kind::Permission,
-        name: format!("{function}/{PERMISSION_STATEMENT_ID}"),
-        destination: Some(destination.to_owned()),
-        action: if present {
-            Action::Delete
-        } else {
-            Action::Unchanged
-        },
-        detail: if present {
-            String::new()
-        } else {
-            "already gone".into()
-        },
-        op: if present { Op::Remove } else { Op::Nothing },
-    }
+    Change::removal(
+        Kind::Permission,
+        format!("{function}/{PERMISSION_STATEMENT_ID}"),
+        Some(destination.to_owned()),
+        matches!(observed, Observed::Present(_)),
+        Op::Remove,
+        Op::Nothing,
+    )
 }
 
 pub async fn apply(ctx: &Context, function: &str, op: Op) -> Result<(), DeployError> {
     if matches!(op, Op::Replace | Op::Remove) {
-        match ctx
+        let result = ctx
             .lambda
             .remove_permission()
             .function_name(function)
             .statement_id(PERMISSION_STATEMENT_ID)
             .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => {}
-            Err(err) => {
-                return Err(aws_failure(
-                    format!("cannot remove the SNS permission of Lambda function {function}"),
-                    &err,
-                ));
-            }
-        }
+            .await;
+        gone_is_fine(
+            result,
+            &["ResourceNotFoundException"],
+            format!("cannot remove the SNS permission of Lambda function {function}"),
+        )?;
     }
     if matches!(op, Op::Add | Op::Replace) {
         ctx.lambda

@@ -78,6 +78,36 @@ pub struct Change<Op> {
     pub op: Op,
 }
 
+impl<Op> Change<Op> {
+    /// Removing a resource: `Delete` while it is there, else `Unchanged`
+    /// ("already gone"), which makes every removal idempotent.
+    pub fn removal(
+        kind: Kind,
+        name: String,
+        destination: Option<String>,
+        present: bool,
+        delete: Op,
+        nothing: Op,
+    ) -> Change<Op> {
+        Change {
+            kind,
+            name,
+            destination,
+            action: if present {
+                Action::Delete
+            } else {
+                Action::Unchanged
+            },
+            detail: if present {
+                String::new()
+            } else {
+                "already gone".into()
+            },
+            op: if present { delete } else { nothing },
+        }
+    }
+}
+
 /// How far a change got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "error")]

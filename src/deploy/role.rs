@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::names::{ROLE_POLICY_NAME, function_name, role_name};
 use super::plan::{Action, Change, Kind};
 use super::policy::{decode_iam_document, role_policy, trust_policy};
-use super::{Context, DeployError, aws_failure, is_code};
+use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -115,26 +115,17 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
 }
 
 pub fn plan_delete(destination: &str, observed: &Observed) -> Change<Op> {
-    let present = matches!(observed, Observed::Present { .. });
-    Change {
-        kind: Kind::Role,
-        name: role_name(destination),
-        destination: Some(destination.to_owned()),
-        action: if present {
-            Action::Delete
-        } else {
-            Action::Unchanged
-        },
-        detail: if present {
-            String::new()
-        } else {
-            "already gone".into()
-        },
-        op: Op {
-            delete: present,
+    Change::removal(
+        Kind::Role,
+        role_name(destination),
+        Some(destination.to_owned()),
+        matches!(observed, Observed::Present { .. }),
+        Op {
+            delete: true,
             ..Op::NOTHING
         },
-    }
+        Op::NOTHING,
+    )
 }
 
 pub async fn apply(ctx: &Context, destination: &str, op: Op) -> Result<(), DeployError> {
@@ -195,26 +186,22 @@ pub async fn apply(ctx: &Context, destination: &str, op: Op) -> Result<(), Deplo
 }
 
 async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
-    match ctx
+    let result = ctx
         .iam
         .delete_role_policy()
         .role_name(name)
         .policy_name(ROLE_POLICY_NAME)
         .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => {}
-        Err(err) => {
-            return Err(aws_failure(
-                format!("cannot delete the policy of IAM role {name}"),
-                &err,
-            ));
-        }
-    }
-    match ctx.iam.delete_role().role_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-        Err(err) => Err(aws_failure(format!("cannot delete IAM role {name}"), &err)),
-    }
+        .await;
+    gone_is_fine(
+        result,
+        &["NoSuchEntity"],
+        format!("cannot delete the policy of IAM role {name}"),
+    )?;
+    let result = ctx.iam.delete_role().role_name(name).send().await;
+    gone_is_fine(
+        result,
+        &["NoSuchEntity"],
+        format!("cannot delete IAM role {name}"),
+    )
 }

@@ -3,7 +3,7 @@
 
 use super::names::function_name;
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, is_code};
+use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 /// A lambda subscription of the topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,26 +91,14 @@ pub fn plan_delete(
         .iter()
         .map(|s| s.arn.clone())
         .collect();
-    Change {
-        kind: Kind::Subscription,
-        name: function.to_owned(),
-        destination: Some(destination.to_owned()),
-        action: if arns.is_empty() {
-            Action::Unchanged
-        } else {
-            Action::Delete
-        },
-        detail: if arns.is_empty() {
-            "already gone".into()
-        } else {
-            String::new()
-        },
-        op: if arns.is_empty() {
-            Op::Nothing
-        } else {
-            Op::Unsubscribe(arns)
-        },
-    }
+    Change::removal(
+        Kind::Subscription,
+        function.to_owned(),
+        Some(destination.to_owned()),
+        !arns.is_empty(),
+        Op::Unsubscribe(arns),
+        Op::Nothing,
+    )
 }
 
 pub async fn apply(ctx: &Context, function: &str, op: &Op) -> Result<(), DeployError> {
@@ -133,16 +121,12 @@ pub async fn apply(ctx: &Context, function: &str, op: &Op) -> Result<(), DeployE
             }),
         Op::Unsubscribe(arns) => {
             for arn in arns {
-                match ctx.sns.unsubscribe().subscription_arn(arn).send().await {
-                    Ok(_) => {}
-                    Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => {}
-                    Err(err) => {
-                        return Err(aws_failure(
-                            format!("cannot remove subscription {arn}"),
-                            &err,
-                        ));
-                    }
-                }
+                let result = ctx.sns.unsubscribe().subscription_arn(arn).send().await;
+                gone_is_fine(
+                    result,
+                    &["NotFound", "NotFoundException"],
+                    format!("cannot remove subscription {arn}"),
+                )?;
             }
             Ok(())
         }

@@ -59,22 +59,14 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Change<Op> {
 }
 
 pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
-    let (action, op) = match observed {
-        Observed::Absent => (Action::Unchanged, Op::Nothing),
-        Observed::Present { .. } => (Action::Delete, Op::Delete),
-    };
-    Change {
-        kind: Kind::Topic,
-        name: topic_name(&ctx.spec.source),
-        destination: None,
-        action,
-        detail: if action == Action::Unchanged {
-            "already gone".into()
-        } else {
-            String::new()
-        },
-        op,
-    }
+    Change::removal(
+        Kind::Topic,
+        topic_name(&ctx.spec.source),
+        None,
+        matches!(observed, Observed::Present { .. }),
+        Op::Delete,
+        Op::Nothing,
+    )
 }
 
 pub async fn apply(ctx: &Context, op: Op) -> Result<(), DeployError> {
