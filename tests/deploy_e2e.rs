@@ -259,7 +259,7 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
              "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
              "Resource": format!("arn:aws:s3:::{source}/*")},
             {"Sid": "WriteDestinationObjects", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:PutObjectTagging"],
+             "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
              "Resource": format!("arn:aws:s3:::{d2}/*")},
             {"Sid": "WriteOwnLogs", "Effect": "Allow",
              "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],

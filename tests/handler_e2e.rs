@@ -446,3 +446,133 @@ async fn the_events_version_is_the_version_copied() {
         "the event named the first version"
     );
 }
+
+async fn tags(clients: &Clients, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let out = clients
+        .s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get tagging");
+    let mut tags: Vec<(String, String)> = out
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_past_the_threshold_are_copied_in_parts_with_everything_carried() {
+    let clients = local_aws().clients().await;
+    let source = unique("src-parts");
+    let destination = unique("dst.parts");
+    clients.create_bucket(&source).await;
+    clients.create_bucket(&destination).await;
+    let function = function_name_for(&destination);
+    // A 5 MiB threshold stands in for CopyObject's 5 GB.
+    clients
+        .create_function_with_env(
+            &function,
+            &destination,
+            &[
+                ("S3FAN_MULTIPART_THRESHOLD", "5242880"),
+                ("S3FAN_PART_SIZE", "5242880"),
+            ],
+        )
+        .await;
+
+    let large: Vec<u8> = (0..23 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2246822519) >> 16) as u8)
+        .collect();
+    for (key, body) in [("big/23MiB.bin", large), ("small.txt", b"small".to_vec())] {
+        clients
+            .s3
+            .put_object()
+            .bucket(&source)
+            .key(key)
+            .body(body.into())
+            .content_type("application/x-test")
+            .content_disposition("attachment; filename=\"x.bin\"")
+            .cache_control("max-age=60")
+            .content_language("fr")
+            .metadata("origin", "camera 7")
+            .tagging("team=media%20film%2F2026%3Aq4&tier=gold")
+            .send()
+            .await
+            .expect("put");
+    }
+    let event = s3_event(
+        &source,
+        &[
+            ("ObjectCreated:CompleteMultipartUpload", "big%2F23MiB.bin"),
+            ("ObjectCreated:Put", "small.txt"),
+        ],
+    );
+    let mut event = event;
+    event["Records"][0]["s3"]["object"]["size"] = json!(23 * 1024 * 1024);
+    event["Records"][1]["s3"]["object"]["size"] = json!(5);
+    let (error, result) = invoke(&clients, &function, &event).await;
+    assert_eq!(error, None, "{result}");
+    assert_eq!(result["copied"], 2);
+
+    for key in ["big/23MiB.bin", "small.txt"] {
+        assert_replicated(&clients, &source, std::slice::from_ref(&destination), key).await;
+        let (from, to) = (
+            clients
+                .s3
+                .head_object()
+                .bucket(&source)
+                .key(key)
+                .send()
+                .await
+                .expect("head source"),
+            clients
+                .s3
+                .head_object()
+                .bucket(&destination)
+                .key(key)
+                .send()
+                .await
+                .expect("head copy"),
+        );
+        assert_eq!(
+            to.content_disposition(),
+            from.content_disposition(),
+            "{key}"
+        );
+        assert_eq!(to.cache_control(), from.cache_control(), "{key}");
+        assert_eq!(to.content_language(), from.content_language(), "{key}");
+        assert_eq!(
+            tags(&clients, &destination, key).await,
+            tags(&clients, &source, key).await,
+            "{key}"
+        );
+        assert_eq!(
+            tags(&clients, &destination, key).await,
+            vec![
+                ("team".to_owned(), "media film/2026:q4".to_owned()),
+                ("tier".to_owned(), "gold".to_owned())
+            ]
+        );
+    }
+    let invocation = invocations_of(&function).pop().expect("an invocation");
+    let lines = invocation.log_lines();
+    let big = lines
+        .iter()
+        .find(|l| l["key"] == "big/23MiB.bin")
+        .expect("a line for the big object");
+    assert_eq!(
+        (big["method"].as_str(), big["parts"].as_u64()),
+        (Some("multipart"), Some(5)),
+        "{big}"
+    );
+    let small = lines
+        .iter()
+        .find(|l| l["key"] == "small.txt")
+        .expect("a line for the small object");
+    assert_eq!(small["method"], "copy_object");
+}

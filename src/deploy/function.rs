@@ -115,11 +115,13 @@ pub fn plan(
                 create: true,
                 ..Op::NOTHING
             },
-            format!(
-                "{}, {} bytes zipped",
-                ctx.code.architecture.lambda_name(),
-                ctx.code.zip.len()
-            ),
+            ctx.code.as_ref().map_or_else(String::new, |code| {
+                format!(
+                    "{}, {} bytes zipped",
+                    code.architecture.lambda_name(),
+                    code.zip.len()
+                )
+            }),
         ),
         Observed::Present(deployed) => {
             let owner = deployed.environment.get(SOURCE_BUCKET_VAR);
@@ -137,8 +139,11 @@ pub fn plan(
                     ),
                 }));
             }
-            let code = deployed.code_sha256 != ctx.code.sha256
-                || deployed.architecture.as_deref() != Some(ctx.code.architecture.lambda_name());
+            // Without a build to compare (status on a Mac), code is not drift.
+            let code = ctx.code.as_ref().is_some_and(|code| {
+                deployed.code_sha256 != code.sha256
+                    || deployed.architecture.as_deref() != Some(code.architecture.lambda_name())
+            });
             let config = deployed.role != ctx.scope.role_arn(&role_name(destination))
                 || deployed.runtime.as_deref() != Some(RUNTIME.as_str())
                 || deployed.handler.as_deref() != Some(HANDLER)
@@ -217,8 +222,8 @@ pub async fn apply(
         ctx.lambda
             .update_function_code()
             .function_name(name)
-            .zip_file(Blob::new(ctx.code.zip.clone()))
-            .architectures(architecture(ctx))
+            .zip_file(Blob::new(ctx.code()?.zip.clone()))
+            .architectures(architecture(ctx)?)
             .send()
             .await
             .map_err(|err| {
@@ -252,8 +257,10 @@ pub async fn apply(
     Ok(())
 }
 
-fn architecture(ctx: &Context) -> LambdaArchitecture {
-    LambdaArchitecture::from(ctx.code.architecture.lambda_name())
+fn architecture(ctx: &Context) -> Result<LambdaArchitecture, DeployError> {
+    Ok(LambdaArchitecture::from(
+        ctx.code()?.architecture.lambda_name(),
+    ))
 }
 
 fn environment(ctx: &Context, destination: &str) -> Environment {
@@ -280,13 +287,13 @@ async fn create(ctx: &Context, name: &str, destination: &str) -> Result<(), Depl
             .role(ctx.scope.role_arn(&role_name(destination)))
             .runtime(RUNTIME)
             .handler(HANDLER)
-            .architectures(architecture(ctx))
+            .architectures(architecture(ctx)?)
             .memory_size(ctx.spec.memory)
             .timeout(ctx.spec.timeout)
             .environment(environment(ctx, destination))
             .code(
                 FunctionCode::builder()
-                    .zip_file(Blob::new(ctx.code.zip.clone()))
+                    .zip_file(Blob::new(ctx.code()?.zip.clone()))
                     .build(),
             );
         for (key, value) in ctx.tags(Some(destination)) {

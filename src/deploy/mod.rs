@@ -105,13 +105,15 @@ pub struct Context {
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
-    pub code: Code,
+    /// The code to deploy. Only `deploy` needs it: `status` and `destroy`
+    /// run anywhere, also where s3fan is not a Linux build (a Mac).
+    pub code: Option<Code>,
 }
 
 impl Context {
     /// Checks credentials, finds the account and the source bucket's region,
     /// and builds clients for that region.
-    pub async fn connect(spec: Spec, code: Code) -> Result<Context, DeployError> {
+    pub async fn connect(spec: Spec, code: Option<Code>) -> Result<Context, DeployError> {
         let config = crate::aws::sdk_config(spec.region.clone(), spec.profile.clone()).await;
         check_credentials(&config).await?;
         // Where the bucket is decides where the topic and functions go; any
@@ -147,6 +149,13 @@ impl Context {
             iam: aws_sdk_iam::Client::new(&regional),
             spec,
             code,
+        })
+    }
+
+    /// The code to upload, for the steps that upload it.
+    pub fn code(&self) -> Result<&Code, DeployError> {
+        self.code.as_ref().ok_or_else(|| {
+            DeployError("no Linux build of s3fan to upload: pass one with --bootstrap PATH".into())
         })
     }
 
@@ -450,7 +459,7 @@ impl Report {
 
 /// `s3fan deploy`.
 pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
-    let ctx = Context::connect(spec, code).await?;
+    let ctx = Context::connect(spec, Some(code)).await?;
     check_destinations(&ctx).await?;
     let edges = inventory::list(&ctx).await?;
     if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
@@ -568,7 +577,7 @@ fn set_detail(step: &mut Step, why: &str) {
 
 /// `s3fan destroy`: everything deploy made for the source (or only the named
 /// destinations), and nothing else.
-pub async fn destroy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
+pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Report, DeployError> {
     let ctx = Context::connect(spec, code).await?;
     let edges = inventory::list(&ctx).await?;
     let subscriptions = subscription::observe_all(&ctx).await?;
@@ -620,8 +629,9 @@ pub struct DestinationStatus {
     pub function: String,
     pub code_sha256: String,
     pub last_modified: String,
-    /// Whether the deployed code is exactly this binary's package.
-    pub runs_this_binary: bool,
+    /// Whether the deployed code is exactly this binary's package (unknown
+    /// where this binary is not a Linux build).
+    pub runs_this_binary: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -663,10 +673,10 @@ impl StatusReport {
                 d.destination,
                 d.function,
                 d.code_sha256,
-                if d.runs_this_binary {
-                    "this binary"
-                } else {
-                    "another build"
+                match d.runs_this_binary {
+                    Some(true) => "this binary",
+                    Some(false) => "another build",
+                    None => "build unknown",
                 },
                 d.last_modified
             ));
@@ -686,7 +696,7 @@ impl StatusReport {
 
 /// `s3fan status`: what is deployed, and how it differs from what deploy
 /// would make of the same destinations (the same planning code as deploy).
-pub async fn status(spec: Spec, code: Code) -> Result<StatusReport, DeployError> {
+pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
     let mut ctx = Context::connect(spec, code).await?;
     let edges = inventory::list(&ctx).await?;
     let ours: Vec<&inventory::Edge> = edges
@@ -728,7 +738,7 @@ pub async fn status(spec: Spec, code: Code) -> Result<StatusReport, DeployError>
                 function: e.function.clone(),
                 code_sha256: e.code_sha256.clone(),
                 last_modified: e.last_modified.clone(),
-                runs_this_binary: e.code_sha256 == ctx.code.sha256,
+                runs_this_binary: ctx.code.as_ref().map(|code| e.code_sha256 == code.sha256),
             })
             .collect(),
         drift,

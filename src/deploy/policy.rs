@@ -71,7 +71,8 @@ pub fn trust_policy() -> Value {
 /// What one destination's function may do: read objects (and their versions
 /// and tags) of the source, write objects and tags to its destination, and
 /// write its own logs. `s3:GetObjectVersionTagging` is there because CopyObject
-/// of a named version copies that version's tags.
+/// of a named version copies that version's tags; `s3:AbortMultipartUpload`
+/// because a failed multipart copy must not leave billed parts behind.
 pub fn role_policy(scope: &Scope, source: &str, destination: &str, function: &str) -> Value {
     let log_group = scope.log_group_arn(function);
     json!({
@@ -91,7 +92,7 @@ pub fn role_policy(scope: &Scope, source: &str, destination: &str, function: &st
             {
                 "Sid": "WriteDestinationObjects",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:PutObjectTagging"],
+                "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
                 "Resource": format!("{}/*", scope.bucket_arn(destination))
             },
             {
@@ -161,7 +162,7 @@ mod tests {
                "Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging"],
                "Resource":"arn:aws:s3:::photos/*"},
               {"Sid":"WriteDestinationObjects","Effect":"Allow",
-               "Action":["s3:PutObject","s3:PutObjectTagging"],
+               "Action":["s3:PutObject","s3:PutObjectTagging","s3:AbortMultipartUpload"],
                "Resource":"arn:aws:s3:::photos.eu/*"},
               {"Sid":"WriteOwnLogs","Effect":"Allow",
                "Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents"],

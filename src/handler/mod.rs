@@ -8,6 +8,7 @@ mod copy;
 mod destination;
 pub mod event;
 pub mod key;
+mod multipart;
 mod plan;
 
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::Value;
 
-use copy::{CopyFailure, CopyOutcome, copy_object};
+use copy::{Copied, CopyFailure, CopyOutcome, CopySettings};
 use destination::{DEST_BUCKET_VAR, destination_bucket};
 use plan::{CopyRequest, Step, plan};
 
@@ -57,11 +58,16 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
     );
     let config = crate::aws::sdk_config(None, None).await;
-    let replicator = match destination {
-        Ok(destination) => {
+    let settings = CopySettings::from_env(|name| std::env::var(name).ok());
+    let replicator = match destination
+        .map_err(|err| err.to_string())
+        .and_then(|d| Ok((d, settings?)))
+    {
+        Ok((destination, settings)) => {
             tracing::info!(destination = %destination, version = crate::version::LONG, "s3fan handler ready");
             Ok(Replicator {
                 destination,
+                settings,
                 s3: crate::aws::s3_client(&config),
             })
         }
@@ -70,7 +76,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         // response, the failure destination) and not only in an init log.
         Err(err) => {
             tracing::error!(error = %err, "s3fan handler misconfigured");
-            Err(err.to_string())
+            Err(err)
         }
     };
     let replicator = &replicator;
@@ -119,6 +125,7 @@ impl From<InvocationError> for Diagnostic {
 
 struct Replicator {
     destination: String,
+    settings: CopySettings,
     s3: aws_sdk_s3::Client,
 }
 
@@ -138,11 +145,17 @@ impl Replicator {
             match step {
                 Step::Copy(request) => {
                     let started = Instant::now();
-                    let result = copy_object(&self.s3, &request).await;
+                    let result = copy::copy(&self.s3, &self.settings, &request).await;
                     log_copy(&request, &result, started.elapsed(), &request_id);
                     match result {
-                        Ok(CopyOutcome::Copied) => summary.copied += 1,
-                        Ok(CopyOutcome::SourceChanged) => summary.source_changed += 1,
+                        Ok(Copied {
+                            outcome: CopyOutcome::Copied,
+                            ..
+                        }) => summary.copied += 1,
+                        Ok(Copied {
+                            outcome: CopyOutcome::SourceChanged,
+                            ..
+                        }) => summary.source_changed += 1,
                         Err(failure) => failures.push(failure.to_string()),
                     }
                 }
@@ -167,20 +180,22 @@ impl Replicator {
 /// The one structured line per copied record.
 fn log_copy(
     request: &CopyRequest,
-    result: &Result<CopyOutcome, CopyFailure>,
+    result: &Result<Copied, CopyFailure>,
     elapsed: Duration,
     request_id: &str,
 ) {
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     match result {
-        Ok(outcome) => tracing::info!(
+        Ok(copied) => tracing::info!(
             request_id,
             bucket = %request.source_bucket,
             key = %request.key,
             version_id = request.version_id.as_deref(),
             destination = %request.destination_bucket,
-            bytes = request.size,
-            outcome = outcome.as_str(),
+            bytes = copied.bytes,
+            method = if copied.parts == 0 { "copy_object" } else { "multipart" },
+            parts = copied.parts,
+            outcome = copied.outcome.as_str(),
             duration_ms,
         ),
         Err(failure) => tracing::error!(

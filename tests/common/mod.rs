@@ -264,6 +264,16 @@ impl Clients {
 
     /// A function running the release binary, copying to `destination`.
     pub async fn create_function(&self, name: &str, destination: &str) -> String {
+        self.create_function_with_env(name, destination, &[]).await
+    }
+
+    /// The same, with more variables in the function's environment.
+    pub async fn create_function_with_env(
+        &self,
+        name: &str,
+        destination: &str,
+        env: &[(&str, &str)],
+    ) -> String {
         let role = self
             .iam
             .create_role()
@@ -290,7 +300,12 @@ impl Clients {
             )
             .environment(
                 aws_sdk_lambda::types::Environment::builder()
-                    .variables("S3FAN_DEST_BUCKET", destination)
+                    .set_variables(Some(
+                        env.iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .chain([("S3FAN_DEST_BUCKET".to_owned(), destination.to_owned())])
+                            .collect(),
+                    ))
                     .build(),
             )
             .send()

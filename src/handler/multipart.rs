@@ -1,0 +1,527 @@
+//! Copies past CopyObject's 5 GB limit: CreateMultipartUpload, UploadPartCopy
+//! of byte ranges with bounded concurrency, CompleteMultipartUpload.
+//!
+//! A multipart upload does not copy what CopyObject would, so this carries it
+//! over itself: Content-Type, -Encoding, -Disposition, -Language,
+//! Cache-Control, Expires and user metadata (from HeadObject) and the tags
+//! (GetObjectTagging). On any failure the upload is aborted, so no orphan
+//! parts are left to be billed.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::copy::{CopyFailure, CopyOutcome, failure};
+use super::key::copy_source;
+use super::plan::CopyRequest;
+
+pub const MIB: u64 = 1024 * 1024;
+pub const GIB: u64 = 1024 * MIB;
+/// S3's limits for a multipart upload.
+pub const MIN_PART: u64 = 5 * MIB;
+pub const MAX_PART: u64 = 5 * GIB;
+pub const MAX_PARTS: u64 = 10_000;
+
+/// One part: its number (from 1) and inclusive byte range in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub number: i32,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// Splits `size` bytes into parts of `preferred` bytes, grown where needed so
+/// that there are at most 10,000, and never under 5 MiB (but the last).
+pub fn part_plan(size: u64, preferred: u64) -> Vec<Part> {
+    let part = preferred
+        .max(MIN_PART)
+        .max(size.div_ceil(MAX_PARTS))
+        .min(MAX_PART);
+    let mut parts = Vec::new();
+    let mut first = 0;
+    while first < size {
+        let last = (first + part).min(size) - 1;
+        parts.push(Part {
+            number: parts.len() as i32 + 1,
+            first,
+            last,
+        });
+        first = last + 1;
+    }
+    parts
+}
+
+/// What the source carries that a multipart upload must be given.
+struct SourceObject {
+    etag: Option<String>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<aws_smithy_types::DateTime>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+    tagging: String,
+}
+
+/// Copies `request`, `size` bytes long, in parts.
+pub async fn copy_in_parts(
+    s3: &Client,
+    request: &CopyRequest,
+    size: u64,
+    part_size: u64,
+    concurrency: usize,
+) -> Result<(CopyOutcome, usize), CopyFailure> {
+    let source = match read_source(s3, request).await? {
+        Some(source) => source,
+        None => return Ok((CopyOutcome::SourceChanged, 0)),
+    };
+    let created = s3
+        .create_multipart_upload()
+        .bucket(&request.destination_bucket)
+        .key(&request.key)
+        .set_content_type(source.content_type)
+        .set_content_encoding(source.content_encoding)
+        .set_content_disposition(source.content_disposition)
+        .set_content_language(source.content_language)
+        .set_cache_control(source.cache_control)
+        .set_expires(source.expires)
+        .set_metadata(source.metadata)
+        .set_tagging((!source.tagging.is_empty()).then_some(source.tagging))
+        .send()
+        .await
+        .map_err(|err| failure(request, &err))?;
+    let Some(upload_id) = created.upload_id().map(str::to_owned) else {
+        return Err(CopyFailure::about(
+            request,
+            "CreateMultipartUpload",
+            "S3 returned no UploadId",
+        ));
+    };
+    // Every part is copied only while the source still has the ETag read
+    // above: a write in the middle fails the copy instead of mixing versions.
+    let if_match = source.etag.or_else(|| request.if_match.clone());
+    let parts = part_plan(size, part_size);
+    let count = parts.len();
+    let copied = stream::iter(parts)
+        .map(|part| copy_part(s3, request, &upload_id, if_match.as_deref(), part))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<CompletedPart>>()
+        .await;
+    let result = match copied {
+        Ok(mut completed) => {
+            completed.sort_by_key(|p| p.part_number());
+            s3.complete_multipart_upload()
+                .bucket(&request.destination_bucket)
+                .key(&request.key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(completed))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| (CopyOutcome::Copied, count))
+                .map_err(|err| failure(request, &err))
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(done) => Ok(done),
+        Err(err) => {
+            let aborted = s3
+                .abort_multipart_upload()
+                .bucket(&request.destination_bucket)
+                .key(&request.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(abort) = aborted {
+                let abort = failure(request, &abort);
+                return Err(CopyFailure {
+                    message: format!(
+                        "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
+                         so its parts remain until a lifecycle rule or a retry removes them",
+                        err.message, abort.code, abort.message
+                    ),
+                    ..err
+                });
+            }
+            if err.code == "PreconditionFailed" {
+                return Ok((CopyOutcome::SourceChanged, count));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// HeadObject and GetObjectTagging of the source version to copy; `None`
+/// when it no longer matches the event's ETag.
+async fn read_source(
+    s3: &Client,
+    request: &CopyRequest,
+) -> Result<Option<SourceObject>, CopyFailure> {
+    let head = s3
+        .head_object()
+        .bucket(&request.source_bucket)
+        .key(&request.key)
+        .set_version_id(request.version_id.clone())
+        .set_if_match(request.if_match.as_ref().map(|etag| format!("\"{etag}\"")))
+        .send()
+        .await;
+    let head = match head {
+        Ok(head) => head,
+        Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
+            return Ok(None);
+        }
+        Err(err) => return Err(failure(request, &err)),
+    };
+    let tags = s3
+        .get_object_tagging()
+        .bucket(&request.source_bucket)
+        .key(&request.key)
+        .set_version_id(request.version_id.clone())
+        .send()
+        .await
+        .map_err(|err| failure(request, &err))?;
+    let tagging = form_urlencoded(tags.tag_set().iter().map(|t| (t.key(), t.value())));
+    Ok(Some(SourceObject {
+        etag: head.e_tag().map(|e| e.trim_matches('"').to_owned()),
+        content_type: head.content_type,
+        content_encoding: head.content_encoding,
+        content_disposition: head.content_disposition,
+        content_language: head.content_language,
+        cache_control: head.cache_control,
+        // CreateMultipartUpload takes a date: an Expires that is not an
+        // HTTP date (S3 stores any string) cannot be carried over.
+        expires: head.expires_string.as_deref().and_then(|text| {
+            aws_smithy_types::DateTime::from_str(
+                text,
+                aws_smithy_types::date_time::Format::HttpDate,
+            )
+            .ok()
+        }),
+        metadata: head.metadata,
+        tagging,
+    }))
+}
+
+async fn copy_part(
+    s3: &Client,
+    request: &CopyRequest,
+    upload_id: &str,
+    if_match: Option<&str>,
+    part: Part,
+) -> Result<CompletedPart, CopyFailure> {
+    let copied = s3
+        .upload_part_copy()
+        .bucket(&request.destination_bucket)
+        .key(&request.key)
+        .upload_id(upload_id)
+        .part_number(part.number)
+        .copy_source(copy_source(
+            &request.source_bucket,
+            &request.key,
+            request.version_id.as_deref(),
+        ))
+        .copy_source_range(format!("bytes={}-{}", part.first, part.last))
+        .set_copy_source_if_match(if_match.map(|etag| format!("\"{etag}\"")))
+        .send()
+        .await
+        .map_err(|err| failure(request, &err))?;
+    let etag = copied
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .ok_or_else(|| {
+            CopyFailure::about(
+                request,
+                "UploadPartCopy",
+                &format!("S3 returned no ETag for part {}", part.number),
+            )
+        })?;
+    Ok(CompletedPart::builder()
+        .part_number(part.number)
+        .e_tag(etag)
+        .build())
+}
+
+/// The `x-amz-tagging` header value: `k1=v1&k2=v2`, form-encoded.
+fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    pairs
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, UNRESERVED),
+                utf8_percent_encode(v, UNRESERVED)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIB: u64 = 1024 * GIB;
+
+    /// Contiguous, complete, numbered from 1, within S3's limits.
+    fn assert_valid(size: u64, parts: &[Part]) {
+        assert!(
+            parts.len() as u64 <= MAX_PARTS,
+            "{size}: {} parts",
+            parts.len()
+        );
+        let mut next = 0;
+        for (index, part) in parts.iter().enumerate() {
+            assert_eq!(part.number as usize, index + 1);
+            assert_eq!(part.first, next, "{size}: gap before part {}", part.number);
+            let length = part.last - part.first + 1;
+            assert!(
+                length <= MAX_PART,
+                "{size}: part {} is {length}",
+                part.number
+            );
+            if index + 1 < parts.len() {
+                assert!(
+                    length >= MIN_PART,
+                    "{size}: part {} is {length}",
+                    part.number
+                );
+            }
+            next = part.last + 1;
+        }
+        assert_eq!(next, size, "{size}: parts cover every byte");
+    }
+
+    #[test]
+    fn part_plans_at_the_edges() {
+        let preferred = 256 * MIB;
+        assert_eq!(part_plan(0, preferred), vec![]);
+        assert_eq!(
+            part_plan(1, preferred),
+            vec![Part {
+                number: 1,
+                first: 0,
+                last: 0
+            }]
+        );
+        assert_eq!(part_plan(5 * MIB, preferred).len(), 1);
+        assert_eq!(part_plan(5 * GIB, preferred).len(), 20);
+        assert_eq!(part_plan(5 * GIB + 1, preferred).len(), 21);
+        assert_eq!(
+            part_plan(5 * GIB + 1, preferred)[20],
+            Part {
+                number: 21,
+                first: 5 * GIB,
+                last: 5 * GIB
+            }
+        );
+        for size in [0, 1, 5 * MIB, 5 * GIB, 5 * GIB + 1, 5 * TIB, 23 * MIB] {
+            assert_valid(size, &part_plan(size, preferred));
+        }
+    }
+
+    #[test]
+    fn part_size_grows_to_stay_under_ten_thousand_parts() {
+        // 5 TiB in 5 MiB parts would be 1,048,576 parts.
+        let parts = part_plan(5 * TIB, MIN_PART);
+        assert_eq!(parts.len(), 10_000);
+        assert_valid(5 * TIB, &parts);
+    }
+
+    #[test]
+    fn parts_never_go_under_five_mib() {
+        let parts = part_plan(23 * MIB, 1);
+        assert_eq!(parts.len(), 5);
+        assert_eq!(parts[4].last - parts[4].first + 1, 3 * MIB);
+        assert_valid(23 * MIB, &parts);
+    }
+
+    mod scripted {
+        //! An in-process S3 that answers by route and records every request.
+
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+
+        pub type Route = fn(&str, &str) -> (u16, Vec<(&'static str, String)>, String);
+
+        pub async fn serve(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = seen.clone();
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read_exact(&mut byte).await.is_err() {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        let head = String::from_utf8_lossy(&head).into_owned();
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; length];
+                        let _ = stream.read_exact(&mut body).await;
+                        let mut request_line = head.lines().next().unwrap_or_default().split(' ');
+                        let method = request_line.next().unwrap_or_default().to_owned();
+                        let target = request_line.next().unwrap_or_default().to_owned();
+                        // The request line, then its headers, lower-cased.
+                        log.lock()
+                            .unwrap()
+                            .push(format!("{method} {target}\n{}", head.to_ascii_lowercase()));
+                        let (status, headers, body) = route(&method, &target);
+                        let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                        for (name, value) in headers {
+                            response.push_str(&format!("{name}: {value}\r\n"));
+                        }
+                        if method != "HEAD" {
+                            response.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                        }
+                        response.push_str("\r\n");
+                        response.push_str(&body);
+                        let _ = stream.write_all(response.as_bytes()).await;
+                    });
+                }
+            });
+            (endpoint, seen)
+        }
+    }
+
+    fn client(endpoint: &str) -> Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .force_path_style(true)
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    }
+
+    fn request() -> CopyRequest {
+        CopyRequest {
+            source_bucket: "src".into(),
+            key: "big.bin".into(),
+            version_id: None,
+            if_match: Some("abc".into()),
+            size: Some(23 * MIB),
+            destination_bucket: "dst".into(),
+        }
+    }
+
+    /// Part 3 is refused; everything else works.
+    fn part_three_fails(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+        match method {
+            "HEAD" => (
+                200,
+                vec![("Content-Length", (23 * MIB).to_string()), ("ETag", "\"abc\"".into()), ("Content-Type", "application/x-big".into())],
+                String::new(),
+            ),
+            "GET" if target.contains("tagging") => (200, vec![], "<Tagging><TagSet></TagSet></Tagging>".into()),
+            "POST" if target.contains("uploads") => (
+                200,
+                vec![],
+                "<InitiateMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><UploadId>U1</UploadId></InitiateMultipartUploadResult>".into(),
+            ),
+            "PUT" if target.contains("partNumber=3") => (
+                403,
+                vec![],
+                "<Error><Code>AccessDenied</Code><Message>no part three for you</Message></Error>".into(),
+            ),
+            "PUT" => (200, vec![], "<CopyPartResult><ETag>\"p\"</ETag></CopyPartResult>".into()),
+            "DELETE" => (204, vec![], String::new()),
+            _ => (500, vec![], "<Error><Code>Unexpected</Code><Message>unscripted</Message></Error>".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_aborts_the_upload_and_never_completes_it() {
+        let (endpoint, seen) = scripted::serve(part_three_fails).await;
+        let failure = copy_in_parts(&client(&endpoint), &request(), 23 * MIB, MIN_PART, 2)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.code, "AccessDenied");
+        assert!(failure.message.contains("no part three"), "{failure}");
+        let seen = seen.lock().unwrap().clone();
+        let aborted =
+            |r: &&String| r.starts_with("DELETE /dst/big.bin?") && r.contains("uploadId=U1");
+        assert_eq!(
+            seen.iter().filter(aborted).count(),
+            1,
+            "aborted once: {seen:?}"
+        );
+        let completed =
+            |r: &&String| r.starts_with("POST /dst/big.bin?") && r.contains("uploadId=U1");
+        assert_eq!(
+            seen.iter().filter(completed).count(),
+            0,
+            "never completed: {seen:?}"
+        );
+    }
+
+    fn all_parts_succeed(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+        match method {
+            "POST" if target.contains("uploadId=U1") => (
+                200,
+                vec![],
+                "<CompleteMultipartUploadResult><Bucket>dst</Bucket><Key>big.bin</Key><ETag>\"x-5\"</ETag></CompleteMultipartUploadResult>".into(),
+            ),
+            "PUT" => (200, vec![], "<CopyPartResult><ETag>\"p\"</ETag></CopyPartResult>".into()),
+            _ => part_three_fails(method, target),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_part_is_a_ranged_conditional_copy() {
+        let (endpoint, seen) = scripted::serve(all_parts_succeed).await;
+        let done = copy_in_parts(&client(&endpoint), &request(), 23 * MIB, MIN_PART, 3)
+            .await
+            .unwrap();
+        assert_eq!(done, (CopyOutcome::Copied, 5));
+        let seen = seen.lock().unwrap().clone();
+        let parts: Vec<&String> = seen.iter().filter(|r| r.starts_with("PUT ")).collect();
+        assert_eq!(parts.len(), 5, "{seen:?}");
+        assert!(
+            seen.iter()
+                .any(|r| r.starts_with("POST /dst/big.bin?uploadId=U1")),
+            "completed: {seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|r| r.starts_with("DELETE")),
+            "not aborted: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn tags_are_form_encoded() {
+        let tags = [("team", "media & film"), ("é", "a=b")];
+        assert_eq!(
+            form_urlencoded(tags.into_iter()),
+            "team=media%20%26%20film&%C3%A9=a%3Db"
+        );
+    }
+}
