@@ -125,11 +125,25 @@ pub struct Copied {
     pub bytes: Option<u64>,
 }
 
-/// Copies one object as planned: CopyObject up to the threshold, in parts past it.
+/// The copy ran out of the invocation's time: fail with the reason before
+/// Lambda kills the process, so the retry and failure paths see it.
+pub fn deadline_exceeded(request: &CopyRequest) -> CopyFailure {
+    CopyFailure::about(
+        request,
+        "DeadlineExceeded",
+        "the copy did not finish within the invocation's time (the function's timeout less \
+         a margin to report it); raise the timeout (s3fan deploy --timeout, at most 900 s) \
+         or the copy's parallelism (S3FAN_COPY_CONCURRENCY)",
+    )
+}
+
+/// Copies one object as planned: CopyObject up to the threshold, in parts
+/// past it; gives up at `deadline`.
 pub async fn copy(
     s3: &Client,
     settings: &CopySettings,
     request: &CopyRequest,
+    deadline: tokio::time::Instant,
 ) -> Result<Copied, CopyFailure> {
     let size = match request.size {
         Some(size) => Some(size),
@@ -137,8 +151,15 @@ pub async fn copy(
     };
     match size {
         Some(size) if size > settings.multipart_threshold => {
-            let (outcome, parts) =
-                copy_in_parts(s3, request, size, settings.part_size, settings.concurrency).await?;
+            let (outcome, parts) = copy_in_parts(
+                s3,
+                request,
+                size,
+                settings.part_size,
+                settings.concurrency,
+                deadline,
+            )
+            .await?;
             Ok(Copied {
                 outcome,
                 parts,
@@ -146,7 +167,9 @@ pub async fn copy(
             })
         }
         _ => Ok(Copied {
-            outcome: copy_object(s3, request).await?,
+            outcome: tokio::time::timeout_at(deadline, copy_object(s3, request))
+                .await
+                .unwrap_or_else(|_| Err(deadline_exceeded(request)))?,
             parts: 0,
             bytes: size,
         }),

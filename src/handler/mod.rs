@@ -134,6 +134,7 @@ impl Replicator {
     /// invocation only after all the others have been attempted.
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Summary, InvocationError> {
         let request_id = event.context.request_id;
+        let deadline = tokio::time::Instant::now() + copy_budget(event.context.deadline, now_ms());
         let notices = event::parse_invocation(&event.payload).inspect_err(|err| {
             tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
         })?;
@@ -145,7 +146,7 @@ impl Replicator {
             match step {
                 Step::Copy(request) => {
                     let started = Instant::now();
-                    let result = copy::copy(&self.s3, &self.settings, &request).await;
+                    let result = copy::copy(&self.s3, &self.settings, &request, deadline).await;
                     log_copy(&request, &result, started.elapsed(), &request_id);
                     match result {
                         Ok(Copied {
@@ -175,6 +176,22 @@ impl Replicator {
             Err(InvocationError::RecordsFailed { failures, total })
         }
     }
+}
+
+/// Time kept back from the invocation's deadline to abort a multipart upload
+/// and report the failure before Lambda stops the process.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+/// How long copies may take: until the deadline (epoch milliseconds, as the
+/// Runtime API gives it), less the margin.
+fn copy_budget(deadline_ms: u64, now_ms: u64) -> Duration {
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The one structured line per copied record.
@@ -226,4 +243,23 @@ fn init_json_logs() {
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_get_the_time_left_less_the_margin() {
+        assert_eq!(
+            copy_budget(1_000_300_000, 1_000_000_000),
+            Duration::from_secs(297)
+        );
+        assert_eq!(
+            copy_budget(1_000_002_000, 1_000_000_000),
+            Duration::ZERO,
+            "less than the margin left"
+        );
+        assert_eq!(copy_budget(5, 10), Duration::ZERO, "already past");
+    }
 }

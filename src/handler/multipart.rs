@@ -11,7 +11,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use super::copy::{CopyFailure, CopyOutcome, failure};
+use tokio::time::Instant;
+
+use super::copy::{CopyFailure, CopyOutcome, deadline_exceeded, failure};
 use super::key::copy_source;
 use super::plan::CopyRequest;
 
@@ -64,13 +66,15 @@ struct SourceObject {
     tagging: String,
 }
 
-/// Copies `request`, `size` bytes long, in parts.
+/// Copies `request`, `size` bytes long, in parts, giving up (and aborting)
+/// at `deadline`.
 pub async fn copy_in_parts(
     s3: &Client,
     request: &CopyRequest,
     size: u64,
     part_size: u64,
     concurrency: usize,
+    deadline: Instant,
 ) -> Result<(CopyOutcome, usize), CopyFailure> {
     let source = match read_source(s3, request).await? {
         Some(source) => source,
@@ -103,11 +107,13 @@ pub async fn copy_in_parts(
     let if_match = source.etag.or_else(|| request.if_match.clone());
     let parts = part_plan(size, part_size);
     let count = parts.len();
-    let copied = stream::iter(parts)
+    let copying = stream::iter(parts)
         .map(|part| copy_part(s3, request, &upload_id, if_match.as_deref(), part))
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<CompletedPart>>()
-        .await;
+        .try_collect::<Vec<CompletedPart>>();
+    let copied = tokio::time::timeout_at(deadline, copying)
+        .await
+        .unwrap_or_else(|_| Err(deadline_exceeded(request)));
     let result = match copied {
         Ok(mut completed) => {
             completed.sort_by_key(|p| p.part_number());
@@ -391,6 +397,13 @@ mod tests {
                             .unwrap()
                             .push(format!("{method} {target}\n{}", head.to_ascii_lowercase()));
                         let (status, headers, body) = route(&method, &target);
+                        // A route may ask to answer late, to outlast a deadline.
+                        if let Some((_, ms)) =
+                            headers.iter().find(|(name, _)| *name == "x-test-delay-ms")
+                        {
+                            let ms = ms.parse().unwrap_or(0);
+                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        }
                         let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
                         for (name, value) in headers {
                             response.push_str(&format!("{name}: {value}\r\n"));
@@ -406,6 +419,10 @@ mod tests {
             });
             (endpoint, seen)
         }
+    }
+
+    fn later() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
     }
 
     fn client(endpoint: &str) -> Client {
@@ -461,9 +478,16 @@ mod tests {
     #[tokio::test]
     async fn a_failed_part_aborts_the_upload_and_never_completes_it() {
         let (endpoint, seen) = scripted::serve(part_three_fails).await;
-        let failure = copy_in_parts(&client(&endpoint), &request(), 23 * MIB, MIN_PART, 2)
-            .await
-            .unwrap_err();
+        let failure = copy_in_parts(
+            &client(&endpoint),
+            &request(),
+            23 * MIB,
+            MIN_PART,
+            2,
+            later(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(failure.code, "AccessDenied");
         assert!(failure.message.contains("no part three"), "{failure}");
         let seen = seen.lock().unwrap().clone();
@@ -498,9 +522,16 @@ mod tests {
     #[tokio::test]
     async fn every_part_is_a_ranged_conditional_copy() {
         let (endpoint, seen) = scripted::serve(all_parts_succeed).await;
-        let done = copy_in_parts(&client(&endpoint), &request(), 23 * MIB, MIN_PART, 3)
-            .await
-            .unwrap();
+        let done = copy_in_parts(
+            &client(&endpoint),
+            &request(),
+            23 * MIB,
+            MIN_PART,
+            3,
+            later(),
+        )
+        .await
+        .unwrap();
         assert_eq!(done, (CopyOutcome::Copied, 5));
         let seen = seen.lock().unwrap().clone();
         let parts: Vec<&String> = seen.iter().filter(|r| r.starts_with("PUT ")).collect();
@@ -513,6 +544,46 @@ mod tests {
         assert!(
             !seen.iter().any(|r| r.starts_with("DELETE")),
             "not aborted: {seen:?}"
+        );
+    }
+
+    /// Parts answer after 5 s.
+    fn parts_are_slow(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+        match method {
+            "PUT" => (
+                200,
+                vec![("x-test-delay-ms", "5000".into())],
+                "<CopyPartResult><ETag>\"p\"</ETag></CopyPartResult>".into(),
+            ),
+            _ => part_three_fails(method, target),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_outlasts_its_deadline_fails_and_aborts() {
+        let (endpoint, seen) = scripted::serve(parts_are_slow).await;
+        let deadline = Instant::now() + std::time::Duration::from_millis(300);
+        let failure = copy_in_parts(
+            &client(&endpoint),
+            &request(),
+            23 * MIB,
+            MIN_PART,
+            2,
+            deadline,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(failure.code, "DeadlineExceeded");
+        assert!(failure.message.contains("--timeout"), "{failure}");
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|r| r.starts_with("DELETE /dst/big.bin?") && r.contains("uploadId=U1")),
+            "aborted: {seen:?}"
+        );
+        assert!(
+            Instant::now() < deadline + std::time::Duration::from_secs(4),
+            "gave up at the deadline, not after the parts"
         );
     }
 
