@@ -997,3 +997,59 @@ async fn status_shows_the_deployment_and_its_drift() {
         text.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_filter_holds_in_the_notification_and_in_the_function() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-filter");
+    let destination = unique("dst-filter");
+    buckets(&clients, &[&source, &destination]).await;
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--prefix",
+                "docs/",
+                "--suffix",
+                ".pdf",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    for key in ["docs/a.pdf", "docs/a.txt", "img/b.pdf"] {
+        clients
+            .put(&source, key, b"x".to_vec(), "application/pdf", &[])
+            .await;
+    }
+    aws.drain();
+    assert!(clients.get(&destination, "docs/a.pdf").await.is_some());
+    assert!(clients.get(&destination, "docs/a.txt").await.is_none());
+    assert!(clients.get(&destination, "img/b.pdf").await.is_none());
+
+    // Invoked directly with a key outside the filter, the function skips it.
+    let event = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": source}, "object": {"key": "img/b.pdf", "size": 1}}}]});
+    let response = clients
+        .lambda
+        .invoke()
+        .function_name(&destination)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(response.function_error(), None);
+    let result: Value =
+        serde_json::from_slice(response.payload().map(|b| b.as_ref()).unwrap_or_default())
+            .expect("JSON result");
+    assert_eq!(
+        result,
+        json!({"copied": 0, "source_changed": 0, "skipped": 1})
+    );
+    assert!(clients.get(&destination, "img/b.pdf").await.is_none());
+}

@@ -11,7 +11,9 @@ use aws_sdk_lambda::types::{
     Architecture as LambdaArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime,
 };
 
-use super::names::{DEST_BUCKET_VAR, SOURCE_BUCKET_VAR, function_name, role_name};
+use super::names::{
+    DEST_BUCKET_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, SOURCE_BUCKET_VAR, function_name, role_name,
+};
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
@@ -94,10 +96,18 @@ pub async fn observe_named(ctx: &Context, name: &str) -> Result<Observed, Deploy
 }
 
 fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, String> {
-    HashMap::from([
+    let mut environment = HashMap::from([
         (DEST_BUCKET_VAR.to_owned(), destination.to_owned()),
         (SOURCE_BUCKET_VAR.to_owned(), ctx.spec.source.clone()),
-    ])
+    ]);
+    // The notification's filter, checked again by the handler.
+    if let Some(prefix) = &ctx.spec.prefix {
+        environment.insert(KEY_PREFIX_VAR.to_owned(), prefix.clone());
+    }
+    if let Some(suffix) = &ctx.spec.suffix {
+        environment.insert(KEY_SUFFIX_VAR.to_owned(), suffix.clone());
+    }
+    environment
 }
 
 /// Plans the function; refuses to take over a function of the same name

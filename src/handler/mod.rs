@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use copy::{Copied, CopyFailure, CopyOutcome, CopySettings};
-use destination::{DEST_BUCKET_VAR, destination_bucket};
-use plan::{CopyRequest, Step, plan};
+pub use destination::DEST_BUCKET_VAR;
+use destination::destination_bucket;
+use plan::{CopyRequest, Step, Target, plan};
 
 /// Lambda starts a custom runtime's `bootstrap` with this variable set;
 /// nothing else does.
@@ -66,7 +67,11 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         Ok((destination, settings)) => {
             tracing::info!(destination = %destination, version = crate::version::LONG, "s3fan handler ready");
             Ok(Replicator {
-                destination,
+                target: Target {
+                    bucket: destination,
+                    prefix: non_empty_var(KEY_PREFIX_VAR),
+                    suffix: non_empty_var(KEY_SUFFIX_VAR),
+                },
                 settings,
                 s3: crate::aws::s3_client(&config),
             })
@@ -123,8 +128,16 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
+/// The key filter deploy sets beside the destination.
+pub const KEY_PREFIX_VAR: &str = "S3FAN_KEY_PREFIX";
+pub const KEY_SUFFIX_VAR: &str = "S3FAN_KEY_SUFFIX";
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
 struct Replicator {
-    destination: String,
+    target: Target,
     settings: CopySettings,
     s3: aws_sdk_s3::Client,
 }
@@ -138,7 +151,7 @@ impl Replicator {
         let notices = event::parse_invocation(&event.payload).inspect_err(|err| {
             tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
         })?;
-        let steps = plan(notices, &self.destination);
+        let steps = plan(notices, &self.target);
         let total = steps.len();
         let mut summary = Summary::default();
         let mut failures = Vec::new();
@@ -161,11 +174,11 @@ impl Replicator {
                     }
                 }
                 Step::Skip { notice, reason } => {
-                    tracing::info!(request_id = %request_id, notice = %notice, destination = %self.destination, outcome = "skipped", reason = %reason);
+                    tracing::info!(request_id = %request_id, notice = %notice, destination = %self.target.bucket, outcome = "skipped", reason = %reason);
                     summary.skipped += 1;
                 }
                 Step::Refuse { notice, reason } => {
-                    tracing::error!(request_id = %request_id, notice = %notice, destination = %self.destination, outcome = "refused", error = %reason);
+                    tracing::error!(request_id = %request_id, notice = %notice, destination = %self.target.bucket, outcome = "refused", error = %reason);
                     failures.push(format!("{notice}: {reason}"));
                 }
             }

@@ -35,15 +35,42 @@ pub enum Step {
     },
 }
 
-/// Plans every notice of one invocation against the function's destination.
-pub fn plan(notices: Vec<Notice>, destination: &str) -> Vec<Step> {
+/// Where this function copies, and which keys: the same prefix and suffix
+/// that deploy put on the bucket notification, checked again here so that a
+/// direct invocation or a widened notification copies nothing outside them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+}
+
+impl Target {
+    /// Why `key` is outside the filter, if it is.
+    fn excludes(&self, key: &str) -> Option<String> {
+        if let Some(prefix) = self.prefix.as_deref().filter(|p| !key.starts_with(p)) {
+            return Some(format!(
+                "key does not start with the filter prefix {prefix:?}"
+            ));
+        }
+        if let Some(suffix) = self.suffix.as_deref().filter(|s| !key.ends_with(s)) {
+            return Some(format!(
+                "key does not end with the filter suffix {suffix:?}"
+            ));
+        }
+        None
+    }
+}
+
+/// Plans every notice of one invocation against the function's target.
+pub fn plan(notices: Vec<Notice>, target: &Target) -> Vec<Step> {
     notices
         .into_iter()
-        .map(|notice| plan_one(notice, destination))
+        .map(|notice| plan_one(notice, target))
         .collect()
 }
 
-fn plan_one(notice: Notice, destination: &str) -> Step {
+fn plan_one(notice: Notice, target: &Target) -> Step {
     match notice {
         Notice::TestEvent { bucket } => Step::Skip {
             notice: format!(
@@ -56,11 +83,12 @@ fn plan_one(notice: Notice, destination: &str) -> Step {
             notice: location,
             reason,
         },
-        Notice::Object(event) => plan_object(event, destination),
+        Notice::Object(event) => plan_object(event, target),
     }
 }
 
-fn plan_object(event: ObjectEvent, destination: &str) -> Step {
+fn plan_object(event: ObjectEvent, target: &Target) -> Step {
+    let destination = target.bucket.as_str();
     let notice = format!("{} s3://{}/{}", event.event_name, event.bucket, event.key);
     if !event.is_object_created() {
         return Step::Skip {
@@ -70,6 +98,9 @@ fn plan_object(event: ObjectEvent, destination: &str) -> Step {
                 display_name(&event.event_name)
             ),
         };
+    }
+    if let Some(reason) = target.excludes(&event.key) {
+        return Step::Skip { notice, reason };
     }
     if event.bucket == destination {
         return Step::Refuse {
@@ -102,6 +133,36 @@ fn display_name(event_name: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn to(bucket: &str) -> Target {
+        Target {
+            bucket: bucket.into(),
+            ..Target::default()
+        }
+    }
+
+    #[test]
+    fn keys_outside_the_filter_are_skipped() {
+        let target = Target {
+            bucket: "dst".into(),
+            prefix: Some("docs/".into()),
+            suffix: Some(".pdf".into()),
+        };
+        let keys = ["docs/a.pdf", "img/a.pdf", "docs/a.txt"];
+        let steps = plan(
+            keys.iter()
+                .map(|k| Notice::Object(created("src", k)))
+                .collect(),
+            &target,
+        );
+        assert!(matches!(&steps[0], Step::Copy(c) if c.key == "docs/a.pdf"));
+        assert!(
+            matches!(&steps[1], Step::Skip { reason, .. } if reason.contains("prefix \"docs/\""))
+        );
+        assert!(
+            matches!(&steps[2], Step::Skip { reason, .. } if reason.contains("suffix \".pdf\""))
+        );
+    }
+
     fn created(bucket: &str, key: &str) -> ObjectEvent {
         ObjectEvent {
             location: "Records[0]".into(),
@@ -117,7 +178,7 @@ mod tests {
 
     #[test]
     fn object_created_becomes_a_copy_to_the_destination() {
-        let steps = plan(vec![Notice::Object(created("src", "a b/é"))], "dst");
+        let steps = plan(vec![Notice::Object(created("src", "a b/é"))], &to("dst"));
         assert_eq!(
             steps,
             vec![Step::Copy(CopyRequest {
@@ -147,7 +208,7 @@ mod tests {
                 },
                 Notice::Object(created("src", "k")),
             ],
-            "dst",
+            &to("dst"),
         );
         assert!(matches!(&steps[0], Step::Skip { reason, .. } if reason.contains("test event")));
         assert!(
@@ -161,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_destination_equal_to_the_source_is_refused() {
-        let steps = plan(vec![Notice::Object(created("same", "k"))], "same");
+        let steps = plan(vec![Notice::Object(created("same", "k"))], &to("same"));
         assert!(
             matches!(&steps[0], Step::Refuse { reason, .. } if reason.contains("trigger itself"))
         );
