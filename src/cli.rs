@@ -84,6 +84,9 @@ struct DeployArgs {
     /// Only keys ending with this are copied.
     #[arg(long)]
     suffix: Option<String>,
+    /// Also delete from every destination what is deleted from the source.
+    #[arg(long)]
+    replicate_deletes: bool,
     /// A tag for everything deploy creates (repeat for more).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
@@ -201,6 +204,7 @@ async fn deploy_command(args: DeployArgs) -> Printed {
         timeout: args.timeout,
         prefix: args.prefix,
         suffix: args.suffix,
+        replicate_deletes: args.replicate_deletes,
         tags: args.tags,
     };
     let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
@@ -230,6 +234,7 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         timeout: file.timeout.unwrap_or(spec::DEFAULT_TIMEOUT_SECONDS),
         prefix: file.prefix,
         suffix: file.suffix,
+        replicate_deletes: file.replicate_deletes.unwrap_or(false),
         tags: file.tags.unwrap_or_default(),
     })
 }

@@ -1053,3 +1053,126 @@ async fn the_key_filter_holds_in_the_notification_and_in_the_function() {
     );
     assert!(clients.get(&destination, "img/b.pdf").await.is_none());
 }
+
+async fn role_allows_delete(clients: &Clients, role: &str) -> bool {
+    let policy = clients
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name("s3fan-replication")
+        .send()
+        .await
+        .expect("role policy");
+    let document = policy.policy_document();
+    let decoded = percent_encoding::percent_decode_str(document)
+        .decode_utf8()
+        .expect("utf-8");
+    decoded.contains("s3:DeleteObject")
+}
+
+async fn notified_events(clients: &Clients, bucket: &str) -> Vec<String> {
+    let configuration = notifications(clients, bucket).await;
+    let ours = configuration
+        .topic_configurations()
+        .iter()
+        .find(|c| c.id() == Some("s3fan-fanout"))
+        .expect("s3fan's notification");
+    ours.events()
+        .iter()
+        .map(|e| e.as_str().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_replicated_only_when_asked() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-del");
+    let destination = unique("dst-del");
+    buckets(&clients, &[&source, &destination]).await;
+    let role = format!("s3fan-{destination}");
+    let round_trip = |key: &'static str| {
+        let (clients, source) = (&clients, &source);
+        async move {
+            clients
+                .put(source, key, b"x".to_vec(), "text/plain", &[])
+                .await;
+            aws.drain();
+            clients
+                .s3
+                .delete_object()
+                .bucket(source)
+                .key(key)
+                .send()
+                .await
+                .expect("delete");
+            aws.drain();
+        }
+    };
+
+    // Off by default: a delete in the source leaves the copy alone, and the
+    // role may not delete.
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &["deploy", "--source", &source, "--dest", &destination],
+        )
+        .await,
+    );
+    round_trip("kept.txt").await;
+    assert!(
+        clients.get(&destination, "kept.txt").await.is_some(),
+        "deletes are not replicated by default"
+    );
+    assert!(!role_allows_delete(&clients, &role).await);
+    assert_eq!(
+        notified_events(&clients, &source).await,
+        ["s3:ObjectCreated:*"]
+    );
+
+    // Asked for: the copy goes with the original.
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--replicate-deletes",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    round_trip("gone.txt").await;
+    assert!(
+        clients.get(&destination, "gone.txt").await.is_none(),
+        "the delete was replicated"
+    );
+    assert!(
+        clients.get(&destination, "kept.txt").await.is_some(),
+        "older copies untouched"
+    );
+    assert!(role_allows_delete(&clients, &role).await);
+    assert_eq!(
+        notified_events(&clients, &source).await,
+        ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    );
+
+    // Turned off again, everything goes back.
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &["deploy", "--source", &source, "--dest", &destination],
+        )
+        .await,
+    );
+    round_trip("kept-again.txt").await;
+    assert!(clients.get(&destination, "kept-again.txt").await.is_some());
+    assert!(!role_allows_delete(&clients, &role).await);
+    assert_eq!(
+        notified_events(&clients, &source).await,
+        ["s3:ObjectCreated:*"]
+    );
+}

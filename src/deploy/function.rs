@@ -12,7 +12,8 @@ use aws_sdk_lambda::types::{
 };
 
 use super::names::{
-    DEST_BUCKET_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, SOURCE_BUCKET_VAR, function_name, role_name,
+    DEST_BUCKET_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR, SOURCE_BUCKET_VAR,
+    function_name, role_name,
 };
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -106,6 +107,9 @@ fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, Stri
     }
     if let Some(suffix) = &ctx.spec.suffix {
         environment.insert(KEY_SUFFIX_VAR.to_owned(), suffix.clone());
+    }
+    if ctx.spec.replicate_deletes {
+        environment.insert(REPLICATE_DELETES_VAR.to_owned(), "true".to_owned());
     }
     environment
 }

@@ -48,6 +48,15 @@ pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
         .build())
 }
 
+/// ObjectCreated, and ObjectRemoved with --replicate-deletes.
+fn desired_events(ctx: &Context) -> Vec<Event> {
+    let mut events = vec![Event::S3ObjectCreated];
+    if ctx.spec.replicate_deletes {
+        events.push(Event::S3ObjectRemoved);
+    }
+    events
+}
+
 /// s3fan's entry as it should be.
 pub fn desired_entry(ctx: &Context) -> Result<TopicConfiguration, DeployError> {
     let mut rules = Vec::new();
@@ -70,7 +79,7 @@ pub fn desired_entry(ctx: &Context) -> Result<TopicConfiguration, DeployError> {
     let mut entry = TopicConfiguration::builder()
         .id(NOTIFICATION_ID)
         .topic_arn(ctx.topic_arn())
-        .events(Event::S3ObjectCreated);
+        .set_events(Some(desired_events(ctx)));
     if !rules.is_empty() {
         entry = entry.filter(
             NotificationConfigurationFilter::builder()
@@ -98,18 +107,24 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployErro
         if ours(id) && kind == "TopicConfiguration" {
             continue;
         }
+        let ours_events = desired_events(ctx);
         let overlaps_events = events
             .iter()
-            .any(|e| events_overlap(e, "s3:ObjectCreated:*"));
+            .any(|e| ours_events.iter().any(|o| events_overlap(e, o.as_str())));
         if overlaps_events && filters_overlap(&filter, &rules_of(desired.filter())) {
             return Err(DeployError(format!(
                 "bucket {} already has a {kind} {} for {} that overlaps s3fan's \
-                 (s3:ObjectCreated:* with prefix {:?}, suffix {:?}); S3 cannot send one event \
+                 ({} with prefix {:?}, suffix {:?}); S3 cannot send one event \
                  to both. Narrow one of them with --prefix/--suffix, or remove that configuration",
                 ctx.spec.source,
                 id.map(|id| format!("{id:?}"))
                     .unwrap_or_else(|| "without an Id".into()),
                 events.join(", "),
+                ours_events
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 ctx.spec.prefix.as_deref().unwrap_or(""),
                 ctx.spec.suffix.as_deref().unwrap_or(""),
             )));

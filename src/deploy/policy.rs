@@ -73,36 +73,50 @@ pub fn trust_policy() -> Value {
 /// write its own logs. `s3:GetObjectVersionTagging` is there because CopyObject
 /// of a named version copies that version's tags; `s3:AbortMultipartUpload`
 /// because a failed multipart copy must not leave billed parts behind.
-pub fn role_policy(scope: &Scope, source: &str, destination: &str, function: &str) -> Value {
+pub fn role_policy(
+    scope: &Scope,
+    source: &str,
+    destination: &str,
+    function: &str,
+    replicate_deletes: bool,
+) -> Value {
     let log_group = scope.log_group_arn(function);
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadSourceObjects",
-                "Effect": "Allow",
-                "Action": [
-                    "s3:GetObject",
-                    "s3:GetObjectVersion",
-                    "s3:GetObjectTagging",
-                    "s3:GetObjectVersionTagging"
-                ],
-                "Resource": format!("{}/*", scope.bucket_arn(source))
-            },
-            {
-                "Sid": "WriteDestinationObjects",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
-                "Resource": format!("{}/*", scope.bucket_arn(destination))
-            },
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [log_group.clone(), format!("{log_group}:*")]
-            }
-        ]
-    })
+    let destination_objects = format!("{}/*", scope.bucket_arn(destination));
+    let mut statements = vec![
+        json!({
+            "Sid": "ReadSourceObjects",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:GetObjectTagging",
+                "s3:GetObjectVersionTagging"
+            ],
+            "Resource": format!("{}/*", scope.bucket_arn(source))
+        }),
+        json!({
+            "Sid": "WriteDestinationObjects",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+            "Resource": destination_objects
+        }),
+    ];
+    // Only with --replicate-deletes may a function delete anything.
+    if replicate_deletes {
+        statements.push(json!({
+            "Sid": "DeleteDestinationObjects",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObject",
+            "Resource": destination_objects
+        }));
+    }
+    statements.push(json!({
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [log_group.clone(), format!("{log_group}:*")]
+    }));
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// IAM hands policy documents back URL-encoded; compare them as JSON.
@@ -171,8 +185,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            role_policy(&scope(), "photos", "photos.eu", "photos-eu-318a1688"),
+            role_policy(&scope(), "photos", "photos.eu", "photos-eu-318a1688", false),
             expected
+        );
+    }
+
+    #[test]
+    fn only_replicating_deletes_allows_deleting_and_only_in_the_destination() {
+        let without = role_policy(&scope(), "src", "dst", "dst", false).to_string();
+        assert!(!without.contains("s3:DeleteObject"), "{without}");
+        let with = role_policy(&scope(), "src", "dst", "dst", true);
+        let deletes: Vec<&Value> = with["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("Delete"))
+            .collect();
+        assert_eq!(
+            deletes,
+            [
+                &json!({"Sid": "DeleteDestinationObjects", "Effect": "Allow",
+                     "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::dst/*"})
+            ]
         );
     }
 
@@ -181,7 +215,8 @@ mod tests {
         let documents = [
             topic_policy(&scope(), "arn:aws:sns:eu-west-1:123456789012:t", "src"),
             trust_policy(),
-            role_policy(&scope(), "src", "dst", "dst"),
+            role_policy(&scope(), "src", "dst", "dst", false),
+            role_policy(&scope(), "src", "dst", "dst", true),
         ];
         for document in documents {
             let text = document.to_string();

@@ -71,6 +71,7 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
         &ctx.spec.source,
         destination,
         &function_name(destination),
+        ctx.spec.replicate_deletes,
     )
 }
 

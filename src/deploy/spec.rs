@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub timeout: Option<i32>,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
+    pub replicate_deletes: Option<bool>,
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -39,6 +40,7 @@ pub struct Flags {
     pub timeout: Option<i32>,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
+    pub replicate_deletes: bool,
     pub tags: Vec<String>,
 }
 
@@ -53,6 +55,8 @@ pub struct Spec {
     pub timeout: i32,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
+    /// Opt-in: deletes in the source are deleted in every destination too.
+    pub replicate_deletes: bool,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -134,6 +138,7 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
         prefix: flags.prefix.or(file.prefix).filter(|p| !p.is_empty()),
         suffix: flags.suffix.or(file.suffix).filter(|s| !s.is_empty()),
+        replicate_deletes: flags.replicate_deletes || file.replicate_deletes.unwrap_or(false),
         tags,
     };
     spec.validate()?;

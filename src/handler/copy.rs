@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{MetadataDirective, TaggingDirective};
 
 use super::key::copy_source;
 use super::multipart::{GIB, MAX_PART, MIB, MIN_PART, copy_in_parts};
-use super::plan::CopyRequest;
+use super::plan::{CopyRequest, DeleteRequest};
 
 /// How copies are made; from the function's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +191,28 @@ async fn source_size(s3: &Client, request: &CopyRequest) -> Result<Option<u64>, 
         Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
         Err(err) => Err(failure(request, &err)),
     }
+}
+
+/// Deletes one key from the destination. S3 answers a delete of a missing
+/// key with success, so a repeated event is harmless.
+pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<(), CopyFailure> {
+    s3.delete_object()
+        .bucket(&request.destination_bucket)
+        .key(&request.key)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            let as_copy = CopyRequest {
+                source_bucket: request.source_bucket.clone(),
+                key: request.key.clone(),
+                version_id: None,
+                if_match: None,
+                size: None,
+                destination_bucket: request.destination_bucket.clone(),
+            };
+            failure(&as_copy, &err)
+        })
 }
 
 /// Copies one object with CopyObject.

@@ -71,6 +71,8 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     bucket: destination,
                     prefix: non_empty_var(KEY_PREFIX_VAR),
                     suffix: non_empty_var(KEY_SUFFIX_VAR),
+                    replicate_deletes: non_empty_var(REPLICATE_DELETES_VAR).as_deref()
+                        == Some("true"),
                 },
                 settings,
                 s3: crate::aws::s3_client(&config),
@@ -100,6 +102,13 @@ struct Summary {
     copied: usize,
     source_changed: usize,
     skipped: usize,
+    /// Only functions deployed with --replicate-deletes delete.
+    #[serde(skip_serializing_if = "is_zero")]
+    deleted: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// Why an invocation failed. Lambda retries failed asynchronous invocations,
@@ -131,6 +140,8 @@ impl From<InvocationError> for Diagnostic {
 /// The key filter deploy sets beside the destination.
 pub const KEY_PREFIX_VAR: &str = "S3FAN_KEY_PREFIX";
 pub const KEY_SUFFIX_VAR: &str = "S3FAN_KEY_SUFFIX";
+/// Set to `true` by `deploy --replicate-deletes`.
+pub const REPLICATE_DELETES_VAR: &str = "S3FAN_REPLICATE_DELETES";
 
 fn non_empty_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -171,6 +182,27 @@ impl Replicator {
                             ..
                         }) => summary.source_changed += 1,
                         Err(failure) => failures.push(failure.to_string()),
+                    }
+                }
+                Step::Delete(request) => {
+                    let started = Instant::now();
+                    let result = copy::delete_object(&self.s3, &request).await;
+                    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    match result {
+                        Ok(()) => {
+                            tracing::info!(request_id = %request_id, bucket = %request.source_bucket, key = %request.key, destination = %request.destination_bucket, outcome = "deleted", duration_ms);
+                            summary.deleted += 1;
+                        }
+                        Err(failure) => {
+                            tracing::error!(request_id = %request_id, bucket = %request.source_bucket, key = %request.key, destination = %request.destination_bucket, outcome = "failed", duration_ms, error_code = %failure.code, error = %failure.message);
+                            failures.push(format!(
+                                "delete of s3://{}/{} failed: {}: {}",
+                                request.destination_bucket,
+                                request.key,
+                                failure.code,
+                                failure.message
+                            ));
+                        }
                     }
                 }
                 Step::Skip { notice, reason } => {

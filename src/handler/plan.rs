@@ -19,10 +19,19 @@ pub struct CopyRequest {
     pub destination_bucket: String,
 }
 
+/// One key to delete from the destination, because it was deleted from the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRequest {
+    pub source_bucket: String,
+    pub key: String,
+    pub destination_bucket: String,
+}
+
 /// What the handler will do with one notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Copy(CopyRequest),
+    Delete(DeleteRequest),
     /// Logged and counted as success.
     Skip {
         notice: String,
@@ -43,6 +52,8 @@ pub struct Target {
     pub bucket: String,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
+    /// Opt-in: an ObjectRemoved event deletes the key in the destination.
+    pub replicate_deletes: bool,
 }
 
 impl Target {
@@ -90,7 +101,9 @@ fn plan_one(notice: Notice, target: &Target) -> Step {
 fn plan_object(event: ObjectEvent, target: &Target) -> Step {
     let destination = target.bucket.as_str();
     let notice = format!("{} s3://{}/{}", event.event_name, event.bucket, event.key);
-    if !event.is_object_created() {
+    let removed = event.event_name.starts_with("ObjectRemoved:");
+    let wanted = event.is_object_created() || (removed && target.replicate_deletes);
+    if !wanted {
         return Step::Skip {
             notice,
             reason: format!(
@@ -110,6 +123,13 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
                  would trigger itself forever; point this function at another bucket"
             ),
         };
+    }
+    if removed {
+        return Step::Delete(DeleteRequest {
+            source_bucket: event.bucket,
+            key: event.key,
+            destination_bucket: destination.to_owned(),
+        });
     }
     Step::Copy(CopyRequest {
         source_bucket: event.bucket,
@@ -146,6 +166,7 @@ mod tests {
             bucket: "dst".into(),
             prefix: Some("docs/".into()),
             suffix: Some(".pdf".into()),
+            replicate_deletes: false,
         };
         let keys = ["docs/a.pdf", "img/a.pdf", "docs/a.txt"];
         let steps = plan(
@@ -161,6 +182,45 @@ mod tests {
         assert!(
             matches!(&steps[2], Step::Skip { reason, .. } if reason.contains("suffix \".pdf\""))
         );
+    }
+
+    #[test]
+    fn deletes_are_replicated_only_when_asked() {
+        let mut removed = created("src", "old.txt");
+        removed.event_name = "ObjectRemoved:Delete".into();
+        let off = plan(vec![Notice::Object(removed.clone())], &to("dst"));
+        assert!(
+            matches!(&off[0], Step::Skip { reason, .. } if reason.contains("not an ObjectCreated"))
+        );
+        let on = Target {
+            replicate_deletes: true,
+            ..to("dst")
+        };
+        assert_eq!(
+            plan(vec![Notice::Object(removed.clone())], &on),
+            vec![Step::Delete(DeleteRequest {
+                source_bucket: "src".into(),
+                key: "old.txt".into(),
+                destination_bucket: "dst".into(),
+            })]
+        );
+        // The filter and the loop guard hold for deletes too.
+        let filtered = Target {
+            prefix: Some("docs/".into()),
+            ..on.clone()
+        };
+        assert!(matches!(
+            &plan(vec![Notice::Object(removed.clone())], &filtered)[0],
+            Step::Skip { .. }
+        ));
+        let looping = Target {
+            replicate_deletes: true,
+            ..to("src")
+        };
+        assert!(matches!(
+            &plan(vec![Notice::Object(removed)], &looping)[0],
+            Step::Refuse { .. }
+        ));
     }
 
     fn created(bucket: &str, key: &str) -> ObjectEvent {
