@@ -275,51 +275,34 @@ where
 
 #[cfg(test)]
 mod tests {
-    //! The copy layer against an in-process fake S3: one canned answer per
-    //! connection, and the request it received. moto ignores
+    //! The copy layer against the in-process S3 of `test_s3`: moto ignores
     //! `x-amz-copy-source-if-match`, so the 412 path is shown here.
 
     use super::*;
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use crate::handler::test_s3::{Reply, client, header, serve};
     use tokio::net::TcpListener;
 
-    /// Serves one HTTP response, returns the client and the raw request head.
-    async fn fake_s3(
-        status: &str,
-        body: &'static str,
-    ) -> (Client, tokio::task::JoinHandle<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let status = status.to_owned();
-        let server = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                stream.read_exact(&mut byte).await.unwrap();
-                head.push(byte[0]);
-            }
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(response.as_bytes()).await.unwrap();
-            String::from_utf8(head).unwrap()
-        });
-        (client_for(&format!("http://{address}")), server)
+    fn copied(_: &str, _: &str) -> Reply {
+        let ok = "<CopyObjectResult><ETag>\"0123abcd\"</ETag></CopyObjectResult>";
+        (200, vec![], ok.into())
     }
 
-    fn client_for(endpoint: &str) -> Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .force_path_style(true)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .build();
-        Client::from_conf(config)
+    fn changed(_: &str, _: &str) -> Reply {
+        let error = "<Error><Code>PreconditionFailed</Code><Message>At least one of the \
+                     pre-conditions you specified did not hold</Message></Error>";
+        (412, vec![], error.into())
+    }
+
+    fn missing(_: &str, _: &str) -> Reply {
+        let error = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+        (404, vec![], error.into())
+    }
+
+    /// The one request the fake received.
+    fn only_request(seen: &std::sync::Mutex<Vec<String>>) -> String {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        seen[0].clone()
     }
 
     fn request() -> CopyRequest {
@@ -333,22 +316,14 @@ mod tests {
         }
     }
 
-    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-        head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    }
-
     #[tokio::test]
     async fn sends_an_encoded_copy_source_and_the_etag_condition() {
-        let ok = "<CopyObjectResult><ETag>\"0123abcd\"</ETag></CopyObjectResult>";
-        let (client, server) = fake_s3("200 OK", ok).await;
+        let (client, seen) = serve(copied).await;
         assert_eq!(
             copy_object(&client, &request()).await,
             Ok(CopyOutcome::Copied)
         );
-        let head = server.await.unwrap();
+        let head = only_request(&seen);
         assert!(
             head.starts_with("PUT /dst.two/dir/a%20b%2B%C3%A9.txt"),
             "{head}"
@@ -367,8 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_an_etag_there_is_no_condition() {
-        let ok = "<CopyObjectResult><ETag>\"x\"</ETag></CopyObjectResult>";
-        let (client, server) = fake_s3("200 OK", ok).await;
+        let (client, seen) = serve(copied).await;
         let unconditional = CopyRequest {
             if_match: None,
             version_id: None,
@@ -378,7 +352,7 @@ mod tests {
             copy_object(&client, &unconditional).await,
             Ok(CopyOutcome::Copied)
         );
-        let head = server.await.unwrap();
+        let head = only_request(&seen);
         assert_eq!(header(&head, "x-amz-copy-source-if-match"), None);
         assert_eq!(
             header(&head, "x-amz-copy-source"),
@@ -388,8 +362,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_changed_source_is_not_a_failure() {
-        let error = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
-        let (client, _server) = fake_s3("412 Precondition Failed", error).await;
+        let (client, _) = serve(changed).await;
         assert_eq!(
             copy_object(&client, &request()).await,
             Ok(CopyOutcome::SourceChanged)
@@ -398,8 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn s3_errors_carry_code_message_and_names() {
-        let error = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
-        let (client, _server) = fake_s3("404 Not Found", error).await;
+        let (client, _) = serve(missing).await;
         let failure = copy_object(&client, &request()).await.unwrap_err();
         assert_eq!(failure.code, "NoSuchKey");
         assert_eq!(failure.message, "The specified key does not exist.");
@@ -451,7 +423,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let client = client_for(&format!("http://127.0.0.1:{port}"));
+        let client = client(&format!("http://127.0.0.1:{port}"));
         let failure = copy_object(&client, &request()).await.unwrap_err();
         assert_eq!(failure.code, "DispatchFailure");
         assert!(

@@ -10,6 +10,8 @@ pub mod event;
 pub mod key;
 mod multipart;
 mod plan;
+#[cfg(test)]
+mod test_s3;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -275,6 +275,7 @@ fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::test_s3::{Reply, serve};
 
     const TIB: u64 = 1024 * GIB;
 
@@ -351,92 +352,8 @@ mod tests {
         assert_valid(23 * MIB, &parts);
     }
 
-    mod scripted {
-        //! An in-process S3 that answers by route and records every request.
-
-        use std::sync::{Arc, Mutex};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        use tokio::net::TcpListener;
-
-        pub type Route = fn(&str, &str) -> (u16, Vec<(&'static str, String)>, String);
-
-        pub async fn serve(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let endpoint = format!("http://{}", listener.local_addr().unwrap());
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let log = seen.clone();
-            tokio::spawn(async move {
-                while let Ok((mut stream, _)) = listener.accept().await {
-                    let log = log.clone();
-                    tokio::spawn(async move {
-                        let mut head = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") {
-                            if stream.read_exact(&mut byte).await.is_err() {
-                                return;
-                            }
-                            head.push(byte[0]);
-                        }
-                        let head = String::from_utf8_lossy(&head).into_owned();
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().to_owned())
-                            })
-                            .and_then(|v| v.parse::<usize>().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; length];
-                        let _ = stream.read_exact(&mut body).await;
-                        let mut request_line = head.lines().next().unwrap_or_default().split(' ');
-                        let method = request_line.next().unwrap_or_default().to_owned();
-                        let target = request_line.next().unwrap_or_default().to_owned();
-                        // The request line, then its headers, lower-cased.
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{method} {target}\n{}", head.to_ascii_lowercase()));
-                        let (status, headers, body) = route(&method, &target);
-                        // A route may ask to answer late, to outlast a deadline.
-                        if let Some((_, ms)) =
-                            headers.iter().find(|(name, _)| *name == "x-test-delay-ms")
-                        {
-                            let ms = ms.parse().unwrap_or(0);
-                            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                        }
-                        let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-                        for (name, value) in headers {
-                            response.push_str(&format!("{name}: {value}\r\n"));
-                        }
-                        if method != "HEAD" {
-                            response.push_str(&format!("Content-Length: {}\r\n", body.len()));
-                        }
-                        response.push_str("\r\n");
-                        response.push_str(&body);
-                        let _ = stream.write_all(response.as_bytes()).await;
-                    });
-                }
-            });
-            (endpoint, seen)
-        }
-    }
-
     fn later() -> Instant {
         Instant::now() + std::time::Duration::from_secs(60)
-    }
-
-    fn client(endpoint: &str) -> Client {
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-        Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-                .force_path_style(true)
-                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-                .build(),
-        )
     }
 
     fn request() -> CopyRequest {
@@ -451,7 +368,7 @@ mod tests {
     }
 
     /// Part 3 is refused; everything else works.
-    fn part_three_fails(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+    fn part_three_fails(method: &str, target: &str) -> Reply {
         match method {
             "HEAD" => (
                 200,
@@ -477,17 +394,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_part_aborts_the_upload_and_never_completes_it() {
-        let (endpoint, seen) = scripted::serve(part_three_fails).await;
-        let failure = copy_in_parts(
-            &client(&endpoint),
-            &request(),
-            23 * MIB,
-            MIN_PART,
-            2,
-            later(),
-        )
-        .await
-        .unwrap_err();
+        let (client, seen) = serve(part_three_fails).await;
+        let failure = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 2, later())
+            .await
+            .unwrap_err();
         assert_eq!(failure.code, "AccessDenied");
         assert!(failure.message.contains("no part three"), "{failure}");
         let seen = seen.lock().unwrap().clone();
@@ -507,7 +417,7 @@ mod tests {
         );
     }
 
-    fn all_parts_succeed(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+    fn all_parts_succeed(method: &str, target: &str) -> Reply {
         match method {
             "POST" if target.contains("uploadId=U1") => (
                 200,
@@ -521,17 +431,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_part_is_a_ranged_conditional_copy() {
-        let (endpoint, seen) = scripted::serve(all_parts_succeed).await;
-        let done = copy_in_parts(
-            &client(&endpoint),
-            &request(),
-            23 * MIB,
-            MIN_PART,
-            3,
-            later(),
-        )
-        .await
-        .unwrap();
+        let (client, seen) = serve(all_parts_succeed).await;
+        let done = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 3, later())
+            .await
+            .unwrap();
         assert_eq!(done, (CopyOutcome::Copied, 5));
         let seen = seen.lock().unwrap().clone();
         let parts: Vec<&String> = seen.iter().filter(|r| r.starts_with("PUT ")).collect();
@@ -548,7 +451,7 @@ mod tests {
     }
 
     /// Parts answer after 5 s.
-    fn parts_are_slow(method: &str, target: &str) -> (u16, Vec<(&'static str, String)>, String) {
+    fn parts_are_slow(method: &str, target: &str) -> Reply {
         match method {
             "PUT" => (
                 200,
@@ -561,18 +464,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_copy_that_outlasts_its_deadline_fails_and_aborts() {
-        let (endpoint, seen) = scripted::serve(parts_are_slow).await;
+        let (client, seen) = serve(parts_are_slow).await;
         let deadline = Instant::now() + std::time::Duration::from_millis(300);
-        let failure = copy_in_parts(
-            &client(&endpoint),
-            &request(),
-            23 * MIB,
-            MIN_PART,
-            2,
-            deadline,
-        )
-        .await
-        .unwrap_err();
+        let failure = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 2, deadline)
+            .await
+            .unwrap_err();
         assert_eq!(failure.code, "DeadlineExceeded");
         assert!(failure.message.contains("--timeout"), "{failure}");
         let seen = seen.lock().unwrap().clone();
