@@ -222,12 +222,16 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         .or(file.source)
         .ok_or_else(|| spec::SpecError::NoSource.to_string())?;
     spec::check_bucket_name("source", &source).map_err(|err| err.to_string())?;
-    for destination in &dest {
-        spec::check_bucket_name("destination", destination).map_err(|err| err.to_string())?;
+    let mut destinations = Vec::new();
+    for text in &dest {
+        // A key prefix names nothing to remove on its own: the bucket does.
+        let (destination, _) = spec::parse_destination(text).map_err(|err| err.to_string())?;
+        spec::check_bucket_name("destination", &destination).map_err(|err| err.to_string())?;
+        destinations.push(destination);
     }
     Ok(Spec {
         source,
-        destinations: dest,
+        destinations,
         region: aws.region.clone().or(file.region),
         profile: aws.profile.clone().or(file.profile),
         memory: file.memory.unwrap_or(spec::DEFAULT_MEMORY_MB),
@@ -236,6 +240,7 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         suffix: file.suffix,
         replicate_deletes: file.replicate_deletes.unwrap_or(false),
         tags: file.tags.unwrap_or_default(),
+        key_prefixes: Default::default(),
     })
 }
 

@@ -256,8 +256,10 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
         role_policy,
         json!({"Version": "2012-10-17", "Statement": [
             {"Sid": "ReadSourceObjects", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+             "Action": ["s3:GetObject", "s3:GetObjectTagging"],
              "Resource": format!("arn:aws:s3:::{source}/*")},
+            {"Sid": "TellDeletedSourceObjectsFromDenied", "Effect": "Allow",
+             "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{source}")},
             {"Sid": "WriteDestinationObjects", "Effect": "Allow",
              "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
              "Resource": format!("arn:aws:s3:::{d2}/*")},
@@ -1175,4 +1177,111 @@ async fn deletes_are_replicated_only_when_asked() {
         notified_events(&clients, &source).await,
         ["s3:ObjectCreated:*"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-kp");
+    let plain = unique("dst-kp-plain");
+    let prefixed = unique("dst-kp-backup");
+    buckets(&clients, &[&source, &plain, &prefixed]).await;
+    let backup = format!("{prefixed}:backup/");
+    let deploy = [
+        "deploy",
+        "--source",
+        &source,
+        "--dest",
+        &plain,
+        "--dest",
+        &backup,
+        "--replicate-deletes",
+    ];
+    assert_ok(&aws.s3fan(&access_key(), &deploy).await);
+
+    clients
+        .put(&source, "a b/é.txt", b"x".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    assert!(clients.get(&plain, "a b/é.txt").await.is_some());
+    assert!(clients.get(&prefixed, "backup/a b/é.txt").await.is_some());
+    assert!(
+        clients.get(&prefixed, "a b/é.txt").await.is_none(),
+        "nothing outside the prefix"
+    );
+    clients
+        .s3
+        .delete_object()
+        .bucket(&source)
+        .key("a b/é.txt")
+        .send()
+        .await
+        .expect("delete");
+    aws.drain();
+    assert!(
+        clients.get(&prefixed, "backup/a b/é.txt").await.is_none(),
+        "the delete follows the copy under its prefix"
+    );
+
+    // The role may write only under the prefix.
+    let policy = clients
+        .iam
+        .get_role_policy()
+        .role_name(format!("s3fan-{prefixed}"))
+        .policy_name("s3fan-replication")
+        .send()
+        .await
+        .expect("role policy");
+    let document = percent_encoding::percent_decode_str(policy.policy_document())
+        .decode_utf8()
+        .expect("utf-8")
+        .into_owned();
+    let document: Value = serde_json::from_str(&document).expect("policy JSON");
+    let writes: Vec<&Value> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s["Sid"] == "WriteDestinationObjects" || s["Sid"] == "DeleteDestinationObjects")
+        .collect();
+    assert_eq!(writes.len(), 2, "{document}");
+    for statement in writes {
+        assert_eq!(
+            statement["Resource"],
+            json!(format!("arn:aws:s3:::{prefixed}/backup/*"))
+        );
+    }
+
+    // A re-run converges without a write; status names the prefix.
+    let key = access_key();
+    assert_ok(&aws.s3fan(&key, &deploy).await);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await
+        .json();
+    assert_eq!(status["drift"], json!([]), "{status}");
+    let listed: Vec<(Value, Value)> = status["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| (d["destination"].clone(), d["key_prefix"].clone()))
+        .collect();
+    assert!(
+        listed.contains(&(json!(prefixed), json!("backup/")))
+            && listed.contains(&(json!(plain), Value::Null)),
+        "{status}"
+    );
+
+    // A bad prefix is refused before any change.
+    let key = access_key();
+    let bad = format!("{prefixed}:/abs");
+    let run = aws
+        .s3fan(&key, &["deploy", "--source", &source, "--dest", &bad])
+        .await;
+    assert_refused(&run, &[&format!("--dest {bad:?}"), "starts with '/'"]);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
 }

@@ -301,31 +301,20 @@ async fn a_malformed_event_gets_a_clear_error_not_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_source_deleted_before_the_copy_is_reported_after_the_other_records() {
+async fn a_failed_record_is_reported_after_the_other_records() {
     let clients = local_aws().clients().await;
     let (source, destination, function) = direct_setup(&clients).await;
     clients
-        .put(&source, "gone soon.txt", b"x".to_vec(), "text/plain", &[])
-        .await;
-    clients
         .put(&source, "stays.txt", b"y".to_vec(), "text/plain", &[])
         .await;
-    clients
-        .s3
-        .delete_object()
-        .bucket(&source)
-        .key("gone soon.txt")
-        .send()
-        .await
-        .expect("delete");
+    let missing_bucket = unique("src-never-made");
+    let mut event = s3_event(&missing_bucket, &[("ObjectCreated:Put", "lost+one.txt")]);
+    let good = s3_event(&source, &[("ObjectCreated:Put", "stays.txt")]);
+    event["Records"]
+        .as_array_mut()
+        .expect("records")
+        .push(good["Records"][0].clone());
 
-    let event = s3_event(
-        &source,
-        &[
-            ("ObjectCreated:Put", "gone+soon.txt"),
-            ("ObjectCreated:Put", "stays.txt"),
-        ],
-    );
     let (error, result) = invoke(&clients, &function, &event).await;
     assert!(
         error.is_some(),
@@ -335,9 +324,9 @@ async fn a_source_deleted_before_the_copy_is_reported_after_the_other_records() 
     let message = result["errorMessage"].as_str().unwrap_or_default();
     for expected in [
         "1 of 2 records failed",
-        &format!("s3://{source}/gone soon.txt"),
-        &format!("s3://{destination}/"),
-        "NoSuchKey",
+        &format!("copy of s3://{missing_bucket}/lost one.txt"),
+        &format!("to s3://{destination}/lost one.txt"),
+        "NoSuchBucket",
     ] {
         assert!(
             message.contains(expected),
@@ -360,8 +349,177 @@ async fn a_source_deleted_before_the_copy_is_reported_after_the_other_records() 
         .filter(|l| l["outcome"] == "failed")
         .collect();
     assert_eq!(failed.len(), 1, "{}", invocation.logs);
-    assert_eq!(failed[0]["error_code"], "NoSuchKey");
-    assert_eq!(failed[0]["key"], "gone soon.txt");
+    assert_eq!(failed[0]["error_code"], "NoSuchBucket");
+    assert_eq!(failed[0]["key"], "lost one.txt");
+}
+
+/// An S3 event for one write of `key`, with the ETag S3 gave it.
+fn write_event(bucket: &str, key: &str, etag: &str) -> Value {
+    let mut event = s3_event(bucket, &[("ObjectCreated:Put", key)]);
+    event["Records"][0]["s3"]["object"]["eTag"] = json!(etag);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_out_of_order_or_twice_never_leave_an_older_copy() {
+    let clients = local_aws().clients().await;
+    let (source, destination, function) = direct_setup(&clients).await;
+    let first = clients
+        .put(&source, "k.txt", b"first write".to_vec(), "text/plain", &[])
+        .await;
+    let second = clients
+        .put(
+            &source,
+            "k.txt",
+            b"second write".to_vec(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    assert_ne!(first, second);
+
+    // The newer write's event arrives first, and twice; the older one last.
+    for _ in 0..2 {
+        let (error, result) =
+            invoke(&clients, &function, &write_event(&source, "k.txt", &second)).await;
+        assert_eq!(error, None, "{result}");
+        assert_eq!(
+            result,
+            json!({"copied": 1, "source_changed": 0, "skipped": 0})
+        );
+    }
+    let (error, result) = invoke(&clients, &function, &write_event(&source, "k.txt", &first)).await;
+    assert_eq!(error, None, "a late event is not a failure: {result}");
+    assert_eq!(
+        result,
+        json!({"copied": 0, "source_changed": 1, "skipped": 0})
+    );
+    let copy = clients.get(&destination, "k.txt").await.expect("copied");
+    assert_eq!(copy.bytes, b"second write");
+
+    // An event for an object deleted since is late too, not a failure.
+    clients
+        .s3
+        .delete_object()
+        .bucket(&source)
+        .key("k.txt")
+        .send()
+        .await
+        .expect("delete");
+    let (error, result) =
+        invoke(&clients, &function, &write_event(&source, "k.txt", &second)).await;
+    assert_eq!(error, None, "{result}");
+    assert_eq!(result["source_changed"], 1, "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_for_an_older_version_never_overwrites_the_newer() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let clients = local_aws().clients().await;
+    let (source, destination, function) = direct_setup(&clients).await;
+    clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(&source)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    let mut writes = Vec::new();
+    for body in ["first write", "second write"] {
+        let put = clients
+            .s3
+            .put_object()
+            .bucket(&source)
+            .key("v.txt")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put");
+        writes.push((
+            put.version_id().expect("a version id").to_owned(),
+            put.e_tag().expect("an etag").trim_matches('"').to_owned(),
+        ));
+    }
+    let event_for = |(version, etag): &(String, String)| {
+        let mut event = write_event(&source, "v.txt", etag);
+        event["Records"][0]["s3"]["object"]["versionId"] = json!(version);
+        event
+    };
+    let (error, result) = invoke(&clients, &function, &event_for(&writes[1])).await;
+    assert_eq!(error, None, "{result}");
+    let (error, result) = invoke(&clients, &function, &event_for(&writes[0])).await;
+    assert_eq!(error, None, "{result}");
+    assert_eq!(result["source_changed"], 1, "{result}");
+    let copy = clients.get(&destination, "v.txt").await.expect("copied");
+    assert_eq!(
+        copy.bytes, b"second write",
+        "the late event for the first version must not copy it over the second"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_delete_never_removes_a_key_written_again() {
+    let clients = local_aws().clients().await;
+    let source = unique("src-late-del");
+    let destination = unique("dst-late-del");
+    clients.create_bucket(&source).await;
+    clients.create_bucket(&destination).await;
+    let function = function_name_for(&destination);
+    clients
+        .create_function_with_env(
+            &function,
+            &destination,
+            &[("S3FAN_REPLICATE_DELETES", "true")],
+        )
+        .await;
+    // Written, deleted, written again: the events arrive create, create, delete.
+    clients
+        .put(&source, "k.txt", b"old".to_vec(), "text/plain", &[])
+        .await;
+    clients
+        .s3
+        .delete_object()
+        .bucket(&source)
+        .key("k.txt")
+        .send()
+        .await
+        .expect("delete");
+    let again = clients
+        .put(&source, "k.txt", b"new".to_vec(), "text/plain", &[])
+        .await;
+    let (error, result) = invoke(&clients, &function, &write_event(&source, "k.txt", &again)).await;
+    assert_eq!(error, None, "{result}");
+    let delete = s3_event(&source, &[("ObjectRemoved:Delete", "k.txt")]);
+    let (error, result) = invoke(&clients, &function, &delete).await;
+    assert_eq!(error, None, "{result}");
+    assert_eq!(
+        result,
+        json!({"copied": 0, "source_changed": 1, "skipped": 0})
+    );
+    let copy = clients
+        .get(&destination, "k.txt")
+        .await
+        .expect("the copy stays");
+    assert_eq!(copy.bytes, b"new");
+
+    // Once the source really is gone, the same delete event removes the copy.
+    clients
+        .s3
+        .delete_object()
+        .bucket(&source)
+        .key("k.txt")
+        .send()
+        .await
+        .expect("delete");
+    let (error, result) = invoke(&clients, &function, &delete).await;
+    assert_eq!(error, None, "{result}");
+    assert_eq!(result["deleted"], 1, "{result}");
+    assert_eq!(clients.get(&destination, "k.txt").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,48 +561,6 @@ async fn a_function_whose_destination_is_its_source_refuses_to_loop() {
         .map(|k| (k, ()))
         .collect();
     assert_eq!(keys.len(), 1, "nothing was written: {keys:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_events_version_is_the_version_copied() {
-    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-    let clients = local_aws().clients().await;
-    let (source, destination, function) = direct_setup(&clients).await;
-    clients
-        .s3
-        .put_bucket_versioning()
-        .bucket(&source)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
-    let mut versions = Vec::new();
-    for body in ["first write", "second write"] {
-        let put = clients
-            .s3
-            .put_object()
-            .bucket(&source)
-            .key("v.txt")
-            .body(body.as_bytes().to_vec().into())
-            .send()
-            .await
-            .expect("put");
-        versions.push(put.version_id().expect("a version id").to_owned());
-    }
-
-    let mut event = s3_event(&source, &[("ObjectCreated:Put", "v.txt")]);
-    event["Records"][0]["s3"]["object"]["versionId"] = json!(versions[0]);
-    let (error, result) = invoke(&clients, &function, &event).await;
-    assert_eq!(error, None, "{result}");
-    let copy = clients.get(&destination, "v.txt").await.expect("copied");
-    assert_eq!(
-        copy.bytes, b"first write",
-        "the event named the first version"
-    );
 }
 
 async fn tags(clients: &Clients, bucket: &str, key: &str) -> Vec<(String, String)> {

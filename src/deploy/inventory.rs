@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::names::{DEST_BUCKET_VAR, SOURCE_BUCKET_VAR};
+use super::names::{
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR,
+    SOURCE_BUCKET_VAR,
+};
 use super::{Context, DeployError, aws_failure};
 
 /// One deployed edge of some fan-out: a function copying source -> destination.
@@ -14,6 +17,12 @@ pub struct Edge {
     pub function: String,
     pub source: String,
     pub destination: String,
+    /// `--dest DST:PREFIX`'s prefix.
+    pub key_prefix: Option<String>,
+    /// The fan-out's settings as the last deploy gave them to the handler.
+    pub filter_prefix: Option<String>,
+    pub filter_suffix: Option<String>,
+    pub replicate_deletes: bool,
     pub code_sha256: String,
     pub last_modified: String,
 }
@@ -35,6 +44,12 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
                     function: function.function_name().unwrap_or_default().to_owned(),
                     source: source.clone(),
                     destination: destination.clone(),
+                    key_prefix: variables.get(DEST_PREFIX_VAR).cloned(),
+                    filter_prefix: variables.get(KEY_PREFIX_VAR).cloned(),
+                    filter_suffix: variables.get(KEY_SUFFIX_VAR).cloned(),
+                    replicate_deletes: variables
+                        .get(REPLICATE_DELETES_VAR)
+                        .is_some_and(|v| v == "true"),
                     code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
                     last_modified: function.last_modified().unwrap_or_default().to_owned(),
                 });
@@ -89,6 +104,10 @@ mod tests {
             function: destination.into(),
             source: source.into(),
             destination: destination.into(),
+            key_prefix: None,
+            filter_prefix: None,
+            filter_suffix: None,
+            replicate_deletes: false,
             code_sha256: String::new(),
             last_modified: String::new(),
         }

@@ -626,6 +626,9 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
 #[derive(Debug, Serialize)]
 pub struct DestinationStatus {
     pub destination: String,
+    /// Where copies go in the destination (`--dest DST:PREFIX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
     pub function: String,
     pub code_sha256: String,
     pub last_modified: String,
@@ -669,8 +672,9 @@ impl StatusReport {
         }
         for d in &self.destinations {
             out.push_str(&format!(
-                "  destination   s3://{} via function {} (code {}, {}; last modified {})\n",
+                "  destination   s3://{}/{} via function {} (code {}, {}; last modified {})\n",
                 d.destination,
+                d.key_prefix.as_deref().unwrap_or(""),
                 d.function,
                 d.code_sha256,
                 match d.runs_this_binary {
@@ -695,7 +699,9 @@ impl StatusReport {
 }
 
 /// `s3fan status`: what is deployed, and how it differs from what deploy
-/// would make of the same destinations (the same planning code as deploy).
+/// would make of the same destinations and settings (the same planning code
+/// as deploy). Key filter, deletes and key prefixes are read back from the
+/// functions; memory, timeout and tags come from `s3fan.toml` or the defaults.
 pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
     let mut ctx = Context::connect(spec, code).await?;
     let edges = inventory::list(&ctx).await?;
@@ -703,8 +709,17 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         .iter()
         .filter(|e| e.source == ctx.spec.source)
         .collect();
-    if ctx.spec.destinations.is_empty() {
-        ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
+    ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
+    // What the handler was given is the record of the last deploy's flags:
+    // drift is then what changed since, not a flag left out of s3fan.toml.
+    ctx.spec.key_prefixes = ours
+        .iter()
+        .filter_map(|e| Some((e.destination.clone(), e.key_prefix.clone()?)))
+        .collect();
+    if let Some(first) = ours.first() {
+        ctx.spec.prefix = first.filter_prefix.clone();
+        ctx.spec.suffix = first.filter_suffix.clone();
+        ctx.spec.replicate_deletes = first.replicate_deletes;
     }
     let topic = match topic::observe(&ctx).await? {
         topic::Observed::Absent => None,
@@ -735,6 +750,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
             .iter()
             .map(|e| DestinationStatus {
                 destination: e.destination.clone(),
+                key_prefix: e.key_prefix.clone(),
                 function: e.function.clone(),
                 code_sha256: e.code_sha256.clone(),
                 last_modified: e.last_modified.clone(),

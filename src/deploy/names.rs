@@ -27,7 +27,9 @@ pub const ROLE_POLICY_NAME: &str = "s3fan-replication";
 /// Environment variables that tie a function to its fan-out: the handler
 /// reads the destination and key filter (defined beside the code that reads
 /// them); deploy finds its functions by the source.
-pub use crate::handler::{DEST_BUCKET_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR};
+pub use crate::handler::{
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR,
+};
 pub const SOURCE_BUCKET_VAR: &str = "S3FAN_SOURCE_BUCKET";
 
 /// Tag keys on everything deploy makes.

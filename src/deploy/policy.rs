@@ -68,31 +68,40 @@ pub fn trust_policy() -> Value {
     })
 }
 
-/// What one destination's function may do: read objects (and their versions
-/// and tags) of the source, write objects and tags to its destination, and
-/// write its own logs. `s3:GetObjectVersionTagging` is there because CopyObject
-/// of a named version copies that version's tags; `s3:AbortMultipartUpload`
-/// because a failed multipart copy must not leave billed parts behind.
+/// What one destination's function may do: read objects and their tags in
+/// the source, write objects and tags under its key prefix in the
+/// destination, and write its own logs. `s3:ListBucket` on the source is
+/// there because without it S3 answers 403, not 404, for an object deleted
+/// since its event, and the handler could not tell a late event from a
+/// missing permission; `s3:AbortMultipartUpload` because a failed multipart
+/// copy must not leave billed parts behind. Copies always take the current
+/// object, so no `s3:GetObjectVersion*`.
 pub fn role_policy(
     scope: &Scope,
     source: &str,
     destination: &str,
+    key_prefix: Option<&str>,
     function: &str,
     replicate_deletes: bool,
 ) -> Value {
     let log_group = scope.log_group_arn(function);
-    let destination_objects = format!("{}/*", scope.bucket_arn(destination));
+    let destination_objects = format!(
+        "{}/{}*",
+        scope.bucket_arn(destination),
+        key_prefix.unwrap_or("")
+    );
     let mut statements = vec![
         json!({
             "Sid": "ReadSourceObjects",
             "Effect": "Allow",
-            "Action": [
-                "s3:GetObject",
-                "s3:GetObjectVersion",
-                "s3:GetObjectTagging",
-                "s3:GetObjectVersionTagging"
-            ],
+            "Action": ["s3:GetObject", "s3:GetObjectTagging"],
             "Resource": format!("{}/*", scope.bucket_arn(source))
+        }),
+        json!({
+            "Sid": "TellDeletedSourceObjectsFromDenied",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": scope.bucket_arn(source)
         }),
         json!({
             "Sid": "WriteDestinationObjects",
@@ -173,8 +182,10 @@ mod tests {
         let expected: Value = serde_json::from_str(
             r#"{"Version":"2012-10-17","Statement":[
               {"Sid":"ReadSourceObjects","Effect":"Allow",
-               "Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging"],
+               "Action":["s3:GetObject","s3:GetObjectTagging"],
                "Resource":"arn:aws:s3:::photos/*"},
+              {"Sid":"TellDeletedSourceObjectsFromDenied","Effect":"Allow",
+               "Action":"s3:ListBucket","Resource":"arn:aws:s3:::photos"},
               {"Sid":"WriteDestinationObjects","Effect":"Allow",
                "Action":["s3:PutObject","s3:PutObjectTagging","s3:AbortMultipartUpload"],
                "Resource":"arn:aws:s3:::photos.eu/*"},
@@ -185,28 +196,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            role_policy(&scope(), "photos", "photos.eu", "photos-eu-318a1688", false),
+            role_policy(
+                &scope(),
+                "photos",
+                "photos.eu",
+                None,
+                "photos-eu-318a1688",
+                false
+            ),
             expected
         );
     }
 
     #[test]
     fn only_replicating_deletes_allows_deleting_and_only_in_the_destination() {
-        let without = role_policy(&scope(), "src", "dst", "dst", false).to_string();
+        let without = role_policy(&scope(), "src", "dst", None, "dst", false).to_string();
         assert!(!without.contains("s3:DeleteObject"), "{without}");
-        let with = role_policy(&scope(), "src", "dst", "dst", true);
+        let with = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", true);
         let deletes: Vec<&Value> = with["Statement"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s.to_string().contains("Delete"))
+            .filter(|s| s.to_string().contains("s3:DeleteObject"))
             .collect();
         assert_eq!(
             deletes,
             [
                 &json!({"Sid": "DeleteDestinationObjects", "Effect": "Allow",
-                     "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::dst/*"})
+                     "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::dst/backup/*"})
             ]
+        );
+    }
+
+    #[test]
+    fn a_destination_key_prefix_narrows_every_write_to_it() {
+        let policy = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", false);
+        let writes = &policy["Statement"][2];
+        assert_eq!(writes["Sid"], "WriteDestinationObjects");
+        assert_eq!(writes["Resource"], "arn:aws:s3:::dst/backup/*");
+        assert!(
+            !policy.to_string().contains("arn:aws:s3:::dst/*"),
+            "{policy}"
         );
     }
 
@@ -215,8 +245,8 @@ mod tests {
         let documents = [
             topic_policy(&scope(), "arn:aws:sns:eu-west-1:123456789012:t", "src"),
             trust_policy(),
-            role_policy(&scope(), "src", "dst", "dst", false),
-            role_policy(&scope(), "src", "dst", "dst", true),
+            role_policy(&scope(), "src", "dst", None, "dst", false),
+            role_policy(&scope(), "src", "dst", Some("b/"), "dst", true),
         ];
         for document in documents {
             let text = document.to_string();

@@ -70,6 +70,7 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
         &ctx.scope,
         &ctx.spec.source,
         destination,
+        ctx.spec.key_prefix(destination),
         &function_name(destination),
         ctx.spec.replicate_deletes,
     )

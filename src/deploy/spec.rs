@@ -58,6 +58,50 @@ pub struct Spec {
     /// Opt-in: deletes in the source are deleted in every destination too.
     pub replicate_deletes: bool,
     pub tags: BTreeMap<String, String>,
+    /// `--dest DST:PREFIX`: the destinations whose copies go under a key prefix.
+    pub key_prefixes: BTreeMap<String, String>,
+}
+
+impl Spec {
+    /// The key prefix copies to `destination` go under, if any.
+    pub fn key_prefix(&self, destination: &str) -> Option<&str> {
+        self.key_prefixes.get(destination).map(String::as_str)
+    }
+}
+
+/// Splits `DST` or `DST:PREFIX` (bucket names never contain a colon).
+pub fn parse_destination(text: &str) -> Result<(String, Option<String>), SpecError> {
+    let Some((bucket, prefix)) = text.split_once(':') else {
+        return Ok((text.to_owned(), None));
+    };
+    let bad = |rule: &'static str| SpecError::KeyPrefix {
+        destination: text.to_owned(),
+        rule,
+    };
+    if prefix.is_empty() {
+        return Err(bad(
+            "nothing follows the colon: give a prefix (DST:backup/) or drop the colon",
+        ));
+    }
+    if prefix.starts_with('/') {
+        return Err(bad(
+            "it starts with '/', which S3 would keep as an empty first path segment: write DST:backup/",
+        ));
+    }
+    if prefix.contains(['*', '?', '$']) {
+        return Err(bad(
+            "'*', '?' and '$' would be wildcards or variables in the role's IAM policy: choose a prefix without them",
+        ));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err(bad("it contains a control character"));
+    }
+    if prefix.len() > 512 {
+        return Err(bad(
+            "it is longer than 512 bytes, leaving too little of S3's 1,024 for keys",
+        ));
+    }
+    Ok((bucket.to_owned(), Some(prefix.to_owned())))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -89,6 +133,11 @@ pub enum SpecError {
     Timeout(i32),
     #[error("--tag {0:?} is not KEY=VALUE: write it as --tag team=media")]
     Tag(String),
+    #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
+    KeyPrefix {
+        destination: String,
+        rule: &'static str,
+    },
 }
 
 /// Reads `s3fan.toml` from `dir` if there is one.
@@ -113,11 +162,20 @@ pub fn load_file(dir: &Path) -> Result<FileConfig, SpecError> {
 /// Flags win over the file; tags merge, flags winning per key.
 pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
     let source = flags.source.or(file.source).ok_or(SpecError::NoSource)?;
-    let destinations = if flags.dest.is_empty() {
+    let listed = if flags.dest.is_empty() {
         file.dest.unwrap_or_default()
     } else {
         flags.dest
     };
+    let mut destinations = Vec::new();
+    let mut key_prefixes = BTreeMap::new();
+    for text in &listed {
+        let (bucket, prefix) = parse_destination(text)?;
+        if let Some(prefix) = prefix {
+            key_prefixes.insert(bucket.clone(), prefix);
+        }
+        destinations.push(bucket);
+    }
     let mut tags = file.tags.unwrap_or_default();
     for tag in flags.tags {
         let (key, value) = tag
@@ -140,6 +198,7 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
         suffix: flags.suffix.or(file.suffix).filter(|s| !s.is_empty()),
         replicate_deletes: flags.replicate_deletes || file.replicate_deletes.unwrap_or(false),
         tags,
+        key_prefixes,
     };
     spec.validate()?;
     Ok(spec)
@@ -278,6 +337,49 @@ mod tests {
         let mut bad_memory = flags("src", &["dst1"]);
         bad_memory.memory = Some(64);
         assert!(refuse(bad_memory).contains("128 to 10240"));
+    }
+
+    #[test]
+    fn a_destination_may_carry_a_key_prefix() {
+        let spec = resolve(
+            flags("src", &["plain", "backup.eu:backup/2026/"]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(spec.destinations, ["plain", "backup.eu"].map(String::from));
+        assert_eq!(spec.key_prefix("plain"), None);
+        assert_eq!(spec.key_prefix("backup.eu"), Some("backup/2026/"));
+        // The file takes the same form.
+        let file: FileConfig = toml::from_str(
+            r#"source = "src"
+            dest = ["dst:copies/"]"#,
+        )
+        .unwrap();
+        let spec = resolve(Flags::default(), file).unwrap();
+        assert_eq!(spec.key_prefix("dst"), Some("copies/"));
+        // One function per destination bucket: two prefixes in one bucket are refused.
+        let refused = resolve(flags("src", &["dst:a/", "dst:b/"]), FileConfig::default());
+        assert_eq!(refused, Err(SpecError::DuplicateDestination("dst".into())));
+        for (bad, says) in [
+            ("dst:", "nothing follows the colon"),
+            ("dst:/abs", "starts with '/'"),
+            ("dst:a*", "wildcards"),
+            ("dst:${aws:username}/", "wildcards or variables"),
+            ("dst:a\nb", "control character"),
+        ] {
+            let err = resolve(flags("src", &[bad]), FileConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains(says),
+                "{err}"
+            );
+        }
+        let long = format!("dst:{}", "p".repeat(513));
+        assert!(matches!(
+            resolve(flags("src", &[&long]), FileConfig::default()),
+            Err(SpecError::KeyPrefix { .. })
+        ));
     }
 
     #[test]

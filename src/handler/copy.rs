@@ -5,14 +5,14 @@
 //! directives) and moves no bytes through Lambda. Past it, a multipart copy
 //! (see `multipart`). `CopySourceIfMatch` on the event's ETag makes a late
 //! event harmless: if the object changed since, S3 answers 412 and the newer
-//! write's own event does the copy.
+//! write's own event does the copy (the ordering rule is in `plan`).
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{MetadataDirective, TaggingDirective};
 
 use super::key::copy_source;
-use super::multipart::{GIB, MAX_PART, MIB, MIN_PART, copy_in_parts};
+use super::multipart::{GIB, MAX_PART, MIB, MIN_PART, copy_in_parts, head_source};
 use super::plan::{CopyRequest, DeleteRequest};
 
 /// How copies are made; from the function's environment.
@@ -73,8 +73,8 @@ impl CopySettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyOutcome {
     Copied,
-    /// The source no longer matches the event's ETag: a newer write has its
-    /// own event, so there is nothing to do for this one.
+    /// The source no longer matches the event's ETag, or is gone: a newer
+    /// write or delete has its own event, so there is nothing to do for this one.
     SourceChanged,
 }
 
@@ -87,29 +87,101 @@ impl CopyOutcome {
     }
 }
 
-/// A copy S3 refused or that never reached S3; names everything needed to
-/// find the object and the cause.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "copy of s3://{source_bucket}/{key} to s3://{destination_bucket}/{key} failed: {code}: {message}"
-)]
-pub struct CopyFailure {
-    pub source_bucket: String,
-    pub key: String,
-    pub destination_bucket: String,
+/// How a delete that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// The source has the key again: the delete event is older than the
+    /// write whose own event keeps (or makes) the copy.
+    SourceRecreated,
+}
+
+/// Which S3 operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Copy,
+    Delete,
+}
+
+/// An operation S3 refused or that never reached S3; names everything needed
+/// to find the object and the cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub operation: Operation,
+    /// `s3://bucket/key` of the source object.
+    pub source: String,
+    /// `s3://bucket/key` of its copy.
+    pub destination: String,
     /// S3's error code (`NoSuchKey`, `AccessDenied`, ...) or the kind of
     /// transport failure when S3 never answered.
     pub code: String,
     pub message: String,
 }
 
-impl CopyFailure {
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Failure {
+            source,
+            destination,
+            code,
+            message,
+            ..
+        } = self;
+        match self.operation {
+            Operation::Copy => {
+                write!(
+                    f,
+                    "copy of {source} to {destination} failed: {code}: {message}"
+                )
+            }
+            Operation::Delete => write!(
+                f,
+                "delete of {destination} (deleted from {source}) failed: {code}: {message}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A request whose failure can be reported: copies and deletes.
+pub trait Described {
+    fn operation(&self) -> Operation;
+    fn source(&self) -> String;
+    fn destination(&self) -> String;
+}
+
+impl Described for CopyRequest {
+    fn operation(&self) -> Operation {
+        Operation::Copy
+    }
+    fn source(&self) -> String {
+        format!("s3://{}/{}", self.source_bucket, self.key)
+    }
+    fn destination(&self) -> String {
+        format!("s3://{}/{}", self.destination_bucket, self.destination_key)
+    }
+}
+
+impl Described for DeleteRequest {
+    fn operation(&self) -> Operation {
+        Operation::Delete
+    }
+    fn source(&self) -> String {
+        format!("s3://{}/{}", self.source_bucket, self.key)
+    }
+    fn destination(&self) -> String {
+        format!("s3://{}/{}", self.destination_bucket, self.destination_key)
+    }
+}
+
+impl Failure {
     /// A failure S3 did not report as an error, e.g. an answer missing a field.
-    pub fn about(request: &CopyRequest, code: &str, message: &str) -> CopyFailure {
-        CopyFailure {
-            source_bucket: request.source_bucket.clone(),
-            key: request.key.clone(),
-            destination_bucket: request.destination_bucket.clone(),
+    pub fn about(request: &impl Described, code: &str, message: &str) -> Failure {
+        Failure {
+            operation: request.operation(),
+            source: request.source(),
+            destination: request.destination(),
             code: code.to_owned(),
             message: message.to_owned(),
         }
@@ -127,8 +199,8 @@ pub struct Copied {
 
 /// The copy ran out of the invocation's time: fail with the reason before
 /// Lambda kills the process, so the retry and failure paths see it.
-pub fn deadline_exceeded(request: &CopyRequest) -> CopyFailure {
-    CopyFailure::about(
+pub fn deadline_exceeded(request: &CopyRequest) -> Failure {
+    Failure::about(
         request,
         "DeadlineExceeded",
         "the copy did not finish within the invocation's time (the function's timeout less \
@@ -144,88 +216,85 @@ pub async fn copy(
     settings: &CopySettings,
     request: &CopyRequest,
     deadline: tokio::time::Instant,
-) -> Result<Copied, CopyFailure> {
-    let size = match request.size {
-        Some(size) => Some(size),
-        None => source_size(s3, request).await?,
+) -> Result<Copied, Failure> {
+    let single = || async {
+        tokio::time::timeout_at(deadline, copy_object(s3, request))
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded(request)))
     };
-    match size {
-        Some(size) if size > settings.multipart_threshold => {
-            let (outcome, parts) = copy_in_parts(
-                s3,
-                request,
-                size,
-                settings.part_size,
-                settings.concurrency,
-                deadline,
-            )
-            .await?;
-            Ok(Copied {
-                outcome,
-                parts,
-                bytes: Some(size),
-            })
-        }
-        _ => Ok(Copied {
-            outcome: tokio::time::timeout_at(deadline, copy_object(s3, request))
-                .await
-                .unwrap_or_else(|_| Err(deadline_exceeded(request)))?,
+    if let Some(size) = request
+        .size
+        .filter(|&size| size <= settings.multipart_threshold)
+    {
+        return Ok(Copied {
+            outcome: single().await?,
             parts: 0,
-            bytes: size,
-        }),
+            bytes: Some(size),
+        });
     }
+    // Past the threshold, or of unknown size: one HeadObject (conditional on
+    // the event's ETag) gives the size and what a multipart upload must carry.
+    let source = tokio::time::timeout_at(deadline, head_source(s3, request))
+        .await
+        .unwrap_or_else(|_| Err(deadline_exceeded(request)))?;
+    let Some(source) = source else {
+        return Ok(Copied {
+            outcome: CopyOutcome::SourceChanged,
+            parts: 0,
+            bytes: request.size,
+        });
+    };
+    let size = source.size;
+    if size <= settings.multipart_threshold {
+        return Ok(Copied {
+            outcome: single().await?,
+            parts: 0,
+            bytes: Some(size),
+        });
+    }
+    let (outcome, parts) = copy_in_parts(s3, request, source, settings, deadline).await?;
+    Ok(Copied {
+        outcome,
+        parts,
+        bytes: Some(size),
+    })
 }
 
-/// The source's size when the event did not say; `None` if it is gone (the
-/// copy then reports why).
-async fn source_size(s3: &Client, request: &CopyRequest) -> Result<Option<u64>, CopyFailure> {
+/// Deletes one key from the destination, unless the source has it again.
+/// S3 answers a delete of a missing key with success, so a repeated event is
+/// harmless.
+pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<DeleteOutcome, Failure> {
+    // A late delete event must not remove a key written again since. (The
+    // role's s3:ListBucket on the source is what makes S3 answer 404 here
+    // rather than 403.)
     match s3
         .head_object()
         .bucket(&request.source_bucket)
         .key(&request.key)
-        .set_version_id(request.version_id.clone())
         .send()
         .await
     {
-        Ok(head) => Ok(head.content_length().and_then(|n| u64::try_from(n).ok())),
-        Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
-        Err(err) => Err(failure(request, &err)),
+        Ok(_) => return Ok(DeleteOutcome::SourceRecreated),
+        Err(err) if status(&err) == Some(404) => {}
+        Err(err) => return Err(failure(request, &err)),
     }
-}
-
-/// Deletes one key from the destination. S3 answers a delete of a missing
-/// key with success, so a repeated event is harmless.
-pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<(), CopyFailure> {
     s3.delete_object()
         .bucket(&request.destination_bucket)
-        .key(&request.key)
+        .key(&request.destination_key)
         .send()
         .await
-        .map(|_| ())
-        .map_err(|err| {
-            let as_copy = CopyRequest {
-                source_bucket: request.source_bucket.clone(),
-                key: request.key.clone(),
-                version_id: None,
-                if_match: None,
-                size: None,
-                destination_bucket: request.destination_bucket.clone(),
-            };
-            failure(&as_copy, &err)
-        })
+        .map(|_| DeleteOutcome::Deleted)
+        .map_err(|err| failure(request, &err))
 }
 
-/// Copies one object with CopyObject.
-pub async fn copy_object(s3: &Client, request: &CopyRequest) -> Result<CopyOutcome, CopyFailure> {
+/// Copies one object with CopyObject: the source's current object, on
+/// condition that it is still the event's (see `plan` for the ordering rule).
+pub async fn copy_object(s3: &Client, request: &CopyRequest) -> Result<CopyOutcome, Failure> {
     let mut call = s3
         .copy_object()
         .bucket(&request.destination_bucket)
-        .key(&request.key)
-        .copy_source(copy_source(
-            &request.source_bucket,
-            &request.key,
-            request.version_id.as_deref(),
-        ))
+        .key(&request.destination_key)
+        .copy_source(copy_source(&request.source_bucket, &request.key))
         .metadata_directive(MetadataDirective::Copy)
         .tagging_directive(TaggingDirective::Copy);
     if let Some(etag) = &request.if_match {
@@ -233,19 +302,26 @@ pub async fn copy_object(s3: &Client, request: &CopyRequest) -> Result<CopyOutco
     }
     match call.send().await {
         Ok(_) => Ok(CopyOutcome::Copied),
-        Err(err) if is_precondition_failed(&err) => Ok(CopyOutcome::SourceChanged),
+        Err(err) if source_changed(&err) => Ok(CopyOutcome::SourceChanged),
         Err(err) => Err(failure(request, &err)),
     }
 }
 
-fn is_precondition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool
+/// S3's answer when a copy's source is no longer the event's object: 412 on
+/// the ETag condition, or NoSuchKey once it has been deleted.
+pub(super) fn source_changed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool
 where
     R: std::fmt::Debug,
 {
-    err.code() == Some("PreconditionFailed")
+    matches!(err.code(), Some("PreconditionFailed" | "NoSuchKey"))
 }
 
-pub(super) fn failure<E, R>(request: &CopyRequest, err: &SdkError<E, R>) -> CopyFailure
+/// The HTTP status S3 answered with, if it answered.
+pub(super) fn status<E>(err: &SdkError<E>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+pub(super) fn failure<E, R>(request: &impl Described, err: &SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -264,10 +340,10 @@ where
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| DisplayErrorContext(err).to_string());
-    CopyFailure {
-        source_bucket: request.source_bucket.clone(),
-        key: request.key.clone(),
-        destination_bucket: request.destination_bucket.clone(),
+    Failure {
+        operation: request.operation(),
+        source: request.source(),
+        destination: request.destination(),
         code,
         message,
     }
@@ -298,6 +374,11 @@ mod tests {
         (404, vec![], error.into())
     }
 
+    fn no_bucket(_: &str, _: &str) -> Reply {
+        let error = "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist.</Message></Error>";
+        (404, vec![], error.into())
+    }
+
     /// The one request the fake received.
     fn only_request(seen: &std::sync::Mutex<Vec<String>>) -> String {
         let seen = seen.lock().unwrap();
@@ -313,6 +394,7 @@ mod tests {
             if_match: Some("0123abcd".into()),
             size: Some(3),
             destination_bucket: "dst.two".into(),
+            destination_key: "copies/dir/a b+é.txt".into(),
         }
     }
 
@@ -325,12 +407,13 @@ mod tests {
         );
         let head = only_request(&seen);
         assert!(
-            head.starts_with("PUT /dst.two/dir/a%20b%2B%C3%A9.txt"),
+            head.starts_with("PUT /dst.two/copies/dir/a%20b%2B%C3%A9.txt"),
             "{head}"
         );
+        // The current object, not the event's version: see the ordering rule.
         assert_eq!(
             header(&head, "x-amz-copy-source"),
-            Some("src/dir/a%20b%2B%C3%A9.txt?versionId=v1")
+            Some("src/dir/a%20b%2B%C3%A9.txt")
         );
         assert_eq!(
             header(&head, "x-amz-copy-source-if-match"),
@@ -354,10 +437,6 @@ mod tests {
         );
         let head = only_request(&seen);
         assert_eq!(header(&head, "x-amz-copy-source-if-match"), None);
-        assert_eq!(
-            header(&head, "x-amz-copy-source"),
-            Some("src/dir/a%20b%2B%C3%A9.txt")
-        );
     }
 
     #[tokio::test]
@@ -370,16 +449,138 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn s3_errors_carry_code_message_and_names() {
+    async fn a_deleted_source_is_not_a_failure() {
         let (client, _) = serve(missing).await;
+        assert_eq!(
+            copy_object(&client, &request()).await,
+            Ok(CopyOutcome::SourceChanged)
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_errors_carry_code_message_and_names() {
+        let (client, _) = serve(no_bucket).await;
         let failure = copy_object(&client, &request()).await.unwrap_err();
-        assert_eq!(failure.code, "NoSuchKey");
-        assert_eq!(failure.message, "The specified key does not exist.");
+        assert_eq!(failure.code, "NoSuchBucket");
+        assert_eq!(failure.message, "The specified bucket does not exist.");
         assert_eq!(
             failure.to_string(),
-            "copy of s3://src/dir/a b+é.txt to s3://dst.two/dir/a b+é.txt failed: NoSuchKey: \
-             The specified key does not exist."
+            "copy of s3://src/dir/a b+é.txt to s3://dst.two/copies/dir/a b+é.txt failed: \
+             NoSuchBucket: The specified bucket does not exist."
         );
+    }
+
+    fn delete_request() -> DeleteRequest {
+        DeleteRequest {
+            source_bucket: "src".into(),
+            key: "gone.txt".into(),
+            destination_bucket: "dst".into(),
+            destination_key: "copies/gone.txt".into(),
+        }
+    }
+
+    fn source_deleted(method: &str, _: &str) -> Reply {
+        match method {
+            "HEAD" => (404, vec![], String::new()),
+            _ => (204, vec![], String::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_removes_the_copy_once_the_source_is_gone() {
+        let (client, seen) = serve(source_deleted).await;
+        assert_eq!(
+            delete_object(&client, &delete_request()).await,
+            Ok(DeleteOutcome::Deleted)
+        );
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen[0].starts_with("HEAD /src/gone.txt\n"), "{seen:?}");
+        assert!(
+            seen[1].starts_with("DELETE /dst/copies/gone.txt?"),
+            "{seen:?}"
+        );
+        assert_eq!(seen.len(), 2);
+    }
+
+    fn source_written_again(method: &str, _: &str) -> Reply {
+        match method {
+            "HEAD" => (200, vec![("Content-Length", "3".into())], String::new()),
+            _ => (204, vec![], String::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_delete_never_removes_a_key_written_again() {
+        let (client, seen) = serve(source_written_again).await;
+        assert_eq!(
+            delete_object(&client, &delete_request()).await,
+            Ok(DeleteOutcome::SourceRecreated)
+        );
+        assert!(
+            !seen.lock().unwrap().iter().any(|r| r.starts_with("DELETE")),
+            "no delete was sent"
+        );
+    }
+
+    fn delete_denied(method: &str, _: &str) -> Reply {
+        match method {
+            "HEAD" => (404, vec![], String::new()),
+            _ => (
+                403,
+                vec![],
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".into(),
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_says_delete_and_names_both_objects() {
+        let (client, _) = serve(delete_denied).await;
+        let failure = delete_object(&client, &delete_request()).await.unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "delete of s3://dst/copies/gone.txt (deleted from s3://src/gone.txt) failed: \
+             AccessDenied: Access Denied"
+        );
+    }
+
+    fn small_source(method: &str, target: &str) -> Reply {
+        match method {
+            "HEAD" => (
+                200,
+                vec![
+                    ("Content-Length", "3".into()),
+                    ("ETag", "\"0123abcd\"".into()),
+                ],
+                String::new(),
+            ),
+            _ => copied(method, target),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_size_one_conditional_head_decides_the_method() {
+        let (client, seen) = serve(small_source).await;
+        let sizeless = CopyRequest {
+            size: None,
+            ..request()
+        };
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let done = copy(&client, &CopySettings::default(), &sizeless, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            Copied {
+                outcome: CopyOutcome::Copied,
+                parts: 0,
+                bytes: Some(3)
+            }
+        );
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "one HEAD, one CopyObject: {seen:?}");
+        assert_eq!(header(&seen[0], "if-match"), Some("\"0123abcd\""));
+        assert!(seen[1].starts_with("PUT /dst.two/copies/"), "{seen:?}");
     }
 
     #[test]

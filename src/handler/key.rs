@@ -61,19 +61,15 @@ fn form_encode(key: &str) -> String {
     utf8_percent_encode(key, FORM).to_string().replace(' ', "+")
 }
 
-/// The `x-amz-copy-source` value for one object: `bucket/key`, percent-encoded,
-/// with `?versionId=` when the event named a version.
-pub fn copy_source(bucket: &str, key: &str, version_id: Option<&str>) -> String {
-    let mut source = format!(
+/// The `x-amz-copy-source` value for one object's current version:
+/// `bucket/key`, percent-encoded. (Never a named version: see the ordering
+/// rule in `plan`.)
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    format!(
         "{}/{}",
         utf8_percent_encode(bucket, COPY_SOURCE),
         utf8_percent_encode(key, COPY_SOURCE)
-    );
-    if let Some(version) = version_id {
-        source.push_str("?versionId=");
-        source.extend(utf8_percent_encode(version, NON_ALPHANUMERIC));
-    }
-    source
+    )
 }
 
 #[cfg(test)]
@@ -124,15 +120,8 @@ mod tests {
 
     #[test]
     fn copy_source_percent_encodes_everything_but_slashes() {
-        assert_eq!(
-            copy_source("src", "a/b c+d.txt", None),
-            "src/a/b%20c%2Bd.txt"
-        );
-        assert_eq!(copy_source("src", "日本", None), "src/%E6%97%A5%E6%9C%AC");
-        assert_eq!(copy_source("my.bucket", "100%", None), "my.bucket/100%25");
-        assert_eq!(
-            copy_source("src", "k", Some("3/L4kqtJl+cD")),
-            "src/k?versionId=3%2FL4kqtJl%2BcD"
-        );
+        assert_eq!(copy_source("src", "a/b c+d.txt"), "src/a/b%20c%2Bd.txt");
+        assert_eq!(copy_source("src", "日本"), "src/%E6%97%A5%E6%9C%AC");
+        assert_eq!(copy_source("my.bucket", "100%"), "my.bucket/100%25");
     }
 }

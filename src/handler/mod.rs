@@ -20,7 +20,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::Value;
 
-use copy::{Copied, CopyFailure, CopyOutcome, CopySettings};
+use copy::{Copied, CopyOutcome, CopySettings, DeleteOutcome, Failure};
 pub use destination::DEST_BUCKET_VAR;
 use destination::destination_bucket;
 use plan::{CopyRequest, Step, Target, plan};
@@ -75,6 +75,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     suffix: non_empty_var(KEY_SUFFIX_VAR),
                     replicate_deletes: non_empty_var(REPLICATE_DELETES_VAR).as_deref()
                         == Some("true"),
+                    key_prefix: non_empty_var(DEST_PREFIX_VAR),
                 },
                 settings,
                 s3: crate::aws::s3_client(&config),
@@ -102,6 +103,8 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
 #[derive(Debug, Default, Serialize)]
 struct Summary {
     copied: usize,
+    /// Late events: the source was written, deleted or written again since,
+    /// and that change's own event brings the destination up to date.
     source_changed: usize,
     skipped: usize,
     /// Only functions deployed with --replicate-deletes delete.
@@ -144,6 +147,8 @@ pub const KEY_PREFIX_VAR: &str = "S3FAN_KEY_PREFIX";
 pub const KEY_SUFFIX_VAR: &str = "S3FAN_KEY_SUFFIX";
 /// Set to `true` by `deploy --replicate-deletes`.
 pub const REPLICATE_DELETES_VAR: &str = "S3FAN_REPLICATE_DELETES";
+/// The key prefix of `--dest DST:PREFIX`.
+pub const DEST_PREFIX_VAR: &str = "S3FAN_DEST_PREFIX";
 
 fn non_empty_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -190,20 +195,26 @@ impl Replicator {
                     let started = Instant::now();
                     let result = copy::delete_object(&self.s3, &request).await;
                     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let (bucket, key) = (&request.source_bucket, &request.key);
+                    let (destination, destination_key) =
+                        (&request.destination_bucket, &request.destination_key);
                     match result {
-                        Ok(()) => {
-                            tracing::info!(request_id = %request_id, bucket = %request.source_bucket, key = %request.key, destination = %request.destination_bucket, outcome = "deleted", duration_ms);
-                            summary.deleted += 1;
+                        Ok(outcome) => {
+                            let outcome = match outcome {
+                                DeleteOutcome::Deleted => {
+                                    summary.deleted += 1;
+                                    "deleted"
+                                }
+                                DeleteOutcome::SourceRecreated => {
+                                    summary.source_changed += 1;
+                                    "source_recreated"
+                                }
+                            };
+                            tracing::info!(request_id = %request_id, bucket = %bucket, key = %key, destination = %destination, destination_key = %destination_key, outcome, duration_ms);
                         }
                         Err(failure) => {
-                            tracing::error!(request_id = %request_id, bucket = %request.source_bucket, key = %request.key, destination = %request.destination_bucket, outcome = "failed", duration_ms, error_code = %failure.code, error = %failure.message);
-                            failures.push(format!(
-                                "delete of s3://{}/{} failed: {}: {}",
-                                request.destination_bucket,
-                                request.key,
-                                failure.code,
-                                failure.message
-                            ));
+                            tracing::error!(request_id = %request_id, bucket = %bucket, key = %key, destination = %destination, destination_key = %destination_key, outcome = "failed", duration_ms, error_code = %failure.code, error = %failure.message);
+                            failures.push(failure.to_string());
                         }
                     }
                 }
@@ -244,7 +255,7 @@ fn now_ms() -> u64 {
 /// The one structured line per copied record.
 fn log_copy(
     request: &CopyRequest,
-    result: &Result<Copied, CopyFailure>,
+    result: &Result<Copied, Failure>,
     elapsed: Duration,
     request_id: &str,
 ) {
@@ -256,6 +267,7 @@ fn log_copy(
             key = %request.key,
             version_id = request.version_id.as_deref(),
             destination = %request.destination_bucket,
+            destination_key = %request.destination_key,
             bytes = copied.bytes,
             method = if copied.parts == 0 { "copy_object" } else { "multipart" },
             parts = copied.parts,
@@ -268,6 +280,7 @@ fn log_copy(
             key = %request.key,
             version_id = request.version_id.as_deref(),
             destination = %request.destination_bucket,
+            destination_key = %request.destination_key,
             bytes = request.size,
             outcome = "failed",
             duration_ms,

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use tokio::time::Instant;
 
-use super::copy::{CopyFailure, CopyOutcome, deadline_exceeded, failure};
+use super::copy::{CopyOutcome, CopySettings, Failure, deadline_exceeded, failure, status};
 use super::key::copy_source;
 use super::plan::CopyRequest;
 
@@ -54,7 +54,8 @@ pub fn part_plan(size: u64, preferred: u64) -> Vec<Part> {
 }
 
 /// What the source carries that a multipart upload must be given.
-struct SourceObject {
+pub struct SourceObject {
+    pub size: u64,
     etag: Option<String>,
     content_type: Option<String>,
     content_encoding: Option<String>,
@@ -63,136 +64,32 @@ struct SourceObject {
     cache_control: Option<String>,
     expires: Option<aws_smithy_types::DateTime>,
     metadata: Option<std::collections::HashMap<String, String>>,
-    tagging: String,
 }
 
-/// Copies `request`, `size` bytes long, in parts, giving up (and aborting)
-/// at `deadline`.
-pub async fn copy_in_parts(
+/// HeadObject of the source's current object; `None` when it no longer
+/// matches the event's ETag or is gone.
+pub async fn head_source(
     s3: &Client,
     request: &CopyRequest,
-    size: u64,
-    part_size: u64,
-    concurrency: usize,
-    deadline: Instant,
-) -> Result<(CopyOutcome, usize), CopyFailure> {
-    let source = match read_source(s3, request).await? {
-        Some(source) => source,
-        None => return Ok((CopyOutcome::SourceChanged, 0)),
-    };
-    let created = s3
-        .create_multipart_upload()
-        .bucket(&request.destination_bucket)
-        .key(&request.key)
-        .set_content_type(source.content_type)
-        .set_content_encoding(source.content_encoding)
-        .set_content_disposition(source.content_disposition)
-        .set_content_language(source.content_language)
-        .set_cache_control(source.cache_control)
-        .set_expires(source.expires)
-        .set_metadata(source.metadata)
-        .set_tagging((!source.tagging.is_empty()).then_some(source.tagging))
-        .send()
-        .await
-        .map_err(|err| failure(request, &err))?;
-    let Some(upload_id) = created.upload_id().map(str::to_owned) else {
-        return Err(CopyFailure::about(
-            request,
-            "CreateMultipartUpload",
-            "S3 returned no UploadId",
-        ));
-    };
-    // Every part is copied only while the source still has the ETag read
-    // above: a write in the middle fails the copy instead of mixing versions.
-    let if_match = source.etag.or_else(|| request.if_match.clone());
-    let parts = part_plan(size, part_size);
-    let count = parts.len();
-    let copying = stream::iter(parts)
-        .map(|part| copy_part(s3, request, &upload_id, if_match.as_deref(), part))
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<CompletedPart>>();
-    let copied = tokio::time::timeout_at(deadline, copying)
-        .await
-        .unwrap_or_else(|_| Err(deadline_exceeded(request)));
-    let result = match copied {
-        Ok(mut completed) => {
-            completed.sort_by_key(|p| p.part_number());
-            s3.complete_multipart_upload()
-                .bucket(&request.destination_bucket)
-                .key(&request.key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(completed))
-                        .build(),
-                )
-                .send()
-                .await
-                .map(|_| (CopyOutcome::Copied, count))
-                .map_err(|err| failure(request, &err))
-        }
-        Err(err) => Err(err),
-    };
-    match result {
-        Ok(done) => Ok(done),
-        Err(err) => {
-            let aborted = s3
-                .abort_multipart_upload()
-                .bucket(&request.destination_bucket)
-                .key(&request.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            if let Err(abort) = aborted {
-                let abort = failure(request, &abort);
-                return Err(CopyFailure {
-                    message: format!(
-                        "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
-                         so its parts remain until a lifecycle rule or a retry removes them",
-                        err.message, abort.code, abort.message
-                    ),
-                    ..err
-                });
-            }
-            if err.code == "PreconditionFailed" {
-                return Ok((CopyOutcome::SourceChanged, count));
-            }
-            Err(err)
-        }
-    }
-}
-
-/// HeadObject and GetObjectTagging of the source version to copy; `None`
-/// when it no longer matches the event's ETag.
-async fn read_source(
-    s3: &Client,
-    request: &CopyRequest,
-) -> Result<Option<SourceObject>, CopyFailure> {
+) -> Result<Option<SourceObject>, Failure> {
     let head = s3
         .head_object()
         .bucket(&request.source_bucket)
         .key(&request.key)
-        .set_version_id(request.version_id.clone())
         .set_if_match(request.if_match.as_ref().map(|etag| format!("\"{etag}\"")))
         .send()
         .await;
     let head = match head {
         Ok(head) => head,
-        Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
-            return Ok(None);
-        }
+        Err(err) if matches!(status(&err), Some(404 | 412)) => return Ok(None),
         Err(err) => return Err(failure(request, &err)),
     };
-    let tags = s3
-        .get_object_tagging()
-        .bucket(&request.source_bucket)
-        .key(&request.key)
-        .set_version_id(request.version_id.clone())
-        .send()
-        .await
-        .map_err(|err| failure(request, &err))?;
-    let tagging = form_urlencoded(tags.tag_set().iter().map(|t| (t.key(), t.value())));
+    let size = head
+        .content_length()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| Failure::about(request, "HeadObject", "S3 returned no Content-Length"))?;
     Ok(Some(SourceObject {
+        size,
         etag: head.e_tag().map(|e| e.trim_matches('"').to_owned()),
         content_type: head.content_type,
         content_encoding: head.content_encoding,
@@ -209,8 +106,145 @@ async fn read_source(
             .ok()
         }),
         metadata: head.metadata,
-        tagging,
     }))
+}
+
+/// Copies the `source` of `request` in parts, giving up (and aborting) at
+/// `deadline`.
+pub async fn copy_in_parts(
+    s3: &Client,
+    request: &CopyRequest,
+    source: SourceObject,
+    settings: &CopySettings,
+    deadline: Instant,
+) -> Result<(CopyOutcome, usize), Failure> {
+    // Every request is made only while the source still has the ETag read
+    // by HeadObject: a write in the middle fails the copy instead of mixing
+    // versions.
+    let if_match = source.etag.clone().or_else(|| request.if_match.clone());
+    let tags = s3
+        .get_object_tagging()
+        .bucket(&request.source_bucket)
+        .key(&request.key)
+        .send()
+        .await
+        .map_err(|err| failure(request, &err))?;
+    let tagging = form_urlencoded(tags.tag_set().iter().map(|t| (t.key(), t.value())));
+    let created = s3
+        .create_multipart_upload()
+        .bucket(&request.destination_bucket)
+        .key(&request.destination_key)
+        .set_content_type(source.content_type)
+        .set_content_encoding(source.content_encoding)
+        .set_content_disposition(source.content_disposition)
+        .set_content_language(source.content_language)
+        .set_cache_control(source.cache_control)
+        .set_expires(source.expires)
+        .set_metadata(source.metadata)
+        .set_tagging((!tagging.is_empty()).then_some(tagging))
+        .send()
+        .await
+        .map_err(|err| failure(request, &err))?;
+    let Some(upload_id) = created.upload_id().map(str::to_owned) else {
+        return Err(Failure::about(
+            request,
+            "CreateMultipartUpload",
+            "S3 returned no UploadId",
+        ));
+    };
+    let parts = part_plan(source.size, settings.part_size);
+    let count = parts.len();
+    let copying = async {
+        let mut completed = stream::iter(parts)
+            .map(|part| copy_part(s3, request, &upload_id, if_match.as_deref(), part))
+            .buffer_unordered(settings.concurrency.max(1))
+            .try_collect::<Vec<CompletedPart>>()
+            .await?;
+        // The parts are all from the event's object; if the source changed
+        // since the last of them, a newer event copies the newer object, and
+        // completing this one could land after it.
+        if still_matches(s3, request, if_match.as_deref()).await? {
+            completed.sort_by_key(|p| p.part_number());
+            Ok(Some(completed))
+        } else {
+            Ok(None)
+        }
+    };
+    let copied = tokio::time::timeout_at(deadline, copying)
+        .await
+        .unwrap_or_else(|_| Err(deadline_exceeded(request)));
+    let result = match copied {
+        Ok(Some(completed)) => s3
+            .complete_multipart_upload()
+            .bucket(&request.destination_bucket)
+            .key(&request.destination_key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| (CopyOutcome::Copied, count))
+            .map_err(|err| failure(request, &err)),
+        Ok(None) => Err(Failure::about(
+            request,
+            "PreconditionFailed",
+            "the source changed before the copy completed",
+        )),
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(done) => Ok(done),
+        Err(err) => {
+            let aborted = s3
+                .abort_multipart_upload()
+                .bucket(&request.destination_bucket)
+                .key(&request.destination_key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(abort) = aborted {
+                let abort = failure(request, &abort);
+                return Err(Failure {
+                    message: format!(
+                        "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
+                         so its parts remain until a lifecycle rule or a retry removes them",
+                        err.message, abort.code, abort.message
+                    ),
+                    ..err
+                });
+            }
+            if matches!(err.code.as_str(), "PreconditionFailed" | "NoSuchKey") {
+                return Ok((CopyOutcome::SourceChanged, count));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Whether the source still has the ETag the parts were copied under.
+async fn still_matches(
+    s3: &Client,
+    request: &CopyRequest,
+    if_match: Option<&str>,
+) -> Result<bool, Failure> {
+    let Some(etag) = if_match else {
+        return Ok(true);
+    };
+    match s3
+        .head_object()
+        .bucket(&request.source_bucket)
+        .key(&request.key)
+        .if_match(format!("\"{etag}\""))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err) if matches!(status(&err), Some(404 | 412)) => Ok(false),
+        Err(err) => Err(failure(request, &err)),
+    }
 }
 
 async fn copy_part(
@@ -219,18 +253,14 @@ async fn copy_part(
     upload_id: &str,
     if_match: Option<&str>,
     part: Part,
-) -> Result<CompletedPart, CopyFailure> {
+) -> Result<CompletedPart, Failure> {
     let copied = s3
         .upload_part_copy()
         .bucket(&request.destination_bucket)
-        .key(&request.key)
+        .key(&request.destination_key)
         .upload_id(upload_id)
         .part_number(part.number)
-        .copy_source(copy_source(
-            &request.source_bucket,
-            &request.key,
-            request.version_id.as_deref(),
-        ))
+        .copy_source(copy_source(&request.source_bucket, &request.key))
         .copy_source_range(format!("bytes={}-{}", part.first, part.last))
         .set_copy_source_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
@@ -240,7 +270,7 @@ async fn copy_part(
         .copy_part_result()
         .and_then(|r| r.e_tag())
         .ok_or_else(|| {
-            CopyFailure::about(
+            Failure::about(
                 request,
                 "UploadPartCopy",
                 &format!("S3 returned no ETag for part {}", part.number),
@@ -364,6 +394,29 @@ mod tests {
             if_match: Some("abc".into()),
             size: Some(23 * MIB),
             destination_bucket: "dst".into(),
+            destination_key: "big.bin".into(),
+        }
+    }
+
+    fn source() -> SourceObject {
+        SourceObject {
+            size: 23 * MIB,
+            etag: Some("abc".into()),
+            content_type: Some("application/x-big".into()),
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            metadata: None,
+        }
+    }
+
+    fn settings(concurrency: usize) -> CopySettings {
+        CopySettings {
+            multipart_threshold: MIN_PART,
+            part_size: MIN_PART,
+            concurrency,
         }
     }
 
@@ -395,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_part_aborts_the_upload_and_never_completes_it() {
         let (client, seen) = serve(part_three_fails).await;
-        let failure = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 2, later())
+        let failure = copy_in_parts(&client, &request(), source(), &settings(2), later())
             .await
             .unwrap_err();
         assert_eq!(failure.code, "AccessDenied");
@@ -432,7 +485,7 @@ mod tests {
     #[tokio::test]
     async fn every_part_is_a_ranged_conditional_copy() {
         let (client, seen) = serve(all_parts_succeed).await;
-        let done = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 3, later())
+        let done = copy_in_parts(&client, &request(), source(), &settings(3), later())
             .await
             .unwrap();
         assert_eq!(done, (CopyOutcome::Copied, 5));
@@ -466,7 +519,7 @@ mod tests {
     async fn a_copy_that_outlasts_its_deadline_fails_and_aborts() {
         let (client, seen) = serve(parts_are_slow).await;
         let deadline = Instant::now() + std::time::Duration::from_millis(300);
-        let failure = copy_in_parts(&client, &request(), 23 * MIB, MIN_PART, 2, deadline)
+        let failure = copy_in_parts(&client, &request(), source(), &settings(2), deadline)
             .await
             .unwrap_err();
         assert_eq!(failure.code, "DeadlineExceeded");

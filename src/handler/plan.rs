@@ -1,6 +1,28 @@
 //! What to do with each notice of an invocation, decided before any S3 call.
 //! Pure: the handler's rules (what is copied, what is skipped, what is refused)
 //! are all here and tested without a server.
+//!
+//! # Ordering and duplicates
+//!
+//! S3 delivers events at least once and in no particular order. The rule
+//! that keeps a destination from ending up older than its source: an event
+//! is a hint that a key changed, and the handler makes the destination match
+//! the source's *current* object, but only when that object is the one the
+//! event describes.
+//!
+//! - A copy takes the source's current object (never a named version), on
+//!   condition that its ETag is still the event's (`CopySourceIfMatch`). A
+//!   late event for an older write finds another ETag, S3 answers 412, and
+//!   the copy is skipped as `source_changed`: the newer write has its own
+//!   event. A duplicate of the newest event copies the same bytes again.
+//! - A delete removes the destination's key only when the source no longer
+//!   has it, so a late delete never removes a key written again since.
+//! - Within one invocation, records for the same key are reduced to the one
+//!   with the greatest `sequencer` (S3's order of events per key): the
+//!   others are skipped without a request.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use super::event::{Notice, ObjectEvent};
 
@@ -9,14 +31,17 @@ use super::event::{Notice, ObjectEvent};
 pub struct CopyRequest {
     pub source_bucket: String,
     pub key: String,
-    /// Copy exactly this version when the event named one.
+    /// As the event reported it; for the log line only: the copy takes the
+    /// current object (see the module's ordering rule).
     pub version_id: Option<String>,
     /// Copy only if the source still has this ETag (unquoted): a changed
     /// source has its own, newer event.
     pub if_match: Option<String>,
-    /// As the event reported it; for the log line.
+    /// As the event reported it; `None` makes the copy ask S3.
     pub size: Option<u64>,
     pub destination_bucket: String,
+    /// `key` under the destination's key prefix, if it has one.
+    pub destination_key: String,
 }
 
 /// One key to delete from the destination, because it was deleted from the source.
@@ -25,6 +50,7 @@ pub struct DeleteRequest {
     pub source_bucket: String,
     pub key: String,
     pub destination_bucket: String,
+    pub destination_key: String,
 }
 
 /// What the handler will do with one notice.
@@ -54,6 +80,8 @@ pub struct Target {
     pub suffix: Option<String>,
     /// Opt-in: an ObjectRemoved event deletes the key in the destination.
     pub replicate_deletes: bool,
+    /// `--dest DST:backup/` copies `k` to `backup/k`.
+    pub key_prefix: Option<String>,
 }
 
 impl Target {
@@ -71,14 +99,74 @@ impl Target {
         }
         None
     }
+
+    /// Where the copy of `key` lives in the destination.
+    pub fn destination_key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix.as_deref().unwrap_or(""))
+    }
 }
+
+/// S3 object keys are at most 1,024 bytes; a key prefix can push a copy past it.
+const MAX_KEY_BYTES: usize = 1024;
 
 /// Plans every notice of one invocation against the function's target.
 pub fn plan(notices: Vec<Notice>, target: &Target) -> Vec<Step> {
+    let newer = newer_sequencers(&notices);
     notices
         .into_iter()
-        .map(|notice| plan_one(notice, target))
+        .zip(newer)
+        .map(|(notice, newer)| match (notice, newer) {
+            (Notice::Object(event), Some(newer)) => Step::Skip {
+                notice: format!("{} s3://{}/{}", event.event_name, event.bucket, event.key),
+                reason: format!(
+                    "superseded by a later event for the same key in this invocation \
+                     (sequencer {} < {newer})",
+                    event.sequencer.as_deref().unwrap_or("")
+                ),
+            },
+            (notice, _) => plan_one(notice, target),
+        })
         .collect()
+}
+
+/// For each notice, the greatest sequencer of the invocation's records for
+/// the same (bucket, key) when that is later than its own.
+fn newer_sequencers(notices: &[Notice]) -> Vec<Option<String>> {
+    let mut latest: HashMap<(&str, &str), &str> = HashMap::new();
+    for (object, sequencer) in notices.iter().filter_map(sequenced) {
+        let seen = latest.entry(object).or_insert(sequencer);
+        if compare_sequencers(sequencer, seen) == Ordering::Greater {
+            *seen = sequencer;
+        }
+    }
+    notices
+        .iter()
+        .map(|notice| {
+            let (object, own) = sequenced(notice)?;
+            let newest = latest.get(&object)?;
+            (compare_sequencers(own, newest) == Ordering::Less).then(|| (*newest).to_owned())
+        })
+        .collect()
+}
+
+/// A record's (bucket, key) and sequencer, when it has one.
+fn sequenced(notice: &Notice) -> Option<((&str, &str), &str)> {
+    match notice {
+        Notice::Object(event) => event
+            .sequencer
+            .as_deref()
+            .map(|sequencer| ((event.bucket.as_str(), event.key.as_str()), sequencer)),
+        _ => None,
+    }
+}
+
+/// S3's documented comparison: sequencers are hexadecimal strings of varying
+/// length; left-pad the shorter with zeros, then compare lexicographically.
+pub fn compare_sequencers(a: &str, b: &str) -> Ordering {
+    let width = a.len().max(b.len());
+    format!("{a:0>width$}")
+        .to_ascii_uppercase()
+        .cmp(&format!("{b:0>width$}").to_ascii_uppercase())
 }
 
 fn plan_one(notice: Notice, target: &Target) -> Step {
@@ -124,11 +212,24 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
             ),
         };
     }
+    let destination_key = target.destination_key(&event.key);
+    if destination_key.len() > MAX_KEY_BYTES {
+        return Step::Refuse {
+            notice,
+            reason: format!(
+                "the destination key under prefix {:?} would be {} bytes, over S3's limit of \
+                 {MAX_KEY_BYTES}; shorten the destination's key prefix",
+                target.key_prefix.as_deref().unwrap_or(""),
+                destination_key.len()
+            ),
+        };
+    }
     if removed {
         return Step::Delete(DeleteRequest {
             source_bucket: event.bucket,
             key: event.key,
             destination_bucket: destination.to_owned(),
+            destination_key,
         });
     }
     Step::Copy(CopyRequest {
@@ -138,6 +239,7 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
         if_match: event.etag,
         size: event.size,
         destination_bucket: destination.to_owned(),
+        destination_key,
     })
 }
 
@@ -166,7 +268,7 @@ mod tests {
             bucket: "dst".into(),
             prefix: Some("docs/".into()),
             suffix: Some(".pdf".into()),
-            replicate_deletes: false,
+            ..Target::default()
         };
         let keys = ["docs/a.pdf", "img/a.pdf", "docs/a.txt"];
         let steps = plan(
@@ -202,6 +304,7 @@ mod tests {
                 source_bucket: "src".into(),
                 key: "old.txt".into(),
                 destination_bucket: "dst".into(),
+                destination_key: "old.txt".into(),
             })]
         );
         // The filter and the loop guard hold for deletes too.
@@ -248,6 +351,7 @@ mod tests {
                 if_match: Some("abc".into()),
                 size: Some(5),
                 destination_bucket: "dst".into(),
+                destination_key: "a b/é".into(),
             })]
         );
     }
@@ -286,5 +390,79 @@ mod tests {
         assert!(
             matches!(&steps[0], Step::Refuse { reason, .. } if reason.contains("trigger itself"))
         );
+    }
+
+    #[test]
+    fn a_destination_key_prefix_goes_in_front_of_every_key() {
+        let target = Target {
+            key_prefix: Some("backup/".into()),
+            replicate_deletes: true,
+            ..to("dst")
+        };
+        let mut removed = created("src", "old");
+        removed.event_name = "ObjectRemoved:Delete".into();
+        let steps = plan(
+            vec![
+                Notice::Object(created("src", "a/k")),
+                Notice::Object(removed),
+            ],
+            &target,
+        );
+        assert!(
+            matches!(&steps[0], Step::Copy(c) if c.key == "a/k" && c.destination_key == "backup/a/k")
+        );
+        assert!(
+            matches!(&steps[1], Step::Delete(d) if d.key == "old" && d.destination_key == "backup/old")
+        );
+        // A prefix that pushes a key past 1,024 bytes is refused, named.
+        let long_key = "k".repeat(1020);
+        let steps = plan(vec![Notice::Object(created("src", &long_key))], &target);
+        assert!(
+            matches!(&steps[0], Step::Refuse { reason, .. } if reason.contains("1027 bytes") && reason.contains("\"backup/\""))
+        );
+    }
+
+    #[test]
+    fn sequencers_compare_as_zero_padded_hex() {
+        assert_eq!(compare_sequencers("0A", "9"), Ordering::Greater);
+        assert_eq!(compare_sequencers("00FF", "FF"), Ordering::Equal);
+        assert_eq!(
+            compare_sequencers("0055AED6DCD90281E5", "0055AED6DCD90281E6"),
+            Ordering::Less
+        );
+        assert_eq!(compare_sequencers("ff", "FE"), Ordering::Greater);
+    }
+
+    #[test]
+    fn only_the_latest_event_for_a_key_in_an_invocation_acts() {
+        let event = |key: &str, sequencer: Option<&str>, name: &str| {
+            let mut e = created("src", key);
+            e.sequencer = sequencer.map(str::to_owned);
+            e.event_name = name.into();
+            Notice::Object(e)
+        };
+        let target = Target {
+            replicate_deletes: true,
+            ..to("dst")
+        };
+        let steps = plan(
+            vec![
+                // Created, then deleted, delivered newest first.
+                event("k", Some("0055B0"), "ObjectRemoved:Delete"),
+                event("k", Some("0055AF"), "ObjectCreated:Put"),
+                // Another key is unaffected; so is a record without sequencer.
+                event("other", Some("0055A0"), "ObjectCreated:Put"),
+                event("k", None, "ObjectCreated:Put"),
+            ],
+            &target,
+        );
+        assert!(matches!(&steps[0], Step::Delete(d) if d.key == "k"));
+        assert!(
+            matches!(&steps[1], Step::Skip { reason, .. } if reason.contains("superseded") && reason.contains("0055AF < 0055B0")),
+            "{:?}",
+            steps[1]
+        );
+        assert!(matches!(&steps[2], Step::Copy(c) if c.key == "other"));
+        assert!(matches!(&steps[3], Step::Copy(c) if c.key == "k"));
     }
 }

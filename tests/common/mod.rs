@@ -372,7 +372,7 @@ impl Clients {
         body: Vec<u8>,
         content_type: &str,
         meta: &[(&str, &str)],
-    ) {
+    ) -> String {
         let mut put = self
             .s3
             .put_object()
@@ -383,9 +383,16 @@ impl Clients {
         for (name, value) in meta {
             put = put.metadata(*name, *value);
         }
-        put.send()
+        let written = put
+            .send()
             .await
             .unwrap_or_else(|err| panic!("put s3://{bucket}/{key}: {err:?}"));
+        // Unquoted, as S3 events carry it.
+        written
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned()
     }
 
     /// (bytes, content type, user metadata) of an object, or None if absent.

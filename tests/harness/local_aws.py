@@ -10,7 +10,7 @@ the real ``bootstrap`` with the environment Lambda would give it (plus
 answered. PutObject -> S3 notification -> SNS -> N functions -> CopyObject
 therefore runs our release binary for real.
 
-Two more things make moto behave like AWS where s3fan depends on it:
+Three more things make moto behave like AWS where s3fan depends on it:
 
 * S3 notifications are delivered *after* the request that caused them has
   been answered, from a delivery thread. moto sends them from inside
@@ -18,6 +18,9 @@ Two more things make moto behave like AWS where s3fan depends on it:
   made inside the event would come out bare.
 * SNS -> Lambda deliveries go through the same delivery thread, as the
   asynchronous invocations they are in AWS.
+* ``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy is
+  honoured (412 PreconditionFailed when the source's ETag differs); moto
+  ignores it, and s3fan's ordering rule rests on it.
 
 Control endpoints for tests, beside moto's own API:
   GET /_harness/drain        wait until every queued delivery has run
@@ -48,13 +51,14 @@ import traceback
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from werkzeug.serving import make_server
 
 import moto.awslambda.models as lambda_models
 import moto.s3.notifications as s3_notifications
 import moto.s3.responses as s3_responses
+from moto.s3.models import s3_backends
 from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -147,6 +151,8 @@ class HarnessApp:
             with REQUESTS_LOCK:
                 return self.json(start_response, list(REQUESTS))
         record_request(environ)
+        if copy_source_if_match_fails(environ):
+            return precondition_failed(start_response)
         REQUEST_STATE.pending = []
         try:
             # moto has applied the whole request to its model once its app
@@ -195,6 +201,44 @@ def record_request(environ):
 # ---------------------------------------------------------------------------
 # Wire-format fixes where moto's answer differs from S3's.
 # ---------------------------------------------------------------------------
+
+
+def copy_source_if_match_fails(environ):
+    """moto ignores x-amz-copy-source-if-match on CopyObject and UploadPartCopy;
+    S3 answers 412 when the source's current ETag is another. s3fan's ordering
+    rule rests on that answer, so the harness gives it as S3 does."""
+    wanted = environ.get("HTTP_X_AMZ_COPY_SOURCE_IF_MATCH")
+    source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
+    if environ.get("REQUEST_METHOD") != "PUT" or not wanted or not source:
+        return False
+    # The value is percent-encoded, so a '?' in a key arrives as %3F.
+    path, _, query = source.partition("?")
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    version = parse_qs(query).get("versionId", [None])[0]
+    located = s3_backends.bucket_accounts.get(bucket)
+    if not located:
+        return False  # moto answers NoSuchBucket itself
+    partition, account = located
+    try:
+        current = s3_backends[account][partition].get_object(bucket, key, version_id=version)
+    except Exception:
+        return False  # moto answers NoSuchKey (or whatever applies) itself
+    etag = getattr(current, "etag", None)
+    return etag is not None and wanted.strip('"') != etag.strip('"')
+
+
+def precondition_failed(start_response):
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
+        b"<Message>At least one of the pre-conditions you specified did not hold</Message>"
+        b"<Condition>x-amz-copy-source-If-Match</Condition></Error>"
+    )
+    start_response(
+        "412 Precondition Failed",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
 
 _original_get_bucket_notification = s3_responses.S3Response.get_bucket_notification
 
