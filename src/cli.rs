@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::deploy::spec::{self, Flags, Spec};
 use crate::deploy::{self, Code, DeployError};
+use crate::handler::copy::CopySettings;
 use crate::package::Bootstrap;
+use crate::sync;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,10 @@ enum Command {
     Status(TargetArgs),
     /// Remove what deploy made for SRC (or only the given destinations).
     Destroy(DestroyArgs),
+    /// Copy every existing object that is missing or different in a destination.
+    Backfill(BackfillArgs),
+    /// Compare SRC with its destinations by key, size and ETag.
+    Verify(VerifyArgs),
     /// Write the Lambda zip: this executable (or --bootstrap) as `bootstrap`.
     Package {
         /// Where to write the zip.
@@ -124,6 +130,45 @@ struct DestroyArgs {
     aws: AwsArgs,
 }
 
+#[derive(Args)]
+struct BackfillArgs {
+    /// The source bucket.
+    #[arg(long, value_name = "SRC")]
+    source: Option<String>,
+    /// A destination, as DST or DST:PREFIX (repeat for more); default: the
+    /// deployed destinations of SRC.
+    #[arg(long = "dest", value_name = "DST")]
+    dest: Vec<String>,
+    /// Only keys starting with this (within the fan-out's own filter).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Copies at once, per destination.
+    #[arg(long, default_value_t = crate::sync::backfill::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=512))]
+    concurrency: u16,
+    /// List what would be copied and copy nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The source bucket.
+    #[arg(long, value_name = "SRC")]
+    source: Option<String>,
+    /// A destination, as DST or DST:PREFIX (repeat for more); default: the
+    /// deployed destinations of SRC.
+    #[arg(long = "dest", value_name = "DST")]
+    dest: Vec<String>,
+    /// Only keys starting with this (within the fan-out's own filter).
+    #[arg(long)]
+    prefix: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Package { out, bootstrap } = &cli.command {
@@ -153,6 +198,14 @@ pub fn main() -> ExitCode {
         Command::Destroy(args) => {
             let output = args.aws.output;
             (runtime.block_on(destroy_command(args)), output)
+        }
+        Command::Backfill(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(backfill_command(args)), output)
+        }
+        Command::Verify(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(verify_command(args)), output)
         }
         Command::Package { .. } => unreachable!("handled above"),
     };
@@ -223,10 +276,13 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         .ok_or_else(|| spec::SpecError::NoSource.to_string())?;
     spec::check_bucket_name("source", &source).map_err(|err| err.to_string())?;
     let mut destinations = Vec::new();
+    let mut key_prefixes = std::collections::BTreeMap::new();
     for text in &dest {
-        // A key prefix names nothing to remove on its own: the bucket does.
-        let (destination, _) = spec::parse_destination(text).map_err(|err| err.to_string())?;
+        let (destination, prefix) = spec::parse_destination(text).map_err(|err| err.to_string())?;
         spec::check_bucket_name("destination", &destination).map_err(|err| err.to_string())?;
+        if let Some(prefix) = prefix {
+            key_prefixes.insert(destination.clone(), prefix);
+        }
         destinations.push(destination);
     }
     Ok(Spec {
@@ -240,7 +296,7 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         suffix: file.suffix,
         replicate_deletes: file.replicate_deletes.unwrap_or(false),
         tags: file.tags.unwrap_or_default(),
-        key_prefixes: Default::default(),
+        key_prefixes,
     })
 }
 
@@ -258,6 +314,29 @@ async fn destroy_command(args: DestroyArgs) -> Printed {
     let report = deploy::destroy(spec, code, args.dry_run)
         .await
         .map_err(explain)?;
+    print(&report, report.render_text(), report.ok, args.aws.output)
+}
+
+async fn backfill_command(args: BackfillArgs) -> Printed {
+    let spec = target_spec(args.source, args.dest, &args.aws)?;
+    // The same variables tune the copies here as in the function.
+    let settings = CopySettings::from_env(|name| std::env::var(name).ok())?;
+    let fanout = sync::connect(spec, args.prefix).await.map_err(explain)?;
+    let options = sync::backfill::Options {
+        concurrency: usize::from(args.concurrency),
+        dry_run: args.dry_run,
+        settings,
+    };
+    let report = sync::backfill::backfill(&fanout, &options).await;
+    print(&report, report.render_text(), report.ok, args.aws.output)
+}
+
+async fn verify_command(args: VerifyArgs) -> Printed {
+    let spec = target_spec(args.source, args.dest, &args.aws)?;
+    let fanout = sync::connect(spec, args.prefix)
+        .await
+        .map_err(|err| err.to_string())?;
+    let report = sync::verify::verify(&fanout).await;
     print(&report, report.render_text(), report.ok, args.aws.output)
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod deploy;
 mod handler;
 mod package;
+mod sync;
 mod version;
 
 use std::process::ExitCode;

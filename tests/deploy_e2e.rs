@@ -9,46 +9,8 @@ use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, TopicConfiguration,
 };
-use common::{CliRun, Clients, local_aws, unique};
+use common::{Clients, access_key, assert_ok, assert_refused, local_aws, unique, writes_by};
 use serde_json::{Value, json};
-
-/// A fresh access key per test: its requests can be told from every other
-/// test's in the shared local AWS.
-fn access_key() -> String {
-    unique("AKIATEST").replace('-', "X")
-}
-
-fn assert_ok(run: &CliRun) {
-    assert!(
-        run.success,
-        "s3fan failed:\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-}
-
-fn assert_refused(run: &CliRun, expected: &[&str]) {
-    assert!(
-        !run.success,
-        "expected a refusal, got success: {}",
-        run.stdout
-    );
-    for text in expected {
-        assert!(
-            run.stderr.contains(text),
-            "{text:?} not in stderr: {}",
-            run.stderr
-        );
-    }
-}
-
-fn writes_by(key: &str) -> Vec<String> {
-    local_aws()
-        .requests()
-        .into_iter()
-        .filter(|r| r.access_key.as_deref() == Some(key) && r.is_write())
-        .map(|r| format!("{} {} {:?}", r.method, r.path, r.action))
-        .collect()
-}
 
 fn reads_by(key: &str) -> usize {
     local_aws()

@@ -5,7 +5,7 @@
 //! one module with the same shape: `observe`, `plan`, `apply`.
 
 mod function;
-mod inventory;
+pub mod inventory;
 mod names;
 mod notification;
 mod permission;
@@ -698,20 +698,17 @@ impl StatusReport {
     }
 }
 
-/// `s3fan status`: what is deployed, and how it differs from what deploy
-/// would make of the same destinations and settings (the same planning code
-/// as deploy). Key filter, deletes and key prefixes are read back from the
-/// functions; memory, timeout and tags come from `s3fan.toml` or the defaults.
-pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
-    let mut ctx = Context::connect(spec, code).await?;
-    let edges = inventory::list(&ctx).await?;
+/// Takes the deployed destinations of `ctx.spec.source`, with their key
+/// prefixes and the fan-out's key filter, into `ctx.spec`: what the handler
+/// was given is the record of the last deploy's flags. Returns every s3fan
+/// function found in the region.
+pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, DeployError> {
+    let edges = inventory::list(ctx).await?;
     let ours: Vec<&inventory::Edge> = edges
         .iter()
         .filter(|e| e.source == ctx.spec.source)
         .collect();
     ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
-    // What the handler was given is the record of the last deploy's flags:
-    // drift is then what changed since, not a flag left out of s3fan.toml.
     ctx.spec.key_prefixes = ours
         .iter()
         .filter_map(|e| Some((e.destination.clone(), e.key_prefix.clone()?)))
@@ -721,6 +718,20 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         ctx.spec.suffix = first.filter_suffix.clone();
         ctx.spec.replicate_deletes = first.replicate_deletes;
     }
+    Ok(edges)
+}
+
+/// `s3fan status`: what is deployed, and how it differs from what deploy
+/// would make of the same destinations and settings (the same planning code
+/// as deploy). Key filter, deletes and key prefixes are read back from the
+/// functions; memory, timeout and tags come from `s3fan.toml` or the defaults.
+pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
+    let mut ctx = Context::connect(spec, code).await?;
+    let edges = adopt_deployed(&mut ctx).await?;
+    let ours: Vec<&inventory::Edge> = edges
+        .iter()
+        .filter(|e| e.source == ctx.spec.source)
+        .collect();
     let topic = match topic::observe(&ctx).await? {
         topic::Observed::Absent => None,
         topic::Observed::Present { .. } => Some(ctx.topic_arn()),

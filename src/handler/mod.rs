@@ -4,12 +4,12 @@
 //! layer of S3 calls around them. The S3 client is built once, at init, and
 //! shared by every invocation of this execution environment.
 
-mod copy;
+pub(crate) mod copy;
 mod destination;
 pub mod event;
 pub mod key;
 mod multipart;
-mod plan;
+pub(crate) mod plan;
 #[cfg(test)]
 mod test_s3;
 

@@ -185,6 +185,45 @@ impl CliRun {
     }
 }
 
+/// A fresh access key per run: its requests can be told from every other
+/// test's in the shared local AWS.
+pub fn access_key() -> String {
+    unique("AKIATEST").replace('-', "X")
+}
+
+pub fn assert_ok(run: &CliRun) {
+    assert!(
+        run.success,
+        "s3fan failed:\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+pub fn assert_refused(run: &CliRun, expected: &[&str]) {
+    assert!(
+        !run.success,
+        "expected a refusal, got success: {}",
+        run.stdout
+    );
+    for text in expected {
+        assert!(
+            run.stderr.contains(text),
+            "{text:?} not in stderr: {}",
+            run.stderr
+        );
+    }
+}
+
+/// The writes (see `RecordedRequest::is_write`) signed with `key`.
+pub fn writes_by(key: &str) -> Vec<String> {
+    local_aws()
+        .requests()
+        .into_iter()
+        .filter(|r| r.access_key.as_deref() == Some(key) && r.is_write())
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.action))
+        .collect()
+}
+
 /// One AWS request as the local AWS saw it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct RecordedRequest {

@@ -1,0 +1,240 @@
+//! `s3fan backfill`: copies every existing object that is missing or
+//! different in a destination, server-side, with the handler's copy code
+//! (multipart past the threshold, tags and metadata, the ETag condition).
+//! A re-run copies nothing that is already there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{FutureExt, TryStreamExt};
+use serde::Serialize;
+
+use super::diff::Verdict;
+use super::listing::Entry;
+use super::progress::Progress;
+use super::{Destination, Fanout, sample};
+use crate::deploy::DeployError;
+use crate::handler::copy::{self, CopyOutcome, CopySettings};
+use crate::handler::plan::CopyRequest;
+
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+
+/// How one destination's backfill went.
+#[derive(Debug, Default, Serialize)]
+pub struct DestinationReport {
+    pub destination: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_prefix: String,
+    /// Already there and equal.
+    pub in_sync: u64,
+    /// Copied (with --dry-run: would be copied).
+    pub copied: u64,
+    pub bytes: u64,
+    /// Changed or deleted in the source while the backfill ran; its own
+    /// event (or the next backfill) takes care of it.
+    pub source_changed: u64,
+    /// In the destination only; left alone (backfill never deletes).
+    pub extra: u64,
+    pub failed: u64,
+    /// With --dry-run, up to 100 keys that would be copied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_copy: Vec<String>,
+    /// Up to 100 failures, each naming the object and S3's error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    pub truncated: bool,
+    /// Set when the listing failed: the backfill of this destination stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackfillReport {
+    pub ok: bool,
+    pub source: String,
+    pub dry_run: bool,
+    pub destinations: Vec<DestinationReport>,
+}
+
+pub struct Options {
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub settings: CopySettings,
+}
+
+/// Destinations one after another; within one, up to `concurrency` copies
+/// at a time, fed by the merge as it reads the listings.
+pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
+    let mut destinations = Vec::new();
+    for destination in &fanout.destinations {
+        destinations.push(backfill_one(fanout, destination, options).await);
+    }
+    BackfillReport {
+        ok: destinations
+            .iter()
+            .all(|d| d.failed == 0 && d.error.is_none()),
+        source: fanout.source.clone(),
+        dry_run: options.dry_run,
+        destinations,
+    }
+}
+
+/// A copy's result, counted by the fold.
+enum Done {
+    InSync,
+    Extra,
+    Copied(u64),
+    WouldCopy(String),
+    SourceChanged,
+    Failed(String),
+}
+
+async fn backfill_one(
+    fanout: &Fanout,
+    destination: &Destination,
+    options: &Options,
+) -> DestinationReport {
+    let progress = Progress::new(format!("backfill s3://{}", destination.bucket));
+    let mut report = DestinationReport {
+        destination: destination.bucket.clone(),
+        key_prefix: destination.key_prefix.clone(),
+        ..DestinationReport::default()
+    };
+    let examined = AtomicU64::new(0);
+    let result = fanout
+        .compare(destination)
+        .map_ok(|verdict| {
+            examined.fetch_add(1, Ordering::Relaxed);
+            settle(fanout, destination, options, verdict).map(Ok::<Done, DeployError>)
+        })
+        .try_buffer_unordered(options.concurrency.max(1))
+        .try_fold(&mut report, |report, done| {
+            match done {
+                Done::InSync => report.in_sync += 1,
+                Done::Extra => report.extra += 1,
+                Done::Copied(bytes) => {
+                    report.copied += 1;
+                    report.bytes += bytes;
+                }
+                Done::WouldCopy(key) => {
+                    report.copied += 1;
+                    sample(&mut report.would_copy, &mut report.truncated, key);
+                }
+                Done::SourceChanged => report.source_changed += 1,
+                Done::Failed(failure) => {
+                    report.failed += 1;
+                    sample(&mut report.failures, &mut report.truncated, failure);
+                }
+            }
+            progress.update(|| counts(report, examined.load(Ordering::Relaxed), options.dry_run));
+            std::future::ready(Ok(report))
+        })
+        .await;
+    if let Err(err) = result {
+        report.error = Some(err.to_string());
+    }
+    progress.finish(counts(
+        &report,
+        examined.load(Ordering::Relaxed),
+        options.dry_run,
+    ));
+    report
+}
+
+/// Copies what a verdict says is missing or different.
+async fn settle(
+    fanout: &Fanout,
+    destination: &Destination,
+    options: &Options,
+    verdict: Verdict,
+) -> Done {
+    let entry = match verdict {
+        Verdict::Missing(entry) | Verdict::Different { source: entry, .. } => entry,
+        Verdict::Same { .. } => return Done::InSync,
+        Verdict::Extra(_) => return Done::Extra,
+    };
+    if options.dry_run {
+        return Done::WouldCopy(entry.key);
+    }
+    // A backfill may run for hours; each copy has the time a copy needs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
+    let request = copy_request(&fanout.source, destination, entry);
+    match copy::copy(&fanout.s3, &options.settings, &request, deadline).await {
+        Ok(copied) if copied.outcome == CopyOutcome::Copied => {
+            Done::Copied(copied.bytes.unwrap_or(0))
+        }
+        Ok(_) => Done::SourceChanged,
+        Err(failure) => Done::Failed(failure.to_string()),
+    }
+}
+
+/// The same request the handler makes for an event: the current object, on
+/// condition of the ETag just listed.
+fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRequest {
+    CopyRequest {
+        source_bucket: source.to_owned(),
+        destination_key: format!("{}{}", destination.key_prefix, entry.key),
+        key: entry.key,
+        version_id: None,
+        if_match: (!entry.etag.is_empty()).then_some(entry.etag),
+        size: Some(entry.size),
+        destination_bucket: destination.bucket.clone(),
+    }
+}
+
+fn counts(report: &DestinationReport, examined: u64, dry_run: bool) -> String {
+    format!(
+        "{examined} examined, {} in sync, {} {}{}, {} failed",
+        report.in_sync,
+        report.copied,
+        if dry_run { "to copy" } else { "copied" },
+        if dry_run {
+            String::new()
+        } else {
+            format!(" ({} bytes)", report.bytes)
+        },
+        report.failed
+    )
+}
+
+impl BackfillReport {
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan backfill{}: s3://{}\n",
+            if self.dry_run {
+                " --dry-run (nothing copied)"
+            } else {
+                ""
+            },
+            self.source
+        );
+        for d in &self.destinations {
+            out.push_str(&format!(
+                "  s3://{}/{}  {} in sync, {} {} ({} bytes), {} changed in the source meanwhile, {} failed\n",
+                d.destination,
+                d.key_prefix,
+                d.in_sync,
+                d.copied,
+                if self.dry_run { "to copy" } else { "copied" },
+                d.bytes,
+                d.source_changed,
+                d.failed
+            ));
+            for key in d.would_copy.iter().take(10) {
+                out.push_str(&format!("    would copy {key}\n"));
+            }
+            for failure in d.failures.iter().take(10) {
+                out.push_str(&format!("    {failure}\n"));
+            }
+            if let Some(error) = &d.error {
+                out.push_str(&format!("    stopped: {error}\n"));
+            }
+        }
+        out.push_str(if self.ok {
+            "done: run it again any time; it copies only what is missing or different\n"
+        } else {
+            "not everything was copied: fix the cause above and run the same command again\n"
+        });
+        out
+    }
+}

@@ -1,0 +1,225 @@
+//! Comparing a source with one destination as a merge of two sorted
+//! listings: each side is read once, in order, and nothing is held but the
+//! next entry of each. Pure but for the streams it is given.
+//!
+//! # How objects are compared
+//!
+//! By key, then size, then ETag. An ETag is the MD5 of the bytes only for an
+//! object written in one part (and without SSE-KMS); a multipart object's
+//! ETag (`…-N`) is the MD5 of its parts' MD5s, so the same bytes copied with
+//! another part layout (CopyObject of a multipart source, or s3fan's own
+//! multipart copy) get another ETag. So ETags are compared only when neither
+//! is multipart; otherwise equal sizes count as in sync, and the object is
+//! counted as `size_only` so a report says how many were compared by size
+//! alone.
+
+use std::cmp::Ordering;
+
+use futures::stream::{self, Stream, StreamExt};
+
+use super::listing::Entry;
+
+/// How one key compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// In both, equal. `size_only` when an ETag could not be compared.
+    Same { size_only: bool },
+    /// In the source only.
+    Missing(Entry),
+    /// In both, not equal: `what` differs.
+    Different {
+        source: Entry,
+        destination: Entry,
+        what: &'static str,
+    },
+    /// In the destination only.
+    Extra(Entry),
+}
+
+/// Compares one key present on both sides.
+pub fn compare(source: Entry, destination: Entry) -> Verdict {
+    let multipart = |etag: &str| etag.contains('-');
+    if source.size != destination.size {
+        return Verdict::Different {
+            source,
+            destination,
+            what: "size",
+        };
+    }
+    if multipart(&source.etag) || multipart(&destination.etag) {
+        return Verdict::Same { size_only: true };
+    }
+    if source.etag != destination.etag {
+        return Verdict::Different {
+            source,
+            destination,
+            what: "ETag",
+        };
+    }
+    Verdict::Same { size_only: false }
+}
+
+/// Merges two listings sorted by key into one verdict per key.
+pub fn merge<S, D, E>(source: S, destination: D) -> impl Stream<Item = Result<Verdict, E>>
+where
+    S: Stream<Item = Result<Entry, E>>,
+    D: Stream<Item = Result<Entry, E>>,
+{
+    enum Take {
+        Source,
+        Destination,
+        Both,
+    }
+    let sides = (
+        Box::pin(source.peekable()),
+        Box::pin(destination.peekable()),
+    );
+    stream::unfold(sides, |(mut source, mut destination)| async move {
+        let take = {
+            let next_source = source.as_mut().peek().await;
+            let next_destination = destination.as_mut().peek().await;
+            match (next_source, next_destination) {
+                (None, None) => return None,
+                // An error is passed on first, from whichever side has it.
+                (Some(Err(_)), _) | (Some(_), None) => Take::Source,
+                (_, Some(Err(_))) | (None, Some(_)) => Take::Destination,
+                (Some(Ok(s)), Some(Ok(d))) => match s.key.cmp(&d.key) {
+                    Ordering::Less => Take::Source,
+                    Ordering::Greater => Take::Destination,
+                    Ordering::Equal => Take::Both,
+                },
+            }
+        };
+        let verdict = match take {
+            Take::Source => source.next().await?.map(Verdict::Missing),
+            Take::Destination => destination.next().await?.map(Verdict::Extra),
+            Take::Both => match (source.next().await?, destination.next().await?) {
+                (Ok(s), Ok(d)) => Ok(compare(s, d)),
+                (Err(err), _) | (_, Err(err)) => Err(err),
+            },
+        };
+        Some((verdict, (source, destination)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn entry(key: &str, size: u64, etag: &str) -> Entry {
+        Entry {
+            key: key.into(),
+            size,
+            etag: etag.into(),
+        }
+    }
+
+    fn listing(entries: Vec<Entry>) -> impl Stream<Item = Result<Entry, String>> {
+        stream::iter(entries.into_iter().map(Ok))
+    }
+
+    #[tokio::test]
+    async fn a_merge_finds_missing_different_and_extra_keys_in_one_pass() {
+        let source = vec![
+            entry("a", 1, "e1"),
+            entry("b", 2, "e2"),
+            entry("c", 3, "e3"),
+            entry("d", 4, "e4"),
+            entry("f", 6, "e6"),
+        ];
+        let destination = vec![
+            entry("a", 1, "e1"),
+            entry("c", 3, "changed"),
+            entry("d", 5, "e4"),
+            entry("e", 5, "e5"),
+            entry("f", 6, "e6"),
+            entry("g", 7, "e7"),
+        ];
+        let verdicts: Vec<Verdict> = merge(listing(source), listing(destination))
+            .try_collect()
+            .await
+            .unwrap();
+        let summary: Vec<String> = verdicts
+            .iter()
+            .map(|v| match v {
+                Verdict::Same { .. } => "same".into(),
+                Verdict::Missing(e) => format!("missing {}", e.key),
+                Verdict::Different { source, what, .. } => format!("{what} {}", source.key),
+                Verdict::Extra(e) => format!("extra {}", e.key),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "same",
+                "missing b",
+                "ETag c",
+                "size d",
+                "extra e",
+                "same",
+                "extra g"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn either_side_may_be_empty() {
+        let one = || vec![entry("k", 1, "e")];
+        let missing: Vec<Verdict> = merge(listing(one()), listing(vec![]))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(missing, [Verdict::Missing(entry("k", 1, "e"))]);
+        let extra: Vec<Verdict> = merge(listing(vec![]), listing(one()))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(extra, [Verdict::Extra(entry("k", 1, "e"))]);
+    }
+
+    #[tokio::test]
+    async fn a_listing_error_ends_the_merge_with_that_error() {
+        let source = stream::iter(vec![
+            Ok(entry("a", 1, "e")),
+            Err("page 2 failed".to_owned()),
+        ]);
+        let result: Result<Vec<Verdict>, String> = merge(
+            source,
+            listing(vec![entry("a", 1, "e"), entry("b", 1, "e")]),
+        )
+        .try_collect()
+        .await;
+        assert_eq!(result, Err("page 2 failed".to_owned()));
+    }
+
+    #[test]
+    fn multipart_etags_are_compared_by_size_only() {
+        assert_eq!(
+            compare(entry("k", 9, "abc-3"), entry("k", 9, "def")),
+            Verdict::Same { size_only: true }
+        );
+        assert!(matches!(
+            compare(entry("k", 9, "abc-3"), entry("k", 8, "abc-3")),
+            Verdict::Different { what: "size", .. }
+        ));
+        assert_eq!(
+            compare(entry("k", 9, "abc"), entry("k", 9, "abc")),
+            Verdict::Same { size_only: false }
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_merge_in_s3s_byte_order() {
+        // S3 lists in UTF-8 binary order: "Z" < "a" < "é"; so does String.
+        let keys = |ks: &[&str]| ks.iter().map(|k| entry(k, 1, "e")).collect::<Vec<_>>();
+        let verdicts: Vec<Verdict> = merge(
+            listing(keys(&["Z", "a", "é"])),
+            listing(keys(&["Z", "a", "é"])),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Same { .. })));
+    }
+}

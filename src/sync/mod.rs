@@ -1,0 +1,182 @@
+//! Laptop mode for objects that already exist: `verify` compares a source
+//! with its destinations, `backfill` copies what is missing or different
+//! with the handler's own copy code. Both stream: each listing is read page
+//! by page in key order and merged (see `diff`), so memory does not grow
+//! with the bucket.
+
+pub mod backfill;
+mod diff;
+mod listing;
+mod progress;
+pub mod verify;
+
+use crate::deploy::spec::Spec;
+use crate::deploy::{Context, DeployError, adopt_deployed};
+
+/// What to compare: the source, its key filter, and each destination with
+/// its key prefix.
+pub struct Fanout {
+    pub source: String,
+    pub filter: Filter,
+    pub destinations: Vec<Destination>,
+    pub s3: aws_sdk_s3::Client,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub bucket: String,
+    /// `--dest DST:PREFIX`: copies of `k` are at `PREFIX` + `k`.
+    pub key_prefix: String,
+}
+
+/// The fan-out's key filter (deploy's `--prefix`/`--suffix`), narrowed by a
+/// command's own `--prefix`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub narrow: Option<String>,
+}
+
+impl Filter {
+    pub fn admits(&self, key: &str) -> bool {
+        [&self.prefix, &self.narrow]
+            .into_iter()
+            .flatten()
+            .all(|prefix| key.starts_with(prefix.as_str()))
+            && self
+                .suffix
+                .as_deref()
+                .is_none_or(|suffix| key.ends_with(suffix))
+    }
+
+    /// The longest prefix every admitted key has, to list no more than needed;
+    /// an error when the narrowing prefix is outside the fan-out's filter.
+    pub fn listing_prefix(&self) -> Result<String, String> {
+        match (self.prefix.as_deref(), self.narrow.as_deref()) {
+            (Some(fan_out), Some(narrow)) if narrow.starts_with(fan_out) => Ok(narrow.to_owned()),
+            (Some(fan_out), Some(narrow)) if fan_out.starts_with(narrow) => Ok(fan_out.to_owned()),
+            (Some(fan_out), Some(narrow)) => Err(format!(
+                "--prefix {narrow:?} is outside the fan-out's key filter {fan_out:?}: no key \
+                 could match both; pass a prefix that starts with {fan_out:?}"
+            )),
+            (one, other) => Ok(one.or(other).unwrap_or("").to_owned()),
+        }
+    }
+}
+
+/// Connects, and takes the destinations from `spec`, or from what is
+/// deployed for its source when it names none.
+pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, DeployError> {
+    let named = !spec.destinations.is_empty();
+    let mut ctx = Context::connect(spec, None).await?;
+    if !named {
+        adopt_deployed(&mut ctx).await?;
+        if ctx.spec.destinations.is_empty() {
+            return Err(DeployError(format!(
+                "no destinations are deployed for source bucket {}: name them with --dest DST \
+                 (or run s3fan deploy first)",
+                ctx.spec.source
+            )));
+        }
+    }
+    let filter = Filter {
+        prefix: ctx.spec.prefix.clone(),
+        suffix: ctx.spec.suffix.clone(),
+        narrow: narrow.filter(|p| !p.is_empty()),
+    };
+    filter.listing_prefix().map_err(DeployError)?;
+    Ok(Fanout {
+        destinations: ctx
+            .spec
+            .destinations
+            .iter()
+            .map(|bucket| Destination {
+                bucket: bucket.clone(),
+                key_prefix: ctx.spec.key_prefix(bucket).unwrap_or("").to_owned(),
+            })
+            .collect(),
+        source: ctx.spec.source.clone(),
+        filter,
+        s3: ctx.s3,
+    })
+}
+
+impl Fanout {
+    /// Source and destination, merged key by key, within the filter.
+    fn compare<'a>(
+        &'a self,
+        destination: &'a Destination,
+    ) -> impl futures::Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
+        use futures::TryStreamExt;
+        let prefix = self.filter.listing_prefix().unwrap_or_default();
+        let admitted = |entry: &listing::Entry| std::future::ready(self.filter.admits(&entry.key));
+        let source = listing::list(&self.s3, &self.source, prefix.clone(), "").try_filter(admitted);
+        let copies = listing::list(
+            &self.s3,
+            &destination.bucket,
+            format!("{}{prefix}", destination.key_prefix),
+            &destination.key_prefix,
+        )
+        .try_filter(admitted);
+        diff::merge(source, copies)
+    }
+}
+
+/// How many keys of each kind a report names, at most: enough to act on,
+/// bounded whatever the bucket's size.
+const SAMPLE: usize = 100;
+
+fn sample(list: &mut Vec<String>, truncated: &mut bool, item: String) {
+    if list.len() < SAMPLE {
+        list.push(item);
+    } else {
+        *truncated = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(prefix: Option<&str>, suffix: Option<&str>, narrow: Option<&str>) -> Filter {
+        Filter {
+            prefix: prefix.map(str::to_owned),
+            suffix: suffix.map(str::to_owned),
+            narrow: narrow.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_filter_admits_only_keys_within_every_prefix_and_the_suffix() {
+        let f = filter(Some("docs/"), Some(".pdf"), Some("docs/2026/"));
+        assert!(f.admits("docs/2026/a.pdf"));
+        assert!(!f.admits("docs/2025/a.pdf"));
+        assert!(!f.admits("docs/2026/a.txt"));
+        assert!(filter(None, None, None).admits("anything"));
+    }
+
+    #[test]
+    fn the_listing_prefix_is_the_narrower_one_or_an_error() {
+        assert_eq!(filter(None, None, None).listing_prefix(), Ok(String::new()));
+        assert_eq!(
+            filter(Some("docs/"), None, Some("docs/2026/")).listing_prefix(),
+            Ok("docs/2026/".into())
+        );
+        assert_eq!(
+            filter(Some("docs/2026/"), None, Some("docs/")).listing_prefix(),
+            Ok("docs/2026/".into())
+        );
+        assert_eq!(
+            filter(None, None, Some("img/")).listing_prefix(),
+            Ok("img/".into())
+        );
+        let err = filter(Some("docs/"), None, Some("img/"))
+            .listing_prefix()
+            .unwrap_err();
+        assert!(
+            err.contains("\"img/\"") && err.contains("\"docs/\""),
+            "{err}"
+        );
+    }
+}

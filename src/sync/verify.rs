@@ -1,0 +1,176 @@
+//! `s3fan verify`: is every object of the source in every destination, the
+//! same? Exit status 0 only when all are in sync.
+
+use futures::TryStreamExt;
+use futures::future::join_all;
+use serde::Serialize;
+
+use super::diff::Verdict;
+use super::progress::Progress;
+use super::{Destination, Fanout, sample};
+
+/// One destination compared with the source.
+#[derive(Debug, Default, Serialize)]
+pub struct DestinationReport {
+    pub destination: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key_prefix: String,
+    /// Keys present and equal on both sides.
+    pub in_sync: u64,
+    /// Of those, compared by size alone (a multipart ETag; see `diff`).
+    pub size_only: u64,
+    pub missing: u64,
+    pub different: u64,
+    /// In the destination (under its key prefix, within the filter) but not
+    /// in the source: left by a delete when deletes are not replicated, or
+    /// written there by something else.
+    pub extra: u64,
+    /// Up to 100 keys of each kind.
+    pub missing_keys: Vec<String>,
+    pub different_keys: Vec<String>,
+    pub extra_keys: Vec<String>,
+    /// Some kind had more keys than are named.
+    pub truncated: bool,
+    /// Set when the comparison could not finish (a listing failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DestinationReport {
+    pub fn in_sync(&self) -> bool {
+        self.error.is_none() && self.missing + self.different + self.extra == 0
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub source: String,
+    pub destinations: Vec<DestinationReport>,
+}
+
+pub async fn verify(fanout: &Fanout) -> VerifyReport {
+    let destinations = join_all(
+        fanout
+            .destinations
+            .iter()
+            .map(|destination| verify_one(fanout, destination)),
+    )
+    .await;
+    VerifyReport {
+        ok: destinations.iter().all(DestinationReport::in_sync),
+        source: fanout.source.clone(),
+        destinations,
+    }
+}
+
+async fn verify_one(fanout: &Fanout, destination: &Destination) -> DestinationReport {
+    let progress = Progress::new(format!("verify s3://{}", destination.bucket));
+    let mut report = DestinationReport {
+        destination: destination.bucket.clone(),
+        key_prefix: destination.key_prefix.clone(),
+        ..DestinationReport::default()
+    };
+    let compared = fanout
+        .compare(destination)
+        .try_fold(&mut report, |report, verdict| {
+            tally(report, verdict);
+            progress.update(|| counts(report));
+            std::future::ready(Ok(report))
+        })
+        .await;
+    if let Err(err) = compared {
+        report.error = Some(err.to_string());
+    }
+    progress.finish(counts(&report));
+    report
+}
+
+fn tally(report: &mut DestinationReport, verdict: Verdict) {
+    match verdict {
+        Verdict::Same { size_only } => {
+            report.in_sync += 1;
+            report.size_only += u64::from(size_only);
+        }
+        Verdict::Missing(entry) => {
+            report.missing += 1;
+            sample(&mut report.missing_keys, &mut report.truncated, entry.key);
+        }
+        Verdict::Different {
+            source,
+            destination,
+            what,
+        } => {
+            report.different += 1;
+            let detail = match what {
+                "size" => format!(
+                    "{} (size {} here, {} in the source)",
+                    source.key, destination.size, source.size
+                ),
+                _ => format!(
+                    "{} ({what} {} here, {} in the source)",
+                    source.key, destination.etag, source.etag
+                ),
+            };
+            sample(&mut report.different_keys, &mut report.truncated, detail);
+        }
+        Verdict::Extra(entry) => {
+            report.extra += 1;
+            sample(&mut report.extra_keys, &mut report.truncated, entry.key);
+        }
+    }
+}
+
+fn counts(report: &DestinationReport) -> String {
+    format!(
+        "{} in sync, {} missing, {} different, {} extra",
+        report.in_sync, report.missing, report.different, report.extra
+    )
+}
+
+impl VerifyReport {
+    pub fn render_text(&self) -> String {
+        let mut out = format!("s3fan verify: s3://{}\n", self.source);
+        for d in &self.destinations {
+            out.push_str(&format!(
+                "  s3://{}/{}  {}{}  {}\n",
+                d.destination,
+                d.key_prefix,
+                counts(d),
+                if d.size_only > 0 {
+                    format!(" ({} compared by size only: multipart ETags)", d.size_only)
+                } else {
+                    String::new()
+                },
+                if d.in_sync() {
+                    "in sync"
+                } else {
+                    "OUT OF SYNC"
+                }
+            ));
+            if let Some(error) = &d.error {
+                out.push_str(&format!("    could not finish: {error}\n"));
+            }
+            for (kind, keys) in [
+                ("missing", &d.missing_keys),
+                ("different", &d.different_keys),
+                ("extra", &d.extra_keys),
+            ] {
+                for key in keys.iter().take(10) {
+                    out.push_str(&format!("    {kind:<9} {key}\n"));
+                }
+                if keys.len() > 10 {
+                    out.push_str(&format!(
+                        "    ... (--output json names up to 100 {kind} keys)\n"
+                    ));
+                }
+            }
+        }
+        out.push_str(if self.ok {
+            "every destination is in sync\n"
+        } else {
+            "not in sync: `s3fan backfill` copies what is missing or different\n"
+        });
+        out
+    }
+}

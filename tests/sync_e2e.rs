@@ -1,0 +1,321 @@
+//! End to end: `s3fan backfill` and `s3fan verify`, the release binary run
+//! as a user runs it, against the local AWS.
+
+mod common;
+
+use common::{Clients, access_key, assert_ok, local_aws, unique, writes_by};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+/// `count` objects of different sizes and keys (spaces, unicode), written
+/// 16 at a time.
+async fn fill(clients: &Clients, bucket: &str, count: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..count)
+        .map(|i| format!("dir {}/obj é {i:04}.txt", i % 7))
+        .collect();
+    futures::stream::iter(keys.iter())
+        .map(|key| {
+            let body = key.repeat(1 + key.len() % 3).into_bytes();
+            clients.put(bucket, key, body, "text/plain", &[("n", "1")])
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    keys
+}
+
+async fn count_objects(clients: &Clients, bucket: &str, prefix: &str) -> usize {
+    let mut pages = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        count += page.expect("list").contents().len();
+    }
+    count
+}
+
+fn destination<'a>(report: &'a Value, bucket: &str) -> &'a Value {
+    report["destinations"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["destination"] == bucket))
+        .unwrap_or_else(|| panic!("no {bucket} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_copies_what_is_missing_and_verify_finds_every_difference() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-backfill");
+    let plain = unique("dst-backfill");
+    let prefixed = unique("dst-backfill-kp");
+    for bucket in [&source, &plain, &prefixed] {
+        clients.create_bucket(bucket).await;
+    }
+    let keys = fill(&clients, &source, 500).await;
+    let under_prefix = format!("{prefixed}:copies/");
+    let fanout = [
+        "--source",
+        &source,
+        "--dest",
+        &plain,
+        "--dest",
+        &under_prefix,
+    ];
+    let run = |command: &'static str, extra: &'static [&'static str]| {
+        let args: Vec<&str> = [command]
+            .into_iter()
+            .chain(fanout.iter().copied())
+            .chain(extra.iter().copied())
+            .chain(["--output", "json"])
+            .collect();
+        let key = access_key();
+        async move {
+            let run = aws.s3fan(&key, &args).await;
+            (run, key)
+        }
+    };
+
+    // Before: verify says what is missing, and fails.
+    let (before, _) = run("verify", &[]).await;
+    assert!(!before.success, "{}", before.stdout);
+    let report = before.json();
+    assert_eq!(destination(&report, &plain)["missing"], 500, "{report}");
+    assert_eq!(report["ok"], false);
+
+    // A dry run copies nothing and says what it would.
+    let (dry, key) = run("backfill", &["--dry-run"]).await;
+    assert_ok(&dry);
+    assert_eq!(destination(&dry.json(), &prefixed)["copied"], 500);
+    assert_eq!(
+        writes_by(&key),
+        Vec::<String>::new(),
+        "a dry run writes nothing"
+    );
+
+    // The backfill copies all 500 to both, the second under its prefix.
+    let (backfill, _) = run("backfill", &[]).await;
+    assert_ok(&backfill);
+    let report = backfill.json();
+    for bucket in [&plain, &prefixed] {
+        let d = destination(&report, bucket);
+        assert_eq!(
+            (d["copied"].as_u64(), d["failed"].as_u64()),
+            (Some(500), Some(0)),
+            "{d}"
+        );
+    }
+    assert_eq!(count_objects(&clients, &plain, "").await, 500);
+    assert_eq!(count_objects(&clients, &prefixed, "copies/").await, 500);
+    assert_eq!(
+        count_objects(&clients, &prefixed, "").await,
+        500,
+        "nothing outside the prefix"
+    );
+    let sample = &keys[123];
+    let original = clients.get(&source, sample).await.expect("source object");
+    for copy in [
+        clients.get(&plain, sample).await,
+        clients.get(&prefixed, &format!("copies/{sample}")).await,
+    ] {
+        assert_eq!(copy.as_ref(), Some(&original), "bytes, type and metadata");
+    }
+
+    // A re-run copies nothing, and writes nothing.
+    let (again, key) = run("backfill", &[]).await;
+    assert_ok(&again);
+    let report = again.json();
+    for bucket in [&plain, &prefixed] {
+        let d = destination(&report, bucket);
+        assert_eq!(
+            (d["copied"].as_u64(), d["in_sync"].as_u64()),
+            (Some(0), Some(500)),
+            "{d}"
+        );
+    }
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+    let (in_sync, _) = run("verify", &[]).await;
+    assert_ok(&in_sync);
+    assert_eq!(in_sync.json()["ok"], true);
+
+    // Break the plain destination three ways.
+    let (deleted, changed) = (&keys[7], &keys[300]);
+    clients
+        .s3
+        .delete_object()
+        .bucket(&plain)
+        .key(deleted)
+        .send()
+        .await
+        .expect("delete");
+    clients
+        .put(
+            &plain,
+            changed,
+            b"not the original".to_vec(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    clients
+        .put(
+            &plain,
+            "zz extra.txt",
+            b"only here".to_vec(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    let (broken, _) = run("verify", &[]).await;
+    assert!(!broken.success, "out of sync must fail: {}", broken.stdout);
+    let report = broken.json();
+    let d = destination(&report, &plain);
+    assert_eq!(
+        (&d["missing"], &d["different"], &d["extra"], &d["in_sync"]),
+        (&json!(1), &json!(1), &json!(1), &json!(498)),
+        "{d}"
+    );
+    assert_eq!(d["missing_keys"], json!([deleted]));
+    assert!(
+        d["different_keys"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(changed.as_str()),
+        "{d}"
+    );
+    assert_eq!(d["extra_keys"], json!(["zz extra.txt"]));
+    assert_eq!(
+        destination(&report, &prefixed)["in_sync"],
+        500,
+        "the other is untouched"
+    );
+    let text = aws
+        .s3fan(
+            &access_key(),
+            &["verify", "--source", &source, "--dest", &plain],
+        )
+        .await;
+    assert!(!text.success);
+    for expected in [
+        "OUT OF SYNC",
+        &format!("missing   {deleted}"),
+        "extra     zz extra.txt",
+    ] {
+        assert!(
+            text.stdout.contains(expected),
+            "{expected:?} not in {}",
+            text.stdout
+        );
+    }
+
+    // Backfill mends the missing and the different; the extra stays.
+    let (mend, _) = run("backfill", &[]).await;
+    assert_ok(&mend);
+    let d = destination(&mend.json(), &plain).clone();
+    assert_eq!((&d["copied"], &d["extra"]), (&json!(2), &json!(1)), "{d}");
+    assert_eq!(
+        clients.get(&plain, changed).await.map(|o| o.bytes),
+        Some(original_bytes(&clients, &source, changed).await)
+    );
+    let (after, _) = run("verify", &[]).await;
+    let d = destination(&after.json(), &plain).clone();
+    assert_eq!(
+        (&d["missing"], &d["different"], &d["extra"]),
+        (&json!(0), &json!(0), &json!(1)),
+        "{d}"
+    );
+}
+
+async fn original_bytes(clients: &Clients, bucket: &str, key: &str) -> Vec<u8> {
+    clients.get(bucket, key).await.expect("source object").bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dest_the_deployed_fanout_and_its_filter_are_used() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-bf-deployed");
+    let destination = unique("dst-bf-deployed");
+    for bucket in [&source, &destination] {
+        clients.create_bucket(bucket).await;
+    }
+    // Objects from before the deploy: the original never copied these.
+    for key in ["docs/a.pdf", "docs/b.txt", "img/c.pdf", "docs/sub/d.pdf"] {
+        clients
+            .put(&source, key, b"old".to_vec(), "application/pdf", &[])
+            .await;
+    }
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &format!("{destination}:bk/"),
+                "--prefix",
+                "docs/",
+                "--suffix",
+                ".pdf",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(count_objects(&clients, &destination, "").await, 0);
+
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &["backfill", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_ok(&run);
+    let report = run.json();
+    assert_eq!(report["destinations"][0]["key_prefix"], "bk/", "{report}");
+    assert_eq!(report["destinations"][0]["copied"], 2, "{report}");
+    for key in ["bk/docs/a.pdf", "bk/docs/sub/d.pdf"] {
+        assert!(clients.get(&destination, key).await.is_some(), "{key}");
+    }
+    assert_eq!(
+        count_objects(&clients, &destination, "").await,
+        2,
+        "only the filter's keys"
+    );
+
+    // --prefix narrows within the filter; outside it is refused before any work.
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &["verify", "--source", &source, "--prefix", "docs/sub/"],
+        )
+        .await;
+    assert_ok(&run);
+    let refused = aws
+        .s3fan(
+            &access_key(),
+            &["backfill", "--source", &source, "--prefix", "img/"],
+        )
+        .await;
+    assert!(!refused.success);
+    assert!(
+        refused
+            .stderr
+            .contains("--prefix \"img/\" is outside the fan-out's key filter \"docs/\""),
+        "{}",
+        refused.stderr
+    );
+
+    // A source with nothing deployed and no --dest says what to do.
+    let lonely = unique("src-bf-lonely");
+    clients.create_bucket(&lonely).await;
+    let refused = aws
+        .s3fan(&access_key(), &["verify", "--source", &lonely])
+        .await;
+    assert!(!refused.success);
+    assert!(refused.stderr.contains("--dest DST"), "{}", refused.stderr);
+}
