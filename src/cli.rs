@@ -93,6 +93,10 @@ struct DeployArgs {
     /// Also delete from every destination what is deleted from the source.
     #[arg(long)]
     replicate_deletes: bool,
+    /// Also write each record's counts, bytes and duration as CloudWatch
+    /// metrics (Embedded Metric Format in the function's log; no API calls).
+    #[arg(long)]
+    metrics: bool,
     /// A tag for everything deploy creates (repeat for more).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
@@ -258,6 +262,7 @@ async fn deploy_command(args: DeployArgs) -> Printed {
         prefix: args.prefix,
         suffix: args.suffix,
         replicate_deletes: args.replicate_deletes,
+        metrics: args.metrics,
         tags: args.tags,
     };
     let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
@@ -295,6 +300,7 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         prefix: file.prefix,
         suffix: file.suffix,
         replicate_deletes: file.replicate_deletes.unwrap_or(false),
+        metrics: file.metrics.unwrap_or(false),
         tags: file.tags.unwrap_or_default(),
         key_prefixes,
     })

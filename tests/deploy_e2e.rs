@@ -1159,6 +1159,7 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
         "--dest",
         &backup,
         "--replicate-deletes",
+        "--metrics",
     ];
     assert_ok(&aws.s3fan(&access_key(), &deploy).await);
 
@@ -1171,6 +1172,21 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
     assert!(
         clients.get(&prefixed, "a b/é.txt").await.is_none(),
         "nothing outside the prefix"
+    );
+    // --metrics: each record is also a CloudWatch EMF document in the log.
+    let metrics: Vec<Value> = aws
+        .invocations()
+        .into_iter()
+        .filter(|i| i.function == prefixed)
+        .flat_map(|i| i.log_lines())
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    assert!(
+        metrics.iter().any(|m| m["Copied"] == 1
+            && m["Destination"] == json!(prefixed)
+            && m["BytesCopied"] == 1
+            && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "s3fan"),
+        "{metrics:?}"
     );
     clients
         .s3

@@ -12,8 +12,8 @@ use aws_sdk_lambda::types::{
 };
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR,
-    SOURCE_BUCKET_VAR, function_name, role_name,
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
+    REPLICATE_DELETES_VAR, SOURCE_BUCKET_VAR, function_name, role_name,
 };
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -110,6 +110,9 @@ fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, Stri
     }
     if ctx.spec.replicate_deletes {
         environment.insert(REPLICATE_DELETES_VAR.to_owned(), "true".to_owned());
+    }
+    if ctx.spec.metrics {
+        environment.insert(METRICS_VAR.to_owned(), "true".to_owned());
     }
     if let Some(key_prefix) = ctx.spec.key_prefix(destination) {
         environment.insert(DEST_PREFIX_VAR.to_owned(), key_prefix.to_owned());

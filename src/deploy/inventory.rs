@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, REPLICATE_DELETES_VAR,
-    SOURCE_BUCKET_VAR,
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
+    REPLICATE_DELETES_VAR, SOURCE_BUCKET_VAR,
 };
 use super::{Context, DeployError, aws_failure};
 
@@ -23,6 +23,7 @@ pub struct Edge {
     pub filter_prefix: Option<String>,
     pub filter_suffix: Option<String>,
     pub replicate_deletes: bool,
+    pub metrics: bool,
     pub code_sha256: String,
     pub last_modified: String,
 }
@@ -50,6 +51,7 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
                     replicate_deletes: variables
                         .get(REPLICATE_DELETES_VAR)
                         .is_some_and(|v| v == "true"),
+                    metrics: variables.get(METRICS_VAR).is_some_and(|v| v == "true"),
                     code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
                     last_modified: function.last_modified().unwrap_or_default().to_owned(),
                 });
@@ -108,6 +110,7 @@ mod tests {
             filter_prefix: None,
             filter_suffix: None,
             replicate_deletes: false,
+            metrics: false,
             code_sha256: String::new(),
             last_modified: String::new(),
         }

@@ -717,6 +717,7 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
         ctx.spec.prefix = first.filter_prefix.clone();
         ctx.spec.suffix = first.filter_suffix.clone();
         ctx.spec.replicate_deletes = first.replicate_deletes;
+        ctx.spec.metrics = first.metrics;
     }
     Ok(edges)
 }

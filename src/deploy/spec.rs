@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub prefix: Option<String>,
     pub suffix: Option<String>,
     pub replicate_deletes: Option<bool>,
+    pub metrics: Option<bool>,
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -41,6 +42,7 @@ pub struct Flags {
     pub prefix: Option<String>,
     pub suffix: Option<String>,
     pub replicate_deletes: bool,
+    pub metrics: bool,
     pub tags: Vec<String>,
 }
 
@@ -57,6 +59,8 @@ pub struct Spec {
     pub suffix: Option<String>,
     /// Opt-in: deletes in the source are deleted in every destination too.
     pub replicate_deletes: bool,
+    /// Opt-in: the handler also writes CloudWatch metrics (EMF).
+    pub metrics: bool,
     pub tags: BTreeMap<String, String>,
     /// `--dest DST:PREFIX`: the destinations whose copies go under a key prefix.
     pub key_prefixes: BTreeMap<String, String>,
@@ -197,6 +201,7 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
         prefix: flags.prefix.or(file.prefix).filter(|p| !p.is_empty()),
         suffix: flags.suffix.or(file.suffix).filter(|s| !s.is_empty()),
         replicate_deletes: flags.replicate_deletes || file.replicate_deletes.unwrap_or(false),
+        metrics: flags.metrics || file.metrics.unwrap_or(false),
         tags,
         key_prefixes,
     };

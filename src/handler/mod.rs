@@ -8,6 +8,7 @@ pub(crate) mod copy;
 mod destination;
 pub mod event;
 pub mod key;
+mod metrics;
 mod multipart;
 pub(crate) mod plan;
 #[cfg(test)]
@@ -23,6 +24,8 @@ use serde_json::Value;
 use copy::{Copied, CopyOutcome, CopySettings, DeleteOutcome, Failure};
 pub use destination::DEST_BUCKET_VAR;
 use destination::destination_bucket;
+use metrics::Counted;
+pub use metrics::METRICS_VAR;
 use plan::{CopyRequest, Step, Target, plan};
 
 /// Lambda starts a custom runtime's `bootstrap` with this variable set;
@@ -78,6 +81,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     key_prefix: non_empty_var(DEST_PREFIX_VAR),
                 },
                 settings,
+                metrics: non_empty_var(METRICS_VAR).as_deref() == Some("true"),
                 s3: crate::aws::s3_client(&config),
             })
         }
@@ -157,6 +161,8 @@ fn non_empty_var(name: &str) -> Option<String> {
 struct Replicator {
     target: Target,
     settings: CopySettings,
+    /// Also write each record as CloudWatch metrics (EMF).
+    metrics: bool,
     s3: aws_sdk_s3::Client,
 }
 
@@ -179,6 +185,14 @@ impl Replicator {
                     let started = Instant::now();
                     let result = copy::copy(&self.s3, &self.settings, &request, deadline).await;
                     log_copy(&request, &result, started.elapsed(), &request_id);
+                    let (counted, bytes) = match &result {
+                        Ok(copied) if copied.outcome == CopyOutcome::Copied => {
+                            (Counted::Copied, copied.bytes.unwrap_or(0))
+                        }
+                        Ok(_) => (Counted::SourceChanged, 0),
+                        Err(_) => (Counted::Failed, 0),
+                    };
+                    self.count(counted, bytes, started.elapsed());
                     match result {
                         Ok(Copied {
                             outcome: CopyOutcome::Copied,
@@ -195,6 +209,15 @@ impl Replicator {
                     let started = Instant::now();
                     let result = copy::delete_object(&self.s3, &request).await;
                     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    self.count(
+                        match &result {
+                            Ok(DeleteOutcome::Deleted) => Counted::Deleted,
+                            Ok(DeleteOutcome::SourceRecreated) => Counted::SourceChanged,
+                            Err(_) => Counted::Failed,
+                        },
+                        0,
+                        started.elapsed(),
+                    );
                     let (bucket, key) = (&request.source_bucket, &request.key);
                     let (destination, destination_key) =
                         (&request.destination_bucket, &request.destination_key);
@@ -224,6 +247,7 @@ impl Replicator {
                 }
                 Step::Refuse { notice, reason } => {
                     tracing::error!(request_id = %request_id, notice = %notice, destination = %self.target.bucket, outcome = "refused", error = %reason);
+                    self.count(Counted::Failed, 0, Duration::ZERO);
                     failures.push(format!("{notice}: {reason}"));
                 }
             }
@@ -232,6 +256,21 @@ impl Replicator {
             Ok(summary)
         } else {
             Err(InvocationError::RecordsFailed { failures, total })
+        }
+    }
+}
+
+impl Replicator {
+    /// The record as CloudWatch metrics, when the function was deployed with them.
+    fn count(&self, counted: Counted, bytes: u64, elapsed: Duration) {
+        if self.metrics {
+            metrics::emit(&metrics::record(
+                &self.target.bucket,
+                counted,
+                bytes,
+                elapsed.as_secs_f64() * 1000.0,
+                now_ms(),
+            ));
         }
     }
 }
