@@ -39,6 +39,10 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare SRC with its destinations by key, size and ETag.
     Verify(VerifyArgs),
+    /// List the events that failed every retry (kept in SRC-fanout-failures).
+    Failures(TargetArgs),
+    /// Copy the failed events again; each message is deleted once its copy succeeded.
+    Retry(TargetArgs),
     /// Write the Lambda zip: this executable (or --bootstrap) as `bootstrap`.
     Package {
         /// Where to write the zip.
@@ -93,6 +97,13 @@ struct DeployArgs {
     /// Also delete from every destination what is deleted from the source.
     #[arg(long)]
     replicate_deletes: bool,
+    /// Lambda's retries of a failed event before it goes to the failure
+    /// queue, 0 to 2 [default: 2].
+    #[arg(long)]
+    retry_attempts: Option<i32>,
+    /// Seconds Lambda keeps retrying an event, 60 to 21600 [default: 21600].
+    #[arg(long)]
+    max_event_age: Option<i32>,
     /// Also write each record's counts, bytes and duration as CloudWatch
     /// metrics (Embedded Metric Format in the function's log; no API calls).
     #[arg(long)]
@@ -211,6 +222,14 @@ pub fn main() -> ExitCode {
             let output = args.aws.output;
             (runtime.block_on(verify_command(args)), output)
         }
+        Command::Failures(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(failures_command(args)), output)
+        }
+        Command::Retry(args) => {
+            let output = args.aws.output;
+            (runtime.block_on(retry_command(args)), output)
+        }
         Command::Package { .. } => unreachable!("handled above"),
     };
     finish(result, output)
@@ -263,6 +282,8 @@ async fn deploy_command(args: DeployArgs) -> Printed {
         suffix: args.suffix,
         replicate_deletes: args.replicate_deletes,
         metrics: args.metrics,
+        retry_attempts: args.retry_attempts,
+        max_event_age: args.max_event_age,
         tags: args.tags,
     };
     let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
@@ -301,6 +322,10 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
         suffix: file.suffix,
         replicate_deletes: file.replicate_deletes.unwrap_or(false),
         metrics: file.metrics.unwrap_or(false),
+        retry_attempts: file.retry_attempts.unwrap_or(spec::DEFAULT_RETRY_ATTEMPTS),
+        max_event_age: file
+            .max_event_age
+            .unwrap_or(spec::DEFAULT_MAX_EVENT_AGE_SECONDS),
         tags: file.tags.unwrap_or_default(),
         key_prefixes,
     })
@@ -343,6 +368,23 @@ async fn verify_command(args: VerifyArgs) -> Printed {
         .await
         .map_err(|err| err.to_string())?;
     let report = sync::verify::verify(&fanout).await;
+    print(&report, report.render_text(), report.ok, args.aws.output)
+}
+
+async fn failures_command(args: TargetArgs) -> Printed {
+    let spec = target_spec(args.source, Vec::new(), &args.aws)?;
+    let report = crate::failures::failures(spec)
+        .await
+        .map_err(|err| err.to_string())?;
+    print(&report, report.render_text(), true, args.aws.output)
+}
+
+async fn retry_command(args: TargetArgs) -> Printed {
+    let spec = target_spec(args.source, Vec::new(), &args.aws)?;
+    let settings = CopySettings::from_env(|name| std::env::var(name).ok())?;
+    let report = crate::failures::retry(spec, settings)
+        .await
+        .map_err(|err| err.to_string())?;
     print(&report, report.render_text(), report.ok, args.aws.output)
 }
 

@@ -8,6 +8,7 @@
 mod aws;
 mod cli;
 mod deploy;
+mod failures;
 mod handler;
 mod package;
 mod sync;

@@ -225,9 +225,54 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
             {"Sid": "WriteDestinationObjects", "Effect": "Allow",
              "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
              "Resource": format!("arn:aws:s3:::{d2}/*")},
+            {"Sid": "SendFailedEventsToQueue", "Effect": "Allow", "Action": "sqs:SendMessage",
+             "Resource": format!("arn:aws:sqs:us-east-1:123456789012:{source}-fanout-failures")},
             {"Sid": "WriteOwnLogs", "Effect": "Allow",
              "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
              "Resource": [log_group.clone(), format!("{log_group}:*")]}]})
+    );
+    // The failure queue admits exactly the three roles.
+    let queue = format!("{source}-fanout-failures");
+    let url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&queue)
+        .send()
+        .await
+        .expect("failure queue")
+        .queue_url
+        .expect("queue url");
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .expect("queue attributes");
+    let queue_policy: Value = serde_json::from_str(
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy))
+            .expect("queue policy"),
+    )
+    .expect("queue policy JSON");
+    let mut roles: Vec<String> = [&d1, &d2, &d3]
+        .iter()
+        .map(|d| {
+            format!(
+                "arn:aws:iam::123456789012:role/{}",
+                name_of(&report, "role", d)
+            )
+        })
+        .collect();
+    roles.sort();
+    assert_eq!(
+        queue_policy,
+        json!({"Version": "2012-10-17", "Id": "s3fan-failure-queue-policy", "Statement": [{
+            "Sid": "FunctionsSendFailedEvents", "Effect": "Allow",
+            "Principal": {"AWS": roles}, "Action": "sqs:SendMessage",
+            "Resource": format!("arn:aws:sqs:us-east-1:123456789012:{queue}")}]})
     );
     let permission = clients
         .lambda
@@ -445,7 +490,12 @@ async fn destinations_are_added_and_removed() {
         found
     };
     let all = |action: &str| {
-        let mut v: Vec<(String, String)> = ["function", "permission", "role", "subscription"]
+        let mut kinds = vec!["function", "permission", "role", "subscription"];
+        // A removed function's asynchronous settings go with it.
+        if action != "delete" {
+            kinds.push("invoke_config");
+        }
+        let mut v: Vec<(String, String)> = kinds
             .iter()
             .map(|k| (k.to_string(), action.to_string()))
             .collect();
@@ -723,7 +773,7 @@ async fn dry_run_plans_and_changes_nothing() {
     assert_eq!(report["dry_run"], true);
     assert_eq!(
         report["changes"].as_array().map(Vec::len),
-        Some(6),
+        Some(9),
         "{report}"
     );
     assert!(

@@ -319,3 +319,158 @@ async fn without_dest_the_deployed_fanout_and_its_filter_are_used() {
     assert!(!refused.success);
     assert!(refused.stderr.contains("--dest DST"), "{}", refused.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-failq");
+    let destination = unique("dst-failq");
+    for bucket in [&source, &destination] {
+        clients.create_bucket(bucket).await;
+    }
+    let deploy = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--retry-attempts",
+                "0",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&deploy);
+    let queue = format!("{source}-fanout-failures");
+    let config = clients
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(&destination)
+        .send()
+        .await
+        .expect("invoke config");
+    assert_eq!(config.maximum_retry_attempts(), Some(0));
+    assert_eq!(
+        config
+            .destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|f| f.destination()),
+        Some(format!("arn:aws:sqs:us-east-1:123456789012:{queue}").as_str())
+    );
+
+    // The destination disappears; a new object cannot be copied.
+    clients
+        .s3
+        .delete_bucket()
+        .bucket(&destination)
+        .send()
+        .await
+        .expect("delete destination");
+    clients
+        .put(
+            &source,
+            "lost and found.txt",
+            b"keep me".to_vec(),
+            "text/plain",
+            &[],
+        )
+        .await;
+    aws.drain();
+    let attempts = aws
+        .invocations()
+        .into_iter()
+        .filter(|i| i.function == destination && !i.event.to_string().contains("s3:TestEvent"))
+        .count();
+    assert_eq!(attempts, 1, "--retry-attempts 0: one attempt, no retry");
+
+    let listed = aws
+        .s3fan(
+            &access_key(),
+            &["failures", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_ok(&listed);
+    let report = listed.json();
+    let events = report["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{report}");
+    assert_eq!(
+        events[0]["objects"],
+        json!([format!("s3://{source}/lost and found.txt")])
+    );
+    assert_eq!(
+        events[0]["destination"],
+        json!(format!("s3://{destination}/"))
+    );
+    assert!(
+        events[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NoSuchBucket"),
+        "{report}"
+    );
+    // Listing consumed nothing; destroy would keep the queue and say why.
+    let dry = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "destroy",
+                "--source",
+                &source,
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    let queue_change = dry.json()["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["kind"] == "queue").cloned())
+        .expect("queue in the destroy plan");
+    assert_eq!(queue_change["action"], "unchanged", "{queue_change}");
+    assert!(
+        queue_change["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("kept: 1")
+    );
+
+    // Once the cause is fixed, retry delivers it and empties the queue.
+    clients.create_bucket(&destination).await;
+    let retried = aws
+        .s3fan(
+            &access_key(),
+            &["retry", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_ok(&retried);
+    let report = retried.json();
+    assert_eq!(
+        (&report["delivered"], &report["kept"]),
+        (&json!(1), &json!(0)),
+        "{report}"
+    );
+    let copy = clients
+        .get(&destination, "lost and found.txt")
+        .await
+        .expect("delivered");
+    assert_eq!(copy.bytes, b"keep me");
+    let after = aws
+        .s3fan(
+            &access_key(),
+            &["failures", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_eq!(after.json()["events"], json!([]));
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_eq!(status.json()["failed_events"], 0);
+}

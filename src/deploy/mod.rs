@@ -6,11 +6,13 @@
 
 mod function;
 pub mod inventory;
-mod names;
+mod invoke_config;
+pub mod names;
 mod notification;
 mod permission;
 pub mod plan;
 mod policy;
+mod queue;
 mod role;
 pub mod spec;
 mod subscription;
@@ -105,6 +107,7 @@ pub struct Context {
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    pub sqs: aws_sdk_sqs::Client,
     /// The code to deploy. Only `deploy` needs it: `status` and `destroy`
     /// run anywhere, also where s3fan is not a Linux build (a Mac).
     pub code: Option<Code>,
@@ -147,6 +150,7 @@ impl Context {
             sns: aws_sdk_sns::Client::new(&regional),
             lambda: aws_sdk_lambda::Client::new(&regional),
             iam: aws_sdk_iam::Client::new(&regional),
+            sqs: aws_sdk_sqs::Client::new(&regional),
             spec,
             code,
         })
@@ -161,6 +165,11 @@ impl Context {
 
     pub fn topic_arn(&self) -> String {
         self.scope.topic_arn(&names::topic_name(&self.spec.source))
+    }
+
+    pub fn failure_queue_arn(&self) -> String {
+        self.scope
+            .queue_arn(&names::failure_queue_name(&self.spec.source))
     }
 
     pub fn function_arn(&self, function: &str) -> String {
@@ -281,9 +290,11 @@ async fn check_destinations(ctx: &Context) -> Result<(), DeployError> {
 /// One change of any resource, with what its apply needs.
 pub enum Step {
     Topic(Change<topic::Op>),
+    Queue(Change<queue::Op>),
     Notification(Change<notification::Op>),
     Role(Change<role::Op>),
     Function(Change<function::Op>),
+    InvokeConfig(Change<invoke_config::Op>),
     Permission {
         function: String,
         change: Change<permission::Op>,
@@ -295,9 +306,11 @@ impl Step {
     fn outcome(&self, status: Status) -> Outcome {
         match self {
             Step::Topic(c) => Outcome::of(c, status),
+            Step::Queue(c) => Outcome::of(c, status),
             Step::Notification(c) => Outcome::of(c, status),
             Step::Role(c) => Outcome::of(c, status),
             Step::Function(c) => Outcome::of(c, status),
+            Step::InvokeConfig(c) => Outcome::of(c, status),
             Step::Permission { change, .. } => Outcome::of(change, status),
             Step::Subscription(c) => Outcome::of(c, status),
         }
@@ -314,6 +327,8 @@ impl Step {
         let destination = |c: &Option<String>| c.clone().unwrap_or_default();
         match self {
             Step::Topic(c) => topic::apply(ctx, c.op).await,
+            Step::Queue(c) => queue::apply(ctx, c.op).await,
+            Step::InvokeConfig(c) => invoke_config::apply(ctx, &c.name, c.op).await,
             Step::Notification(c) => notification::apply(ctx, &c.op).await,
             Step::Role(c) => role::apply(ctx, &destination(&c.destination), c.op).await,
             Step::Function(c) => {
@@ -481,6 +496,7 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
 
 async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, DeployError> {
     let topic_state = topic::observe(ctx).await?;
+    let queue_state = queue::observe(ctx).await?;
     let notification_state = notification::observe(ctx).await?;
     let subscriptions = subscription::observe_all(ctx).await?;
     // Fails before any change if another configuration overlaps ours.
@@ -493,9 +509,11 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
             let role = role::observe(ctx, destination).await?;
             let deployed = function::observe(ctx, destination).await?;
             let permission = permission::observe(ctx, &function).await?;
+            let invoke_config = invoke_config::observe(ctx, &function).await?;
             Ok::<_, DeployError>(vec![
                 Step::Role(role::plan(ctx, destination, &role)),
                 Step::Function(function::plan(ctx, destination, &deployed)?),
+                Step::InvokeConfig(invoke_config::plan(ctx, destination, &invoke_config)),
                 Step::Permission {
                     function: function.clone(),
                     change: permission::plan(ctx, destination, &permission),
@@ -511,15 +529,20 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
     let stale = edges
         .iter()
         .filter(|e| e.source == ctx.spec.source && !ctx.spec.destinations.contains(&e.destination));
-    let removals =
+    let mut removals =
         join_all(stale.map(|edge| plan_removal(ctx, edge, &subscriptions, "no longer listed")))
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
+    // The queue's policy names the roles, which exist from stage two on.
+    removals.push(vec![Step::Queue(queue::plan_policy(ctx, &queue_state))]);
 
     Ok(Plan {
         stages: vec![
-            vec![vec![Step::Topic(topic::plan(ctx, &topic_state))]],
+            vec![
+                vec![Step::Topic(topic::plan(ctx, &topic_state))],
+                vec![Step::Queue(queue::plan(ctx, &queue_state))],
+            ],
             wanted,
             removals,
             // Last: events flow only once every destination can take them.
@@ -564,9 +587,11 @@ async fn plan_removal(
 fn set_detail(step: &mut Step, why: &str) {
     let detail = match step {
         Step::Topic(c) => &mut c.detail,
+        Step::Queue(c) => &mut c.detail,
         Step::Notification(c) => &mut c.detail,
         Step::Role(c) => &mut c.detail,
         Step::Function(c) => &mut c.detail,
+        Step::InvokeConfig(c) => &mut c.detail,
         Step::Permission { change, .. } => &mut change.detail,
         Step::Subscription(c) => &mut c.detail,
     };
@@ -608,10 +633,11 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
     stages.push(removals);
     if everything {
         let topic_state = topic::observe(&ctx).await?;
-        stages.push(vec![vec![Step::Topic(topic::plan_delete(
-            &ctx,
-            &topic_state,
-        ))]]);
+        let queue_state = queue::observe(&ctx).await?;
+        stages.push(vec![
+            vec![Step::Topic(topic::plan_delete(&ctx, &topic_state))],
+            vec![Step::Queue(queue::plan_delete(&ctx, &queue_state))],
+        ]);
     }
     let plan = Plan { stages };
     let changes = if dry_run {
@@ -643,6 +669,8 @@ pub struct StatusReport {
     pub region: String,
     pub account: String,
     pub topic: Option<String>,
+    /// Failed events waiting in the failure queue; `None` without a queue.
+    pub failed_events: Option<u64>,
     pub notification: bool,
     pub destinations: Vec<DestinationStatus>,
     /// Changes `deploy` with the deployed destinations would make.
@@ -658,6 +686,14 @@ impl StatusReport {
         out.push_str(&format!(
             "  topic         {}\n",
             self.topic.as_deref().unwrap_or("absent")
+        ));
+        out.push_str(&format!(
+            "  failures      {}\n",
+            match self.failed_events {
+                None => "no failure queue".to_owned(),
+                Some(0) => "none waiting".to_owned(),
+                Some(n) => format!("{n} failed events waiting: `s3fan failures` lists them"),
+            }
         ));
         out.push_str(&format!(
             "  notification  {}\n",
@@ -737,6 +773,10 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         topic::Observed::Absent => None,
         topic::Observed::Present { .. } => Some(ctx.topic_arn()),
     };
+    let failed_events = match queue::observe(&ctx).await? {
+        queue::Observed::Absent => None,
+        queue::Observed::Present { messages, .. } => Some(messages),
+    };
     let notification_state = notification::observe(&ctx).await?;
     let notification = notification_state
         .topic_configurations()
@@ -757,6 +797,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         region: ctx.scope.region.clone(),
         account: ctx.scope.account.clone(),
         topic,
+        failed_events,
         notification,
         destinations: ours
             .iter()

@@ -11,8 +11,16 @@
 use sha2::{Digest, Sha256};
 
 /// The SNS topic of one source bucket: `SRC-fanout`, as in the original.
+/// SNS (and SQS) names allow no dots: a dotted bucket name is made valid by
+/// the same rule as function names.
 pub fn topic_name(source: &str) -> String {
-    format!("{source}-fanout")
+    format!("{}-fanout", function_name(source))
+}
+
+/// The SQS queue where each function's failed asynchronous invocations go:
+/// `SRC-fanout-failures` (SQS names: 80 characters; this is at most 80).
+pub fn failure_queue_name(source: &str) -> String {
+    format!("{}-failures", topic_name(source))
 }
 
 /// The Id of s3fan's entry in the source bucket's notification configuration.
@@ -101,6 +109,24 @@ mod tests {
         let long = format!("{}.{}", "b".repeat(40), "c".repeat(22));
         for name in [dotted, function_name(&long)] {
             assert!(is_valid_function_name(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn topic_and_queue_names_are_valid_for_sns_and_sqs() {
+        assert_eq!(topic_name("photos"), "photos-fanout");
+        assert_eq!(failure_queue_name("photos"), "photos-fanout-failures");
+        assert_eq!(topic_name("photos.eu"), "photos-eu-318a1688-fanout");
+        let longest_dotted = format!("{}.{}", "b".repeat(40), "c".repeat(22));
+        for source in ["a".repeat(63), longest_dotted] {
+            let queue = failure_queue_name(&source);
+            assert!(queue.len() <= 80, "{queue}");
+            assert!(
+                queue
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{queue}"
+            );
         }
     }
 

@@ -10,7 +10,10 @@ use serde::Serialize;
 pub enum Kind {
     Topic,
     Role,
+    Queue,
+    QueuePolicy,
     Function,
+    InvokeConfig,
     Permission,
     Subscription,
     Notification,
@@ -21,7 +24,10 @@ impl Kind {
         match self {
             Kind::Topic => "topic",
             Kind::Role => "role",
+            Kind::Queue => "queue",
+            Kind::QueuePolicy => "queue policy",
             Kind::Function => "function",
+            Kind::InvokeConfig => "async config",
             Kind::Permission => "permission",
             Kind::Subscription => "subscription",
             Kind::Notification => "notification",

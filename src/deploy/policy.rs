@@ -24,6 +24,13 @@ impl Scope {
         format!("arn:{}:iam::{}:role/{role}", self.partition, self.account)
     }
 
+    pub fn queue_arn(&self, queue: &str) -> String {
+        format!(
+            "arn:{}:sqs:{}:{}:{queue}",
+            self.partition, self.region, self.account
+        )
+    }
+
     pub fn bucket_arn(&self, bucket: &str) -> String {
         format!("arn:{}:s3:::{bucket}", self.partition)
     }
@@ -56,6 +63,25 @@ pub fn topic_policy(scope: &Scope, topic_arn: &str, source: &str) -> Value {
     })
 }
 
+/// The failure queue's policy: only the fan-out's function roles may send to
+/// it (Lambda sends a failed event to an on-failure destination as the
+/// function's role).
+pub fn queue_policy(queue_arn: &str, role_arns: &[String]) -> Value {
+    let mut roles = role_arns.to_vec();
+    roles.sort();
+    json!({
+        "Version": "2012-10-17",
+        "Id": "s3fan-failure-queue-policy",
+        "Statement": [{
+            "Sid": "FunctionsSendFailedEvents",
+            "Effect": "Allow",
+            "Principal": {"AWS": roles},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn
+        }]
+    })
+}
+
 /// Lambda, and only Lambda, may assume a function's role.
 pub fn trust_policy() -> Value {
     json!({
@@ -75,13 +101,15 @@ pub fn trust_policy() -> Value {
 /// since its event, and the handler could not tell a late event from a
 /// missing permission; `s3:AbortMultipartUpload` because a failed multipart
 /// copy must not leave billed parts behind. Copies always take the current
-/// object, so no `s3:GetObjectVersion*`.
+/// object, so no `s3:GetObjectVersion*`. `sqs:SendMessage` on the failure
+/// queue is how Lambda delivers a failed event there.
 pub fn role_policy(
     scope: &Scope,
     source: &str,
     destination: &str,
     key_prefix: Option<&str>,
     function: &str,
+    failure_queue: &str,
     replicate_deletes: bool,
 ) -> Value {
     let log_group = scope.log_group_arn(function);
@@ -119,6 +147,12 @@ pub fn role_policy(
             "Resource": destination_objects
         }));
     }
+    statements.push(json!({
+        "Sid": "SendFailedEventsToQueue",
+        "Effect": "Allow",
+        "Action": "sqs:SendMessage",
+        "Resource": scope.queue_arn(failure_queue)
+    }));
     statements.push(json!({
         "Sid": "WriteOwnLogs",
         "Effect": "Allow",
@@ -189,6 +223,8 @@ mod tests {
               {"Sid":"WriteDestinationObjects","Effect":"Allow",
                "Action":["s3:PutObject","s3:PutObjectTagging","s3:AbortMultipartUpload"],
                "Resource":"arn:aws:s3:::photos.eu/*"},
+              {"Sid":"SendFailedEventsToQueue","Effect":"Allow","Action":"sqs:SendMessage",
+               "Resource":"arn:aws:sqs:eu-west-1:123456789012:photos-fanout-failures"},
               {"Sid":"WriteOwnLogs","Effect":"Allow",
                "Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents"],
                "Resource":["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/photos-eu-318a1688",
@@ -202,6 +238,7 @@ mod tests {
                 "photos.eu",
                 None,
                 "photos-eu-318a1688",
+                "photos-fanout-failures",
                 false
             ),
             expected
@@ -210,9 +247,9 @@ mod tests {
 
     #[test]
     fn only_replicating_deletes_allows_deleting_and_only_in_the_destination() {
-        let without = role_policy(&scope(), "src", "dst", None, "dst", false).to_string();
+        let without = role_policy(&scope(), "src", "dst", None, "dst", "q", false).to_string();
         assert!(!without.contains("s3:DeleteObject"), "{without}");
-        let with = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", true);
+        let with = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", "q", true);
         let deletes: Vec<&Value> = with["Statement"]
             .as_array()
             .unwrap()
@@ -230,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_destination_key_prefix_narrows_every_write_to_it() {
-        let policy = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", false);
+        let policy = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", "q", false);
         let writes = &policy["Statement"][2];
         assert_eq!(writes["Sid"], "WriteDestinationObjects");
         assert_eq!(writes["Resource"], "arn:aws:s3:::dst/backup/*");
@@ -245,8 +282,12 @@ mod tests {
         let documents = [
             topic_policy(&scope(), "arn:aws:sns:eu-west-1:123456789012:t", "src"),
             trust_policy(),
-            role_policy(&scope(), "src", "dst", None, "dst", false),
-            role_policy(&scope(), "src", "dst", Some("b/"), "dst", true),
+            role_policy(&scope(), "src", "dst", None, "dst", "q", false),
+            role_policy(&scope(), "src", "dst", Some("b/"), "dst", "q", true),
+            queue_policy(
+                "arn:aws:sqs:eu-west-1:123456789012:q",
+                &["arn:aws:iam::123456789012:role/s3fan-dst".to_owned()],
+            ),
         ];
         for document in documents {
             let text = document.to_string();
@@ -255,6 +296,33 @@ mod tests {
             assert!(!text.contains(r#""Resource":"*""#), "{text}");
             assert!(!text.contains(":*:*"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_failure_queue_admits_only_the_function_roles() {
+        let arn = scope().queue_arn("photos-fanout-failures");
+        assert_eq!(
+            arn,
+            "arn:aws:sqs:eu-west-1:123456789012:photos-fanout-failures"
+        );
+        let roles = [
+            "arn:aws:iam::123456789012:role/s3fan-b".to_owned(),
+            "arn:aws:iam::123456789012:role/s3fan-a".to_owned(),
+        ];
+        let expected: Value = serde_json::from_str(
+            r#"{"Version":"2012-10-17","Id":"s3fan-failure-queue-policy","Statement":[{
+                "Sid":"FunctionsSendFailedEvents","Effect":"Allow",
+                "Principal":{"AWS":["arn:aws:iam::123456789012:role/s3fan-a",
+                                    "arn:aws:iam::123456789012:role/s3fan-b"]},
+                "Action":"sqs:SendMessage",
+                "Resource":"arn:aws:sqs:eu-west-1:123456789012:photos-fanout-failures"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            queue_policy(&arn, &roles),
+            expected,
+            "sorted: stable across runs"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::names::{ROLE_POLICY_NAME, function_name, role_name};
+use super::names::{ROLE_POLICY_NAME, failure_queue_name, function_name, role_name};
 use super::plan::{Action, Change, Kind};
 use super::policy::{decode_iam_document, role_policy, trust_policy};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -72,6 +72,7 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
         destination,
         ctx.spec.key_prefix(destination),
         &function_name(destination),
+        &failure_queue_name(&ctx.spec.source),
         ctx.spec.replicate_deletes,
     )
 }

@@ -12,6 +12,9 @@ pub const CONFIG_FILE: &str = "s3fan.toml";
 pub const DEFAULT_MEMORY_MB: i32 = 128;
 /// As in the original post.
 pub const DEFAULT_TIMEOUT_SECONDS: i32 = 300;
+/// Lambda's own defaults for asynchronous invocations.
+pub const DEFAULT_RETRY_ATTEMPTS: i32 = 2;
+pub const DEFAULT_MAX_EVENT_AGE_SECONDS: i32 = 21_600;
 
 /// `s3fan.toml`. Unknown keys are an error, so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +30,8 @@ pub struct FileConfig {
     pub suffix: Option<String>,
     pub replicate_deletes: Option<bool>,
     pub metrics: Option<bool>,
+    pub retry_attempts: Option<i32>,
+    pub max_event_age: Option<i32>,
     pub tags: Option<BTreeMap<String, String>>,
 }
 
@@ -43,6 +48,8 @@ pub struct Flags {
     pub suffix: Option<String>,
     pub replicate_deletes: bool,
     pub metrics: bool,
+    pub retry_attempts: Option<i32>,
+    pub max_event_age: Option<i32>,
     pub tags: Vec<String>,
 }
 
@@ -61,6 +68,11 @@ pub struct Spec {
     pub replicate_deletes: bool,
     /// Opt-in: the handler also writes CloudWatch metrics (EMF).
     pub metrics: bool,
+    /// Lambda's retries of a failed asynchronous invocation (0 to 2) before
+    /// the event goes to the failure queue.
+    pub retry_attempts: i32,
+    /// How long Lambda keeps trying an event, in seconds (60 to 21,600).
+    pub max_event_age: i32,
     pub tags: BTreeMap<String, String>,
     /// `--dest DST:PREFIX`: the destinations whose copies go under a key prefix.
     pub key_prefixes: BTreeMap<String, String>,
@@ -135,6 +147,10 @@ pub enum SpecError {
     Memory(i32),
     #[error("--timeout {0} is outside Lambda's range: give 1 to 900 (seconds)")]
     Timeout(i32),
+    #[error("--retry-attempts {0} is outside Lambda's range: give 0 to 2")]
+    RetryAttempts(i32),
+    #[error("--max-event-age {0} is outside Lambda's range: give 60 to 21600 (seconds)")]
+    MaxEventAge(i32),
     #[error("--tag {0:?} is not KEY=VALUE: write it as --tag team=media")]
     Tag(String),
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
@@ -202,6 +218,14 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
         suffix: flags.suffix.or(file.suffix).filter(|s| !s.is_empty()),
         replicate_deletes: flags.replicate_deletes || file.replicate_deletes.unwrap_or(false),
         metrics: flags.metrics || file.metrics.unwrap_or(false),
+        retry_attempts: flags
+            .retry_attempts
+            .or(file.retry_attempts)
+            .unwrap_or(DEFAULT_RETRY_ATTEMPTS),
+        max_event_age: flags
+            .max_event_age
+            .or(file.max_event_age)
+            .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECONDS),
         tags,
         key_prefixes,
     };
@@ -230,6 +254,12 @@ impl Spec {
         }
         if !(1..=900).contains(&self.timeout) {
             return Err(SpecError::Timeout(self.timeout));
+        }
+        if !(0..=2).contains(&self.retry_attempts) {
+            return Err(SpecError::RetryAttempts(self.retry_attempts));
+        }
+        if !(60..=21_600).contains(&self.max_event_age) {
+            return Err(SpecError::MaxEventAge(self.max_event_age));
         }
         Ok(())
     }
@@ -342,6 +372,12 @@ mod tests {
         let mut bad_memory = flags("src", &["dst1"]);
         bad_memory.memory = Some(64);
         assert!(refuse(bad_memory).contains("128 to 10240"));
+        let mut bad_retries = flags("src", &["dst1"]);
+        bad_retries.retry_attempts = Some(3);
+        assert!(refuse(bad_retries).contains("--retry-attempts 3"));
+        let mut bad_age = flags("src", &["dst1"]);
+        bad_age.max_event_age = Some(59);
+        assert!(refuse(bad_age).contains("60 to 21600"));
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl LocalAws {
             sns: aws_sdk_sns::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
         }
     }
 
@@ -255,6 +256,7 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// A name no other test uses, valid as a bucket name when `prefix` is.

@@ -10,7 +10,7 @@ the real ``bootstrap`` with the environment Lambda would give it (plus
 answered. PutObject -> S3 notification -> SNS -> N functions -> CopyObject
 therefore runs our release binary for real.
 
-Three more things make moto behave like AWS where s3fan depends on it:
+Four more things make moto behave like AWS where s3fan depends on it:
 
 * S3 notifications are delivered *after* the request that caused them has
   been answered, from a delivery thread. moto sends them from inside
@@ -18,6 +18,10 @@ Three more things make moto behave like AWS where s3fan depends on it:
   made inside the event would come out bare.
 * SNS -> Lambda deliveries go through the same delivery thread, as the
   asynchronous invocations they are in AWS.
+* SNS -> Lambda invocations are asynchronous as in AWS: a failed one is
+  retried ``MaximumRetryAttempts`` times (at once), then its invocation
+  record goes to the function's ``OnFailure`` SQS destination. A second
+  PutFunctionEventInvokeConfig replaces the first, as in AWS.
 * ``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy is
   honoured (412 PreconditionFailed when the source's ETag differs); moto
   ignores it, and s3fan's ordering rule rests on it.
@@ -59,6 +63,7 @@ import moto.awslambda.models as lambda_models
 import moto.s3.notifications as s3_notifications
 import moto.s3.responses as s3_responses
 from moto.s3.models import s3_backends
+from moto.sqs.models import sqs_backends
 from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -122,14 +127,100 @@ def deferring(name):
 for _name in ("_send_sns_message", "_send_sqs_message", "_invoke_awslambda"):
     setattr(s3_notifications, _name, deferring(_name))
 
-_original_send_sns_message = lambda_models.LambdaBackend.send_sns_message
-
-
-def _deferred_send_sns_message(self, *args, **kwargs):
-    defer("sns->lambda", lambda: _original_send_sns_message(self, *args, **kwargs))
+def _deferred_send_sns_message(self, function_name, message, subject=None, qualifier=None):
+    defer(
+        "sns->lambda",
+        lambda: invoke_async(self, function_name, sns_event(message, subject), qualifier),
+    )
 
 
 lambda_models.LambdaBackend.send_sns_message = _deferred_send_sns_message
+
+
+def sns_event(message, subject):
+    """The event SNS gives a subscribed function (moto's shape, real times)."""
+    return {
+        "Records": [
+            {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": "arn:aws:sns:EXAMPLE",
+                "EventSource": "aws:sns",
+                "Sns": {
+                    "SignatureVersion": "1",
+                    "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "EXAMPLE",
+                    "MessageId": str(uuid.uuid4()),
+                    "Message": message,
+                    "MessageAttributes": {},
+                    "Type": "Notification",
+                    "UnsubscribeUrl": "EXAMPLE",
+                    "TopicArn": "arn:aws:sns:EXAMPLE",
+                    "Subject": subject or "TestInvoke",
+                },
+            }
+        ]
+    }
+
+
+def invoke_async(backend, function_name, event, qualifier=None):
+    """An asynchronous invocation as Lambda makes it: on an error, retried
+    MaximumRetryAttempts times (default 2; at once here, not after minutes),
+    then, with an OnFailure destination, an invocation record sent there."""
+    function = backend._lambdas.get_function_by_name_or_arn_with_qualifier(
+        function_name, qualifier
+    )
+    config = function.event_invoke_config[-1].config if function.event_invoke_config else {}
+    attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+    body = json.dumps(event)
+    for _ in range(attempts):
+        result, is_error, _logs = run_bootstrap(function, body)
+        if not is_error:
+            return
+    destination = (config.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+    if destination:
+        send_failure_record(function, destination, event, result, attempts)
+
+
+def send_failure_record(function, destination, event, result, attempts):
+    """Lambda's invocation record, to an SQS on-failure destination."""
+    try:
+        response = json.loads(result)
+    except (TypeError, ValueError):
+        response = {"errorMessage": str(result)}
+    record = {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{function.function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": response,
+    }
+    _, _, _, region, account, queue_name = destination.split(":", 5)
+    sqs_backends[account][region].send_message(queue_name, json.dumps(record))
+    log(f"failed event of {function.function_name} sent to {queue_name}")
+
+
+def _put_function_event_invoke_config(self, function_name, config):
+    """Lambda replaces a function's settings; moto 5.2 appends a second set
+    and keeps answering with the first."""
+    function = self.get_function(function_name)
+    function.event_invoke_config = [
+        lambda_models.EventInvokeConfig(function.function_arn, function.last_modified, config)
+    ]
+    return function.event_invoke_config[0].response()
+
+
+lambda_models.LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
 
 
 class HarnessApp:

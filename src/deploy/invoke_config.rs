@@ -1,0 +1,110 @@
+//! Each function's asynchronous invocation settings: how often Lambda
+//! retries a failed event, for how long, and the failure queue as its
+//! on-failure destination (the original lost an event after the retries).
+
+use super::names::function_name;
+use super::plan::{Action, Change, Kind};
+use super::{Context, DeployError, aws_failure, is_code};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    Absent,
+    Present {
+        retry_attempts: Option<i32>,
+        max_event_age: Option<i32>,
+        on_failure: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Nothing,
+    Put,
+}
+
+pub async fn observe(ctx: &Context, function: &str) -> Result<Observed, DeployError> {
+    match ctx
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Observed::Present {
+            retry_attempts: out.maximum_retry_attempts,
+            max_event_age: out.maximum_event_age_in_seconds,
+            on_failure: out
+                .destination_config
+                .and_then(|d| d.on_failure)
+                .and_then(|f| f.destination),
+        }),
+        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(Observed::Absent),
+        Err(err) => Err(aws_failure(
+            format!(
+                "cannot read the asynchronous invocation settings of Lambda function {function}"
+            ),
+            &err,
+        )),
+    }
+}
+
+fn desired(ctx: &Context) -> Observed {
+    Observed::Present {
+        retry_attempts: Some(ctx.spec.retry_attempts),
+        max_event_age: Some(ctx.spec.max_event_age),
+        on_failure: Some(ctx.failure_queue_arn()),
+    }
+}
+
+pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
+    let (action, op) = match observed {
+        Observed::Absent => (Action::Create, Op::Put),
+        present if *present != desired(ctx) => (Action::Update, Op::Put),
+        _ => (Action::Unchanged, Op::Nothing),
+    };
+    Change {
+        kind: Kind::InvokeConfig,
+        name: function_name(destination),
+        destination: Some(destination.to_owned()),
+        action,
+        detail: if op == Op::Put {
+            format!(
+                "{} retries, {} s, then the failure queue",
+                ctx.spec.retry_attempts, ctx.spec.max_event_age
+            )
+        } else {
+            String::new()
+        },
+        op,
+    }
+}
+
+pub async fn apply(ctx: &Context, function: &str, op: Op) -> Result<(), DeployError> {
+    if op == Op::Nothing {
+        return Ok(());
+    }
+    use aws_sdk_lambda::types::{DestinationConfig, OnFailure};
+    ctx.lambda
+        .put_function_event_invoke_config()
+        .function_name(function)
+        .maximum_retry_attempts(ctx.spec.retry_attempts)
+        .maximum_event_age_in_seconds(ctx.spec.max_event_age)
+        .destination_config(
+            DestinationConfig::builder()
+                .on_failure(
+                    OnFailure::builder()
+                        .destination(ctx.failure_queue_arn())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            aws_failure(
+                format!("cannot set the failure queue of Lambda function {function}"),
+                &err,
+            )
+        })
+}

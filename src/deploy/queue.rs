@@ -1,0 +1,223 @@
+//! The SQS queue `SRC-fanout-failures`: each function's on-failure
+//! destination for asynchronous invocations, so an event that failed every
+//! retry is kept (for `s3fan failures` and `s3fan retry`) instead of lost.
+//!
+//! Its policy names the function roles, and IAM refuses a policy naming a
+//! role that does not exist yet: the queue is created in the first stage,
+//! and its policy is set after the destinations' roles.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+
+use super::names::{failure_queue_name, role_name};
+use super::plan::{Action, Change, Kind};
+use super::policy::{decode_iam_document, queue_policy};
+use super::{Context, DeployError, aws_failure, is_code};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    Absent,
+    Present {
+        url: String,
+        policy: Option<Value>,
+        /// Failed events waiting (visible or in flight).
+        messages: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Nothing,
+    Create,
+    SetPolicy,
+    Delete,
+}
+
+/// How long a failed event is kept: SQS's maximum, 14 days.
+const RETENTION_SECONDS: &str = "1209600";
+
+pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
+    let name = failure_queue_name(&ctx.spec.source);
+    let url = match ctx.sqs.get_queue_url().queue_name(&name).send().await {
+        Ok(out) => out.queue_url.unwrap_or_default(),
+        Err(err)
+            if is_code(
+                &err,
+                &[
+                    "AWS.SimpleQueueService.NonExistentQueue",
+                    "QueueDoesNotExist",
+                ],
+            ) =>
+        {
+            return Ok(Observed::Absent);
+        }
+        Err(err) => return Err(aws_failure(format!("cannot find SQS queue {name}"), &err)),
+    };
+    let attributes = ctx
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::Policy)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|err| aws_failure(format!("cannot read SQS queue {name}"), &err))?;
+    let attributes = attributes.attributes();
+    let get = |name: QueueAttributeName| attributes.and_then(|a| a.get(&name));
+    let count = |name| get(name).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    Ok(Observed::Present {
+        policy: get(QueueAttributeName::Policy).and_then(|p| decode_iam_document(p)),
+        messages: count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        url,
+    })
+}
+
+pub fn desired_policy(ctx: &Context) -> Value {
+    let roles: Vec<String> = ctx
+        .spec
+        .destinations
+        .iter()
+        .map(|destination| ctx.scope.role_arn(&role_name(destination)))
+        .collect();
+    queue_policy(&ctx.failure_queue_arn(), &roles)
+}
+
+fn change(ctx: &Context, action: Action, detail: &str, op: Op) -> Change<Op> {
+    Change {
+        kind: Kind::Queue,
+        name: failure_queue_name(&ctx.spec.source),
+        destination: None,
+        action,
+        detail: detail.to_owned(),
+        op,
+    }
+}
+
+/// First stage: the queue exists before any function names it.
+pub fn plan(ctx: &Context, observed: &Observed) -> Change<Op> {
+    match observed {
+        Observed::Absent => change(ctx, Action::Create, "", Op::Create),
+        Observed::Present { .. } => change(ctx, Action::Unchanged, "", Op::Nothing),
+    }
+}
+
+/// After the roles: the policy names exactly this fan-out's roles.
+pub fn plan_policy(ctx: &Context, observed: &Observed) -> Change<Op> {
+    let wanted = desired_policy(ctx);
+    let (action, op) = match observed {
+        Observed::Present {
+            policy: Some(policy),
+            ..
+        } if *policy == wanted => (Action::Unchanged, Op::Nothing),
+        Observed::Present {
+            policy: Some(_), ..
+        } => (Action::Update, Op::SetPolicy),
+        _ => (Action::Create, Op::SetPolicy),
+    };
+    Change {
+        kind: Kind::QueuePolicy,
+        name: failure_queue_name(&ctx.spec.source),
+        destination: None,
+        action,
+        detail: String::new(),
+        op,
+    }
+}
+
+/// `destroy` removes the queue only when no failed event is left in it:
+/// deleting it would lose them.
+pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
+    match observed {
+        Observed::Present { messages, .. } if *messages > 0 => change(
+            ctx,
+            Action::Unchanged,
+            &format!(
+                "kept: {messages} failed events in it; `s3fan retry` them, or delete the queue \
+                 yourself to drop them"
+            ),
+            Op::Nothing,
+        ),
+        Observed::Present { .. } => change(ctx, Action::Delete, "", Op::Delete),
+        Observed::Absent => change(ctx, Action::Unchanged, "already gone", Op::Nothing),
+    }
+}
+
+pub async fn apply(ctx: &Context, op: Op) -> Result<(), DeployError> {
+    let name = failure_queue_name(&ctx.spec.source);
+    match op {
+        Op::Nothing => Ok(()),
+        Op::Create => {
+            let mut create = ctx.sqs.create_queue().queue_name(&name).attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                RETENTION_SECONDS,
+            );
+            for (key, value) in ctx.tags(None) {
+                create = create.tags(key, value);
+            }
+            create
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| aws_failure(format!("cannot create SQS queue {name}"), &err))
+        }
+        Op::SetPolicy => set_policy(ctx, &name).await,
+        Op::Delete => {
+            let url = queue_url(ctx, &name).await?;
+            ctx.sqs
+                .delete_queue()
+                .queue_url(url)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| aws_failure(format!("cannot delete SQS queue {name}"), &err))
+        }
+    }
+}
+
+async fn queue_url(ctx: &Context, name: &str) -> Result<String, DeployError> {
+    ctx.sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|err| aws_failure(format!("cannot find SQS queue {name}"), &err))
+        .map(|out| out.queue_url.unwrap_or_default())
+}
+
+/// A role made moments ago may not yet be accepted as a principal: retried
+/// for up to a minute, as function creation is.
+async fn set_policy(ctx: &Context, name: &str) -> Result<(), DeployError> {
+    let url = queue_url(ctx, name).await?;
+    let policy = desired_policy(ctx).to_string();
+    let mut wait = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    loop {
+        let result = ctx
+            .sqs
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(QueueAttributeName::Policy, &policy)
+            .send()
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            Err(err)
+                if is_code(&err, &["InvalidAttributeValue"])
+                    && started.elapsed() < Duration::from_secs(60) =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => {
+                return Err(aws_failure(
+                    format!("cannot set the policy of SQS queue {name}"),
+                    &err,
+                ));
+            }
+        }
+    }
+}

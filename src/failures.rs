@@ -1,0 +1,439 @@
+//! `s3fan failures` and `s3fan retry`: the events that failed every one of
+//! Lambda's retries. Deploy makes the queue `SRC-fanout-failures` each
+//! function's on-failure destination, so such an event is kept there (14
+//! days) with the error, instead of vanishing as in the original.
+//! `retry` replays each through the handler's own planning and copy code and
+//! deletes a message only once everything it asked for is done.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::Message;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::deploy::inventory::{self, Edge};
+use crate::deploy::spec::Spec;
+use crate::deploy::{Context, DeployError, aws_failure};
+use crate::handler::copy::{self, CopySettings, DeleteOutcome};
+use crate::handler::event::{Notice, parse_invocation};
+use crate::handler::plan::{Step, Target, plan};
+
+/// What Lambda sends to an on-failure destination, as far as s3fan needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The function whose invocation failed.
+    pub function: String,
+    /// `RetriesExhausted` or `EventAgeExceeded`.
+    pub condition: String,
+    /// The function's last error message.
+    pub error: String,
+    /// The event the function was invoked with.
+    pub payload: Value,
+}
+
+/// Parses one message body: Lambda's invocation record.
+pub fn parse_record(body: &str) -> Result<Record, String> {
+    let record: Value =
+        serde_json::from_str(body).map_err(|err| format!("the message is not JSON: {err}"))?;
+    let context = &record["requestContext"];
+    let function = context["functionArn"]
+        .as_str()
+        .and_then(|arn| arn.split(':').nth(6))
+        .filter(|name| !name.is_empty())
+        .ok_or("the message names no function (requestContext.functionArn)")?;
+    let payload = record
+        .get("requestPayload")
+        .cloned()
+        .filter(|p| !p.is_null())
+        .ok_or("the message carries no event (requestPayload)")?;
+    let condition = context["condition"].as_str().unwrap_or("").to_owned();
+    let response = &record["responsePayload"];
+    let error = match (
+        response["errorType"].as_str(),
+        response["errorMessage"].as_str(),
+    ) {
+        (Some(kind), Some(message)) => format!("{kind}: {message}"),
+        (None, Some(message)) => message.to_owned(),
+        _ => condition.clone(),
+    };
+    Ok(Record {
+        function: function.to_owned(),
+        condition,
+        error,
+        payload,
+    })
+}
+
+/// The objects an event names, as `s3://bucket/key`.
+fn objects(payload: &Value) -> Vec<String> {
+    parse_invocation(payload)
+        .map(|notices| {
+            notices
+                .into_iter()
+                .filter_map(|notice| match notice {
+                    Notice::Object(event) => Some(format!("s3://{}/{}", event.bucket, event.key)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedEvent {
+    pub message_id: String,
+    pub function: String,
+    /// `s3://bucket/` (and key prefix) of the function's destination, when
+    /// the function is still deployed.
+    pub destination: Option<String>,
+    pub objects: Vec<String>,
+    pub condition: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailuresReport {
+    pub source: String,
+    pub queue: String,
+    pub events: Vec<FailedEvent>,
+}
+
+impl FailuresReport {
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan failures: s3://{} ({} failed events in {})\n",
+            self.source,
+            self.events.len(),
+            self.queue
+        );
+        for event in &self.events {
+            out.push_str(&format!(
+                "  {} -> {}: {}\n",
+                if event.objects.is_empty() {
+                    "(no objects)".to_owned()
+                } else {
+                    event.objects.join(", ")
+                },
+                event
+                    .destination
+                    .as_deref()
+                    .unwrap_or(&format!("function {} (no longer deployed)", event.function)),
+                event.error
+            ));
+        }
+        if !self.events.is_empty() {
+            out.push_str("`s3fan retry` copies them again, once the cause is fixed\n");
+        }
+        out
+    }
+}
+
+/// Where the failure queue is, and which function copies where.
+struct Queue {
+    ctx: Context,
+    url: String,
+    name: String,
+    functions: HashMap<String, Edge>,
+}
+
+async fn open(spec: Spec) -> Result<Queue, DeployError> {
+    let ctx = Context::connect(spec, None).await?;
+    let name = crate::deploy::names::failure_queue_name(&ctx.spec.source);
+    let url = ctx
+        .sqs
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await
+        .map_err(|err| {
+            aws_failure(
+                format!(
+                    "cannot find the failure queue {name} (s3fan deploy makes it; was the fan-out \
+                     of {} deployed?)",
+                    ctx.spec.source
+                ),
+                &err,
+            )
+        })?
+        .queue_url
+        .unwrap_or_default();
+    let functions = inventory::list(&ctx)
+        .await?
+        .into_iter()
+        .filter(|edge| edge.source == ctx.spec.source)
+        .map(|edge| (edge.function.clone(), edge))
+        .collect();
+    Ok(Queue {
+        ctx,
+        url,
+        name,
+        functions,
+    })
+}
+
+impl Queue {
+    async fn receive(&self, visibility: Duration) -> Result<Vec<Message>, DeployError> {
+        self.ctx
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map(|out| out.messages.unwrap_or_default())
+            .map_err(|err| aws_failure(format!("cannot read SQS queue {}", self.name), &err))
+    }
+
+    fn destination(&self, function: &str) -> Option<String> {
+        self.functions.get(function).map(|edge| {
+            format!(
+                "s3://{}/{}",
+                edge.destination,
+                edge.key_prefix.as_deref().unwrap_or("")
+            )
+        })
+    }
+}
+
+/// `s3fan failures`: lists without consuming (messages are received with no
+/// visibility timeout, so they stay where they are).
+pub async fn failures(spec: Spec) -> Result<FailuresReport, DeployError> {
+    let queue = open(spec).await?;
+    let mut events: Vec<FailedEvent> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // SQS answers from a sample of its servers: read until a few rounds in a
+    // row bring nothing new.
+    let mut quiet_rounds = 0;
+    while quiet_rounds < 3 {
+        let messages = queue.receive(Duration::ZERO).await?;
+        let before = events.len();
+        for message in messages {
+            let id = message.message_id().unwrap_or_default().to_owned();
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            events.push(match parse_record(message.body().unwrap_or_default()) {
+                Ok(record) => FailedEvent {
+                    message_id: id,
+                    destination: queue.destination(&record.function),
+                    objects: objects(&record.payload),
+                    function: record.function,
+                    condition: record.condition,
+                    error: record.error,
+                },
+                Err(reason) => FailedEvent {
+                    message_id: id,
+                    function: String::new(),
+                    destination: None,
+                    objects: Vec::new(),
+                    condition: "Unreadable".into(),
+                    error: format!("not a Lambda failure record: {reason}"),
+                },
+            });
+        }
+        quiet_rounds = if events.len() == before {
+            quiet_rounds + 1
+        } else {
+            0
+        };
+    }
+    Ok(FailuresReport {
+        source: queue.ctx.spec.source.clone(),
+        queue: queue.name.clone(),
+        events,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct RetriedEvent {
+    pub message_id: String,
+    pub objects: Vec<String>,
+    /// `delivered` (message deleted) or `kept`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RetryReport {
+    pub ok: bool,
+    pub source: String,
+    pub delivered: usize,
+    pub kept: usize,
+    pub events: Vec<RetriedEvent>,
+}
+
+impl RetryReport {
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan retry: s3://{}: {} delivered, {} kept in the queue\n",
+            self.source, self.delivered, self.kept
+        );
+        for event in self.events.iter().filter(|e| e.outcome == "kept") {
+            out.push_str(&format!(
+                "  kept {}: {}\n",
+                event.objects.join(", "),
+                event.error.as_deref().unwrap_or("")
+            ));
+        }
+        out
+    }
+}
+
+/// How long a message being retried stays hidden: a copy's worst case.
+const RETRY_VISIBILITY: Duration = Duration::from_secs(900);
+
+/// `s3fan retry`: every message once; deleted only when its copies are done.
+pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, DeployError> {
+    let queue = open(spec).await?;
+    let mut events = Vec::new();
+    loop {
+        let messages = queue.receive(RETRY_VISIBILITY).await?;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let message_id = message.message_id().unwrap_or_default().to_owned();
+            let (objects, result) = match parse_record(message.body().unwrap_or_default()) {
+                Ok(record) => (
+                    objects(&record.payload),
+                    replay(&queue, &record, &settings).await,
+                ),
+                Err(reason) => (
+                    Vec::new(),
+                    Err(format!("not a Lambda failure record: {reason}")),
+                ),
+            };
+            let error = match result {
+                Ok(()) => queue
+                    .ctx
+                    .sqs
+                    .delete_message()
+                    .queue_url(&queue.url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .err()
+                    .map(|err| {
+                        aws_failure(
+                            "copied, but cannot delete the message (it will be retried again)",
+                            &err,
+                        )
+                        .0
+                    }),
+                Err(error) => Some(error),
+            };
+            events.push(RetriedEvent {
+                message_id,
+                objects,
+                outcome: if error.is_none() { "delivered" } else { "kept" },
+                error,
+            });
+        }
+    }
+    let delivered = events.iter().filter(|e| e.outcome == "delivered").count();
+    Ok(RetryReport {
+        ok: delivered == events.len(),
+        source: queue.ctx.spec.source.clone(),
+        delivered,
+        kept: events.len() - delivered,
+        events,
+    })
+}
+
+/// The handler's own work for one failed event, run here.
+async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Result<(), String> {
+    let edge = queue.functions.get(&record.function).ok_or_else(|| {
+        format!(
+            "function {} is no longer deployed for this source: its destination is unknown; \
+             the message is kept",
+            record.function
+        )
+    })?;
+    let target = Target {
+        bucket: edge.destination.clone(),
+        prefix: edge.filter_prefix.clone(),
+        suffix: edge.filter_suffix.clone(),
+        replicate_deletes: edge.replicate_deletes,
+        key_prefix: edge.key_prefix.clone(),
+    };
+    let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
+    let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;
+    let mut failures = Vec::new();
+    for step in plan(notices, &target) {
+        let failure = match step {
+            Step::Copy(request) => copy::copy(&queue.ctx.s3, settings, &request, deadline)
+                .await
+                .err()
+                .map(|f| f.to_string()),
+            Step::Delete(request) => match copy::delete_object(&queue.ctx.s3, &request).await {
+                Ok(DeleteOutcome::Deleted | DeleteOutcome::SourceRecreated) => None,
+                Err(f) => Some(f.to_string()),
+            },
+            Step::Skip { .. } => None,
+            Step::Refuse { notice, reason } => Some(format!("{notice}: {reason}")),
+        };
+        failures.extend(failure);
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As Lambda documents it (AWS Lambda Developer Guide, "Invocation record").
+    const RECORD: &str = r#"{
+        "version": "1.0",
+        "timestamp": "2019-11-14T18:16:05.568Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
+            "functionArn": "arn:aws:lambda:us-east-2:123456789012:function:photos-backup:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "photos"}, "object": {"key": "a+b/%C3%A9.jpg", "size": 3}}}]},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "S3fan.ReplicationFailed",
+            "errorMessage": "1 of 1 records failed: NoSuchBucket"}
+    }"#;
+
+    #[test]
+    fn a_lambda_failure_record_names_function_objects_and_error() {
+        let record = parse_record(RECORD).unwrap();
+        assert_eq!(record.function, "photos-backup");
+        assert_eq!(record.condition, "RetriesExhausted");
+        assert_eq!(
+            record.error,
+            "S3fan.ReplicationFailed: 1 of 1 records failed: NoSuchBucket"
+        );
+        assert_eq!(objects(&record.payload), ["s3://photos/a b/é.jpg"]);
+    }
+
+    #[test]
+    fn an_unusable_message_says_what_it_lacks() {
+        assert!(parse_record("not json").unwrap_err().contains("not JSON"));
+        assert!(
+            parse_record(r#"{"requestContext": {}, "requestPayload": {}}"#)
+                .unwrap_err()
+                .contains("functionArn")
+        );
+        let no_payload = r#"{"requestContext": {"functionArn": "arn:aws:lambda:r:1:function:f"}}"#;
+        assert!(
+            parse_record(no_payload)
+                .unwrap_err()
+                .contains("requestPayload")
+        );
+        let age = r#"{"requestContext": {"functionArn": "arn:aws:lambda:r:1:function:f",
+            "condition": "EventAgeExceeded"}, "requestPayload": {"Records": []}}"#;
+        assert_eq!(parse_record(age).unwrap().error, "EventAgeExceeded");
+    }
+}
