@@ -164,6 +164,10 @@ struct BackfillArgs {
     /// List what would be copied and copy nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Copy on Lambda: publish the objects to copy to the fan-out's topic,
+    /// as S3 events, and let the deployed functions copy them.
+    #[arg(long)]
+    via_lambda: bool,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -352,7 +356,18 @@ async fn backfill_command(args: BackfillArgs) -> Printed {
     let spec = target_spec(args.source, args.dest, &args.aws)?;
     // The same variables tune the copies here as in the function.
     let settings = CopySettings::from_env(|name| std::env::var(name).ok())?;
+    let via_lambda = args.via_lambda;
+    if via_lambda && !spec.destinations.is_empty() {
+        return Err(
+            "--via-lambda copies with the deployed functions, to every deployed destination:              drop --dest"
+                .into(),
+        );
+    }
     let fanout = sync::connect(spec, args.prefix).await.map_err(explain)?;
+    if via_lambda {
+        let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
+        return print(&report, report.render_text(), report.ok, args.aws.output);
+    }
     let options = sync::backfill::Options {
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,

@@ -474,3 +474,157 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
         .await;
     assert_eq!(status.json()["failed_events"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_via_lambda_publishes_s3_events_that_the_functions_copy() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-bf-lambda");
+    let (plain, prefixed) = (unique("dst-bf-lambda"), unique("dst-bf-lambda-kp"));
+    for bucket in [&source, &plain, &prefixed] {
+        clients.create_bucket(bucket).await;
+    }
+    // 150 objects from before the deploy: two messages of at most 100 records.
+    let keys = fill(&clients, &source, 150).await;
+    let under_prefix = format!("{prefixed}:bk/");
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &plain,
+                "--dest",
+                &under_prefix,
+            ],
+        )
+        .await,
+    );
+    aws.drain(); // the TestEvent deploy's notification sends
+    let invocations_before = aws.invocations().len();
+
+    let dry = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--via-lambda",
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&dry);
+    assert_eq!(
+        (&dry.json()["objects"], &dry.json()["messages"]),
+        (&json!(150), &json!(2))
+    );
+    aws.drain();
+    assert_eq!(
+        aws.invocations().len(),
+        invocations_before,
+        "a dry run publishes nothing"
+    );
+
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--via-lambda",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    let report = run.json();
+    assert_eq!(
+        (&report["objects"], &report["messages"]),
+        (&json!(150), &json!(2)),
+        "{report}"
+    );
+    let writes = writes_by(&key);
+    assert!(
+        writes.iter().all(|w| w.contains("Publish")),
+        "the local process only publishes: {writes:?}"
+    );
+    aws.drain();
+    // Two messages, each to two functions: the copying ran on Lambda.
+    let copying: Vec<_> = aws.invocations()[invocations_before..]
+        .iter()
+        .filter(|i| !i.is_error)
+        .map(|i| i.function.clone())
+        .collect();
+    assert_eq!(copying.len(), 4, "{copying:?}");
+    let verify = aws
+        .s3fan(
+            &access_key(),
+            &["verify", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_ok(&verify);
+    let sample = &keys[77];
+    assert!(
+        clients
+            .get(&prefixed, &format!("bk/{sample}"))
+            .await
+            .is_some()
+    );
+
+    // Once every destination has everything, there is nothing to publish.
+    clients
+        .s3
+        .delete_object()
+        .bucket(&plain)
+        .key(sample)
+        .send()
+        .await
+        .expect("delete a copy");
+    let again = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--via-lambda",
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&again);
+    assert_eq!(
+        again.json()["objects"],
+        1,
+        "only the object one destination lacks"
+    );
+    aws.drain();
+    assert!(clients.get(&plain, sample).await.is_some());
+
+    // --dest makes no sense with it: the functions decide the destinations.
+    let refused = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--dest",
+                &plain,
+                "--via-lambda",
+            ],
+        )
+        .await;
+    assert!(!refused.success);
+    assert!(refused.stderr.contains("drop --dest"), "{}", refused.stderr);
+}

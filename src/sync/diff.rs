@@ -102,6 +102,62 @@ where
     })
 }
 
+/// The source entries that at least one destination lacks or has
+/// otherwise, from one pass over every listing: each destination's listing
+/// is advanced alongside the source's, so only one entry of each is held.
+pub fn needed_anywhere<S, D, E>(
+    source: S,
+    destinations: Vec<D>,
+) -> impl Stream<Item = Result<Entry, E>>
+where
+    S: Stream<Item = Result<Entry, E>>,
+    D: Stream<Item = Result<Entry, E>>,
+{
+    let state = (
+        Box::pin(source),
+        destinations
+            .into_iter()
+            .map(|d| Box::pin(d.peekable()))
+            .collect::<Vec<_>>(),
+    );
+    stream::unfold(state, |(mut source, mut destinations)| async move {
+        loop {
+            let entry = match source.next().await? {
+                Ok(entry) => entry,
+                Err(err) => return Some((Err(err), (source, destinations))),
+            };
+            let mut needed = false;
+            for destination in &mut destinations {
+                // Past the keys only the destination has.
+                loop {
+                    match destination.as_mut().peek().await {
+                        Some(Ok(d)) if d.key < entry.key => {
+                            destination.next().await;
+                        }
+                        Some(Err(_)) => {
+                            if let Some(Err(err)) = destination.next().await {
+                                return Some((Err(err), (source, destinations)));
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                let same = match destination.as_mut().peek().await {
+                    Some(Ok(d)) if d.key == entry.key => match destination.next().await {
+                        Some(Ok(d)) => matches!(compare(entry.clone(), d), Verdict::Same { .. }),
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                needed |= !same;
+            }
+            if needed {
+                return Some((Ok(entry), (source, destinations)));
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +247,38 @@ mod tests {
         .try_collect()
         .await;
         assert_eq!(result, Err("page 2 failed".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn an_object_is_needed_when_any_destination_lacks_it_or_differs() {
+        let source = vec![
+            entry("a", 1, "e"),
+            entry("b", 1, "e"),
+            entry("c", 1, "e"),
+            entry("d", 1, "e"),
+        ];
+        let first = vec![
+            entry("0-extra", 1, "e"),
+            entry("a", 1, "e"),
+            entry("b", 1, "e"),
+            entry("c", 1, "e"),
+            entry("d", 2, "e"),
+        ];
+        let second = vec![
+            entry("a", 1, "e"),
+            entry("c", 1, "x"),
+            entry("d", 1, "e"),
+            entry("z", 1, "e"),
+        ];
+        let needed: Vec<String> =
+            needed_anywhere(listing(source), vec![listing(first), listing(second)])
+                .map_ok(|e| e.key)
+                .try_collect()
+                .await
+                .unwrap();
+        // a: everywhere; b: missing in the second; c: ETag differs in the
+        // second; d: size differs in the first.
+        assert_eq!(needed, ["b", "c", "d"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod diff;
 mod listing;
 mod progress;
 pub mod verify;
+pub mod via_lambda;
 
 use crate::deploy::spec::Spec;
 use crate::deploy::{Context, DeployError, adopt_deployed};
@@ -20,6 +21,10 @@ pub struct Fanout {
     pub filter: Filter,
     pub destinations: Vec<Destination>,
     pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    /// The fan-out's topic, which `backfill --via-lambda` publishes to.
+    pub topic_arn: String,
+    pub region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,28 +103,46 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
             .collect(),
         source: ctx.spec.source.clone(),
         filter,
+        topic_arn: ctx.topic_arn(),
+        region: ctx.scope.region.clone(),
         s3: ctx.s3,
+        sns: ctx.sns,
     })
 }
 
 impl Fanout {
-    /// Source and destination, merged key by key, within the filter.
-    fn compare<'a>(
-        &'a self,
-        destination: &'a Destination,
-    ) -> impl futures::Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
+    /// The source's listing, within the filter.
+    fn source_listing(
+        &self,
+    ) -> impl futures::Stream<Item = Result<listing::Entry, DeployError>> + '_ {
         use futures::TryStreamExt;
         let prefix = self.filter.listing_prefix().unwrap_or_default();
-        let admitted = |entry: &listing::Entry| std::future::ready(self.filter.admits(&entry.key));
-        let source = listing::list(&self.s3, &self.source, prefix.clone(), "").try_filter(admitted);
-        let copies = listing::list(
+        listing::list(&self.s3, &self.source, prefix, "")
+            .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
+    }
+
+    /// A destination's copies, keys less its key prefix, within the filter.
+    fn copies_listing<'a>(
+        &'a self,
+        destination: &'a Destination,
+    ) -> impl futures::Stream<Item = Result<listing::Entry, DeployError>> + 'a {
+        use futures::TryStreamExt;
+        let prefix = self.filter.listing_prefix().unwrap_or_default();
+        listing::list(
             &self.s3,
             &destination.bucket,
             format!("{}{prefix}", destination.key_prefix),
             &destination.key_prefix,
         )
-        .try_filter(admitted);
-        diff::merge(source, copies)
+        .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
+    }
+
+    /// Source and destination, merged key by key, within the filter.
+    fn compare<'a>(
+        &'a self,
+        destination: &'a Destination,
+    ) -> impl futures::Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
+        diff::merge(self.source_listing(), self.copies_listing(destination))
     }
 }
 
