@@ -38,7 +38,7 @@ enum Command {
     /// Copy every existing object that is missing or different in a destination.
     Backfill(BackfillArgs),
     /// Compare SRC with its destinations by key, size and ETag.
-    Verify(VerifyArgs),
+    Verify(FanoutArgs),
     /// List the events that failed every retry (kept in SRC-fanout-failures).
     Failures(TargetArgs),
     /// Copy the failed events again; each message is deleted once its copy succeeded.
@@ -145,8 +145,10 @@ struct DestroyArgs {
     aws: AwsArgs,
 }
 
+/// Which fan-out, which destinations and which keys: what backfill and
+/// verify share.
 #[derive(Args)]
-struct BackfillArgs {
+struct FanoutArgs {
     /// The source bucket.
     #[arg(long, value_name = "SRC")]
     source: Option<String>,
@@ -157,6 +159,14 @@ struct BackfillArgs {
     /// Only keys starting with this (within the fan-out's own filter).
     #[arg(long)]
     prefix: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    #[command(flatten)]
+    fanout: FanoutArgs,
     /// Copies at once, per destination.
     #[arg(long, default_value_t = crate::sync::backfill::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=512))]
@@ -168,24 +178,6 @@ struct BackfillArgs {
     /// as S3 events, and let the deployed functions copy them.
     #[arg(long)]
     via_lambda: bool,
-    #[command(flatten)]
-    aws: AwsArgs,
-}
-
-#[derive(Args)]
-struct VerifyArgs {
-    /// The source bucket.
-    #[arg(long, value_name = "SRC")]
-    source: Option<String>,
-    /// A destination, as DST or DST:PREFIX (repeat for more); default: the
-    /// deployed destinations of SRC.
-    #[arg(long = "dest", value_name = "DST")]
-    dest: Vec<String>,
-    /// Only keys starting with this (within the fan-out's own filter).
-    #[arg(long)]
-    prefix: Option<String>,
-    #[command(flatten)]
-    aws: AwsArgs,
 }
 
 pub fn main() -> ExitCode {
@@ -219,7 +211,7 @@ pub fn main() -> ExitCode {
             (runtime.block_on(destroy_command(args)), output)
         }
         Command::Backfill(args) => {
-            let output = args.aws.output;
+            let output = args.fanout.aws.output;
             (runtime.block_on(backfill_command(args)), output)
         }
         Command::Verify(args) => {
@@ -353,20 +345,26 @@ async fn destroy_command(args: DestroyArgs) -> Printed {
 }
 
 async fn backfill_command(args: BackfillArgs) -> Printed {
-    let spec = target_spec(args.source, args.dest, &args.aws)?;
+    let FanoutArgs {
+        source,
+        dest,
+        prefix,
+        aws,
+    } = args.fanout;
+    let spec = target_spec(source, dest, &aws)?;
     // The same variables tune the copies here as in the function.
-    let settings = CopySettings::from_env(|name| std::env::var(name).ok())?;
-    let via_lambda = args.via_lambda;
-    if via_lambda && !spec.destinations.is_empty() {
+    let settings = CopySettings::from_process_env()?;
+    if args.via_lambda && !spec.destinations.is_empty() {
         return Err(
-            "--via-lambda copies with the deployed functions, to every deployed destination:              drop --dest"
+            "--via-lambda copies with the deployed functions, to every deployed destination: \
+             drop --dest"
                 .into(),
         );
     }
-    let fanout = sync::connect(spec, args.prefix).await.map_err(explain)?;
-    if via_lambda {
+    let fanout = sync::connect(spec, prefix).await.map_err(explain)?;
+    if args.via_lambda {
         let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
-        return print(&report, report.render_text(), report.ok, args.aws.output);
+        return print(&report, report.render_text(), report.ok, aws.output);
     }
     let options = sync::backfill::Options {
         concurrency: usize::from(args.concurrency),
@@ -374,10 +372,10 @@ async fn backfill_command(args: BackfillArgs) -> Printed {
         settings,
     };
     let report = sync::backfill::backfill(&fanout, &options).await;
-    print(&report, report.render_text(), report.ok, args.aws.output)
+    print(&report, report.render_text(), report.ok, aws.output)
 }
 
-async fn verify_command(args: VerifyArgs) -> Printed {
+async fn verify_command(args: FanoutArgs) -> Printed {
     let spec = target_spec(args.source, args.dest, &args.aws)?;
     let fanout = sync::connect(spec, args.prefix)
         .await
@@ -396,7 +394,7 @@ async fn failures_command(args: TargetArgs) -> Printed {
 
 async fn retry_command(args: TargetArgs) -> Printed {
     let spec = target_spec(args.source, Vec::new(), &args.aws)?;
-    let settings = CopySettings::from_env(|name| std::env::var(name).ok())?;
+    let settings = CopySettings::from_process_env()?;
     let report = crate::failures::retry(spec, settings)
         .await
         .map_err(|err| err.to_string())?;

@@ -140,24 +140,7 @@ struct Queue {
 async fn open(spec: Spec) -> Result<Queue, DeployError> {
     let ctx = Context::connect(spec, None).await?;
     let name = crate::deploy::names::failure_queue_name(&ctx.spec.source);
-    let url = ctx
-        .sqs
-        .get_queue_url()
-        .queue_name(&name)
-        .send()
-        .await
-        .map_err(|err| {
-            aws_failure(
-                format!(
-                    "cannot find the failure queue {name} (s3fan deploy makes it; was the fan-out \
-                     of {} deployed?)",
-                    ctx.spec.source
-                ),
-                &err,
-            )
-        })?
-        .queue_url
-        .unwrap_or_default();
+    let url = crate::deploy::queue::queue_url(&ctx, &name).await?;
     let functions = inventory::list(&ctx)
         .await?
         .into_iter()

@@ -97,6 +97,11 @@ pub fn find_loop(existing: &[Edge], source: &str, destinations: &[String]) -> Op
     None
 }
 
+/// The edges of one fan-out, among every s3fan function of the region.
+pub fn of_source<'a>(edges: &'a [Edge], source: &str) -> Vec<&'a Edge> {
+    edges.iter().filter(|e| e.source == source).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

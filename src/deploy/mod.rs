@@ -12,7 +12,7 @@ mod notification;
 mod permission;
 pub mod plan;
 mod policy;
-mod queue;
+pub(crate) mod queue;
 mod role;
 pub mod spec;
 mod subscription;
@@ -740,10 +740,7 @@ impl StatusReport {
 /// function found in the region.
 pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, DeployError> {
     let edges = inventory::list(ctx).await?;
-    let ours: Vec<&inventory::Edge> = edges
-        .iter()
-        .filter(|e| e.source == ctx.spec.source)
-        .collect();
+    let ours = inventory::of_source(&edges, &ctx.spec.source);
     ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
     ctx.spec.key_prefixes = ours
         .iter()
@@ -765,10 +762,7 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
 pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
     let mut ctx = Context::connect(spec, code).await?;
     let edges = adopt_deployed(&mut ctx).await?;
-    let ours: Vec<&inventory::Edge> = edges
-        .iter()
-        .filter(|e| e.source == ctx.spec.source)
-        .collect();
+    let ours = inventory::of_source(&edges, &ctx.spec.source);
     let topic = match topic::observe(&ctx).await? {
         topic::Observed::Absent => None,
         topic::Observed::Present { .. } => Some(ctx.topic_arn()),

@@ -178,14 +178,30 @@ pub async fn apply(ctx: &Context, op: Op) -> Result<(), DeployError> {
     }
 }
 
-async fn queue_url(ctx: &Context, name: &str) -> Result<String, DeployError> {
-    ctx.sqs
+/// The URL of the failure queue `name`; `deploy` makes it, everything else
+/// only finds it.
+pub(crate) async fn queue_url(ctx: &Context, name: &str) -> Result<String, DeployError> {
+    let out = ctx
+        .sqs
         .get_queue_url()
         .queue_name(name)
         .send()
         .await
-        .map_err(|err| aws_failure(format!("cannot find SQS queue {name}"), &err))
-        .map(|out| out.queue_url.unwrap_or_default())
+        .map_err(|err| {
+            aws_failure(
+                format!(
+                    "cannot find the failure queue {name} (s3fan deploy makes it; was the \
+                     fan-out of {} deployed?)",
+                    ctx.spec.source
+                ),
+                &err,
+            )
+        })?;
+    out.queue_url.ok_or_else(|| {
+        DeployError(format!(
+            "SQS answered GetQueueUrl for {name} without a QueueUrl; try again"
+        ))
+    })
 }
 
 /// A role made moments ago may not yet be accepted as a principal: retried

@@ -40,6 +40,12 @@ impl Default for CopySettings {
 }
 
 impl CopySettings {
+    /// The settings of this process: the function's, or the local backfill
+    /// and retry commands', which honour the same variables.
+    pub fn from_process_env() -> Result<CopySettings, String> {
+        CopySettings::from_env(|name| std::env::var(name).ok())
+    }
+
     /// Reads the variables through `get`; an unusable value is an error that
     /// names the variable.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<CopySettings, String> {

@@ -64,7 +64,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
     );
     let config = crate::aws::sdk_config(None, None).await;
-    let settings = CopySettings::from_env(|name| std::env::var(name).ok());
+    let settings = CopySettings::from_process_env();
     let replicator = match destination
         .map_err(|err| err.to_string())
         .and_then(|d| Ok((d, settings?)))

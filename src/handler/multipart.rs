@@ -8,6 +8,7 @@
 //! parts are left to be billed.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -72,17 +73,8 @@ pub async fn head_source(
     s3: &Client,
     request: &CopyRequest,
 ) -> Result<Option<SourceObject>, Failure> {
-    let head = s3
-        .head_object()
-        .bucket(&request.source_bucket)
-        .key(&request.key)
-        .set_if_match(request.if_match.as_ref().map(|etag| format!("\"{etag}\"")))
-        .send()
-        .await;
-    let head = match head {
-        Ok(head) => head,
-        Err(err) if matches!(status(&err), Some(404 | 412)) => return Ok(None),
-        Err(err) => return Err(failure(request, &err)),
+    let Some(head) = head_if_match(s3, request, request.if_match.as_deref()).await? else {
+        return Ok(None);
     };
     let size = head
         .content_length()
@@ -233,16 +225,26 @@ async fn still_matches(
     let Some(etag) = if_match else {
         return Ok(true);
     };
-    match s3
+    Ok(head_if_match(s3, request, Some(etag)).await?.is_some())
+}
+
+/// HeadObject of the source, on condition that it has the ETag `if_match`
+/// when given; `None` when it has another or is gone (412 or 404).
+async fn head_if_match(
+    s3: &Client,
+    request: &CopyRequest,
+    if_match: Option<&str>,
+) -> Result<Option<HeadObjectOutput>, Failure> {
+    let head = s3
         .head_object()
         .bucket(&request.source_bucket)
         .key(&request.key)
-        .if_match(format!("\"{etag}\""))
+        .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(err) if matches!(status(&err), Some(404 | 412)) => Ok(false),
+        .await;
+    match head {
+        Ok(head) => Ok(Some(head)),
+        Err(err) if matches!(status(&err), Some(404 | 412)) => Ok(None),
         Err(err) => Err(failure(request, &err)),
     }
 }
