@@ -32,6 +32,18 @@ pub fn local_aws() -> &'static LocalAws {
 }
 
 fn start_local_aws() -> LocalAws {
+    let (child, port, log_path) = start_harness_server("local_aws.py", &[]);
+    LocalAws {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        log_path,
+        _server: Mutex::new(child),
+    }
+}
+
+/// Starts one of tests/harness's Python servers on a free port; returns it,
+/// its port and its log. It exits when this test binary does (it watches
+/// its standard input).
+fn start_harness_server(script: &str, args: &[&str]) -> (Child, String, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("S3FAN_TEST_PYTHON")
         .map(PathBuf::from)
@@ -41,35 +53,130 @@ fn start_local_aws() -> LocalAws {
         "no Python with moto at {}: run the tests with tests/run, which creates it",
         python.display()
     );
-    let log_path = std::env::temp_dir().join(format!("s3fan-local-aws-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).expect("create the local AWS log");
+    let stem = script.trim_end_matches(".py");
+    let log_path = std::env::temp_dir().join(format!("s3fan-{stem}-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("create the harness server's log");
     let mut child = Command::new(&python)
-        .arg(root.join("tests/harness/local_aws.py"))
+        .arg(root.join("tests/harness").join(script))
         .args(["--port", "0", "--exit-with-stdin"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
-        .expect("start tests/harness/local_aws.py");
-    let stdout = child.stdout.take().expect("local AWS stdout");
+        .unwrap_or_else(|err| panic!("start tests/harness/{script}: {err}"));
+    let stdout = child.stdout.take().expect("harness server stdout");
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
-        .expect("read the local AWS READY line");
+        .expect("read the harness server's READY line");
     let port = line
         .strip_prefix("READY ")
         .map(str::trim)
         .unwrap_or_else(|| {
             panic!(
-                "local AWS did not start (said {line:?}); see {}",
+                "{script} did not start (said {line:?}); see {}",
                 log_path.display()
             )
         })
         .to_owned();
-    LocalAws {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        log_path,
-        _server: Mutex::new(child),
+    (child, port, log_path)
+}
+
+/// Runs the release binary with `args` against the AWS endpoint `endpoint`
+/// (the local AWS, or a proxy in front of it).
+pub async fn s3fan_at(endpoint: &str, access_key: &str, args: &[&str]) -> CliRun {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .expect("run s3fan");
+    CliRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// One HTTP/1.0 request to a harness control endpoint; its JSON answer.
+fn control_request(endpoint: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect to a harness server");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let answer = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    serde_json::from_str(answer).unwrap_or_else(|err| panic!("{path}: {err}: {response}"))
+}
+
+/// tests/harness/fault_proxy.py in front of `upstream`: spoils a share of
+/// the requests that pass through it.
+pub struct FaultProxy {
+    pub endpoint: String,
+    _server: Mutex<Child>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, args: &[&str]) -> FaultProxy {
+        let mut all = vec!["--upstream", upstream];
+        all.extend_from_slice(args);
+        let (child, port, _) = start_harness_server("fault_proxy.py", &all);
+        FaultProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _server: Mutex::new(child),
+        }
+    }
+
+    /// Requests seen and faults made: `{"requests", "faults", "by_operation"}`.
+    pub fn stats(&self) -> Value {
+        control_request(&self.endpoint, "GET", "/_faults/stats", None)
+    }
+
+    /// Changes the rate, kinds and operations faults are made for.
+    pub fn configure(&self, settings: Value) {
+        control_request(&self.endpoint, "POST", "/_faults/config", Some(&settings));
+    }
+
+    /// The `nth` write from now (any API) is refused with 403 AccessDenied;
+    /// 0 refuses none. Either way the count of writes starts again.
+    pub fn fail_write(&self, nth: usize) {
+        let plan = serde_json::json!({ "nth": nth });
+        control_request(&self.endpoint, "POST", "/_faults/fail-write", Some(&plan));
+    }
+
+    /// The writes seen since the last `fail_write`, as API actions.
+    pub fn writes(&self) -> Vec<String> {
+        serde_json::from_value(control_request(
+            &self.endpoint,
+            "GET",
+            "/_faults/writes",
+            None,
+        ))
+        .expect("writes list")
+    }
+
+    /// The next request for `operation` gets exactly the fault `kind`.
+    pub fn next(&self, kind: &str, operation: &str) {
+        let plan = serde_json::json!({"kind": kind, "operation": operation});
+        control_request(&self.endpoint, "POST", "/_faults/next", Some(&plan));
     }
 }
 
@@ -118,37 +225,22 @@ impl LocalAws {
     /// Runs the release binary with `args`, signed with `access_key` so the
     /// test can pick its own calls out of `requests()`.
     pub async fn s3fan(&self, access_key: &str, args: &[&str]) -> CliRun {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", access_key)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .await
-            .expect("run s3fan");
-        CliRun {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        s3fan_at(&self.endpoint, access_key, args).await
     }
 
     fn control(&self, path: &str) -> Value {
-        let address = self.endpoint.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("connect to local AWS");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|err| panic!("{path}: {err}: {response}"))
+        control_request(&self.endpoint, "GET", path, None)
+    }
+
+    /// Variables every bootstrap started from now on gets, over its
+    /// function's own: `AWS_ENDPOINT_URL_S3` sends its S3 calls elsewhere.
+    pub fn set_bootstrap_env(&self, variables: Value) {
+        control_request(
+            &self.endpoint,
+            "POST",
+            "/_harness/bootstrap-env",
+            Some(&variables),
+        );
     }
 }
 

@@ -33,6 +33,10 @@ Control endpoints for tests, beside moto's own API:
                              API action (query protocol Action or
                              X-Amz-Target) and the access key that signed it,
                              so a test can tell which calls its own run made
+  POST /_harness/bootstrap-env  JSON object of variables given to every
+                             bootstrap started from now on, over the
+                             function's own (e.g. AWS_ENDPOINT_URL_S3 of a
+                             fault proxy)
 
 Usage: local_aws.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
 Prints ``READY <port>`` on stdout once it accepts connections. With
@@ -80,6 +84,8 @@ INVOCATIONS_LOCK = threading.Lock()
 REQUESTS = []
 REQUESTS_LOCK = threading.Lock()
 ENDPOINT = {"url": None}
+# Set by tests through /_harness/bootstrap-env.
+BOOTSTRAP_ENV = {}
 CODE_ROOT = tempfile.mkdtemp(prefix="s3fan-lambda-code-")
 
 
@@ -241,6 +247,10 @@ class HarnessApp:
         if path == "/_harness/requests":
             with REQUESTS_LOCK:
                 return self.json(start_response, list(REQUESTS))
+        if path == "/_harness/bootstrap-env":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            BOOTSTRAP_ENV.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+            return self.json(start_response, dict(BOOTSTRAP_ENV))
         record_request(environ)
         if copy_source_if_match_fails(environ):
             return precondition_failed(start_response)
@@ -460,7 +470,9 @@ def run_bootstrap(function, event_body):
     invocation = Invocation(event_body, int((started + timeout) * 1000))
     server = ThreadingHTTPServer(("127.0.0.1", 0), runtime_api_handler(invocation))
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for serve_forever's next poll: at the default 0.5 s,
+    # that wait was most of each invocation's time.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     directory = code_dir(function)
     bootstrap = os.path.join(directory, "bootstrap")
     env = {
@@ -483,6 +495,7 @@ def run_bootstrap(function, event_body):
         "AWS_ENDPOINT_URL": ENDPOINT["url"],
     }
     env.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
+    env.update(BOOTSTRAP_ENV)
     logs = ""
     try:
         process = subprocess.Popen(
