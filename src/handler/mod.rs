@@ -7,6 +7,8 @@
 pub(crate) mod copy;
 mod destination;
 pub mod event;
+#[cfg(test)]
+mod hostile_input;
 pub mod key;
 mod metrics;
 mod multipart;
