@@ -153,19 +153,31 @@ impl std::error::Error for Failure {}
 /// A request whose failure can be reported: copies and deletes.
 pub trait Described {
     fn operation(&self) -> Operation;
-    fn source(&self) -> String;
-    fn destination(&self) -> String;
+    /// Source bucket, key, destination bucket, destination key.
+    fn route(&self) -> [&str; 4];
+
+    fn source(&self) -> String {
+        let [bucket, key, ..] = self.route();
+        format!("s3://{bucket}/{key}")
+    }
+
+    fn destination(&self) -> String {
+        let [.., bucket, key] = self.route();
+        format!("s3://{bucket}/{key}")
+    }
 }
 
 impl Described for CopyRequest {
     fn operation(&self) -> Operation {
         Operation::Copy
     }
-    fn source(&self) -> String {
-        format!("s3://{}/{}", self.source_bucket, self.key)
-    }
-    fn destination(&self) -> String {
-        format!("s3://{}/{}", self.destination_bucket, self.destination_key)
+    fn route(&self) -> [&str; 4] {
+        [
+            &self.source_bucket,
+            &self.key,
+            &self.destination_bucket,
+            &self.destination_key,
+        ]
     }
 }
 
@@ -173,11 +185,13 @@ impl Described for DeleteRequest {
     fn operation(&self) -> Operation {
         Operation::Delete
     }
-    fn source(&self) -> String {
-        format!("s3://{}/{}", self.source_bucket, self.key)
-    }
-    fn destination(&self) -> String {
-        format!("s3://{}/{}", self.destination_bucket, self.destination_key)
+    fn route(&self) -> [&str; 4] {
+        [
+            &self.source_bucket,
+            &self.key,
+            &self.destination_bucket,
+            &self.destination_key,
+        ]
     }
 }
 
