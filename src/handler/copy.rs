@@ -30,9 +30,10 @@ impl Default for CopySettings {
     fn default() -> CopySettings {
         CopySettings {
             multipart_threshold: 5 * GIB,
-            // Not yet chosen by measurement (the benchmarks issue): 256 MiB
-            // parts, 8 at a time, keep a 5 TiB object near 20,000 requests
-            // fewer than 5 MiB parts would, at modest concurrency.
+            // Measured in bench/RESULTS.md: larger parts amortise each
+            // request's cost, and parts in flight are used up to what the
+            // server can do; S3 copies parts on its own fleet, so 8 at a
+            // time of 256 MiB (grown by the part plan past 2.5 TiB).
             part_size: 256 * MIB,
             concurrency: 8,
         }
