@@ -37,12 +37,16 @@ import threading
 import time
 import urllib.request
 import uuid
+from urllib.parse import urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 from botocore.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The fault proxy's forwarding, for the tagging shim below.
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+import fault_proxy  # noqa: E402
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 REGION = "us-east-1"
 
@@ -134,7 +138,7 @@ class TaggingShim:
     of a server-side copy never pass through it)."""
 
     def __init__(self, upstream_port):
-        upstream = upstream_port
+        upstream = urlparse(f"http://127.0.0.1:{upstream_port}")
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -147,33 +151,10 @@ class TaggingShim:
                 if self.command == "GET" and ("?tagging" in self.path or "&tagging" in self.path):
                     body = (b'<?xml version="1.0" encoding="UTF-8"?>'
                             b'<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet/></Tagging>')
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
+                    return fault_proxy.relay(self, 200, [("Content-Type", "application/xml")], body)
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{upstream}{self.path}", data=body, method=self.command,
-                    headers={k: v for k, v in self.headers.items()},
-                )
-                try:
-                    response = urllib.request.urlopen(request, timeout=3600)
-                    status, headers, payload = response.status, response.getheaders(), response.read()
-                except urllib.error.HTTPError as err:
-                    status, headers, payload = err.code, err.headers.items(), err.read()
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
-                        self.send_header(name, value)
-                # A HEAD answer has no body but the object's Content-Length.
-                length = dict((k.lower(), v) for k, v in headers).get("content-length", "0")
-                self.send_header("Content-Length", length if self.command == "HEAD" else str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+                body = self.rfile.read(length) if length else b""
+                fault_proxy.relay(self, *fault_proxy.forward(upstream, self, body))
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
 
@@ -554,23 +535,22 @@ class Bench:
                 throughput[function.name].append(count / (last - first))
                 per_event[function.name].append(
                     statistics.median(api.finished[r] - api.handed_out[r] for r in ids))
-        base, floor = throughput["python-baseline"], throughput["minimal-rust"]
+        base_throughput = Figure(throughput["python-baseline"]).median
+        floor_time = Figure(per_event["minimal-rust"]).median
         rows = []
         for name in per_event:
-            t, e = Figure(throughput[name]), Figure(per_event[name])
-            c = Figure(cpu[name])
+            t, e, c = Figure(throughput[name]), Figure(per_event[name]), Figure(cpu[name])
             rows.append([
                 name, t.show("events/s", 1, 0), e.show("ms", 1000, 2), c.show("ms", 1000, 2),
-                f"{ratio(t.median, Figure(base).median):.1f}x",
-                f"{ratio(e.median, Figure(per_event['minimal-rust']).median):.2f}",
-                f"{(e.median - Figure(per_event['minimal-rust']).median) * 1000:+.2f} ms",
+                f"{ratio(t.median, base_throughput):.1f}x",
+                f"{ratio(e.median, floor_time):.2f}",
+                f"{(e.median - floor_time) * 1000:+.2f} ms",
             ])
         print(f"\n## Warm: {count} events of 1 KiB objects per instance, one CopyObject each "
               f"({max(1, self.args.repeat // 3)} instances each)\n")
         print(table(["function", "throughput", "event -> response (median)", "CPU per event",
                      "throughput / baseline", "time / minimal", "time - minimal"], rows))
         self.results["sections"]["warm"] = {"throughput": throughput, "per_event": per_event, "cpu": cpu}
-        del floor
 
     def multipart(self, s3):
         size = int(self.args.large_gib * 1024**3)

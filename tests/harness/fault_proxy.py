@@ -167,6 +167,37 @@ def error_document(code, message):
     ).encode()
 
 
+def forward(target, handler, body):
+    """Sends the request `handler` received (with `body`, already read) to
+    `target` (a parsed URL) as it came; returns (status, headers, payload).
+    The Host header is kept, so a signature stays valid."""
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=600)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "transfer-encoding"}
+    if body or handler.command in ("PUT", "POST"):
+        headers["Content-Length"] = str(len(body))
+    try:
+        connection.request(handler.command, handler.path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()
+
+
+def relay(handler, status, headers, payload):
+    """Answers through `handler` with an upstream answer, unchanged but for
+    the hop-by-hop and framing headers."""
+    handler.send_response(status)
+    for name, value in headers:
+        if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+            handler.send_header(name, value)
+    # A HEAD answer has no body but the object's Content-Length.
+    length = dict((k.lower(), v) for k, v in headers).get("content-length", "0")
+    handler.send_header("Content-Length", length if handler.command == "HEAD" else str(len(payload)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(payload)
+
+
 def make_handler(upstream, state):
     target = urlparse(upstream)
 
@@ -233,19 +264,6 @@ def make_handler(upstream, state):
             self.close_connection = True
             self.connection.close()
 
-        def forward(self, body):
-            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=600)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding",)}
-            if body or self.command in ("PUT", "POST"):
-                headers["Content-Length"] = str(len(body))
-            try:
-                connection.request(self.command, self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                payload = response.read()
-                return response.status, response.getheaders(), payload
-            finally:
-                connection.close()
-
         def handle_request(self):
             if self.path.startswith("/_faults/"):
                 return self.control()
@@ -274,21 +292,12 @@ def make_handler(upstream, state):
                 return self.reply(500, error_document("InternalError", "We encountered an internal error."))
             if kind == "ok-error":
                 return self.reply(200, error_document("InternalError", "We encountered an internal error."))
-            status, headers, payload = self.forward(body)
+            answer = forward(target, self, body)
             if kind == "reset":
                 return self.reset()
             if kind == "delay":
                 time.sleep(state.delay)
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
-                    self.send_header(name, value)
-            # A HEAD answer has no body but the object's Content-Length.
-            length = dict((k.lower(), v) for k, v in headers).get("content-length", "0")
-            self.send_header("Content-Length", length if self.command == "HEAD" else str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            relay(self, *answer)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_request
 
