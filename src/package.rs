@@ -175,37 +175,43 @@ fn elf_architecture(bytes: &[u8]) -> Result<Architecture, NotLambdaElf> {
 /// accepts; every read is bounds-checked, a malformed file gives `None`.
 fn required_glibc(bytes: &[u8]) -> Option<GlibcVersion> {
     const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-    let section_headers = usize::try_from(u64_at(0x28)?).ok()?;
-    let entry_size = usize::from(u16_at(0x3a)?);
-    let count = usize::from(u16_at(0x3c)?);
+    // The field at `base + offset`: offsets come from the file, so even the
+    // addition is checked.
+    let field = |base: usize, offset: usize, width: usize| {
+        let at = base.checked_add(offset)?;
+        bytes.get(at..at.checked_add(width)?)
+    };
+    let u16_at = |base, offset| Some(u16::from_le_bytes(field(base, offset, 2)?.try_into().ok()?));
+    let u32_at = |base, offset| Some(u32::from_le_bytes(field(base, offset, 4)?.try_into().ok()?));
+    let u64_at = |base, offset| Some(u64::from_le_bytes(field(base, offset, 8)?.try_into().ok()?));
+    let section_headers = usize::try_from(u64_at(0x28, 0)?).ok()?;
+    let entry_size = usize::from(u16_at(0x3a, 0)?);
+    let count = usize::from(u16_at(0x3c, 0)?);
     let section = |index: usize| section_headers.checked_add(index.checked_mul(entry_size)?);
     let mut newest: Option<GlibcVersion> = None;
     for index in 0..count {
         let header = section(index)?;
-        if u32_at(header + 4)? != SHT_GNU_VERNEED {
+        if u32_at(header, 4)? != SHT_GNU_VERNEED {
             continue;
         }
-        let offset = usize::try_from(u64_at(header + 0x18)?).ok()?;
-        let strings = section(usize::try_from(u32_at(header + 0x28)?).ok()?)?;
-        let strings = usize::try_from(u64_at(strings + 0x18)?).ok()?;
-        let needs = u32_at(header + 0x2c)?;
+        let offset = usize::try_from(u64_at(header, 0x18)?).ok()?;
+        let strings = section(usize::try_from(u32_at(header, 0x28)?).ok()?)?;
+        let strings = usize::try_from(u64_at(strings, 0x18)?).ok()?;
+        let needs = u32_at(header, 0x2c)?;
         let mut need = offset;
         // Bounded by the section's own count: a cycle in malformed `next`
         // offsets cannot loop forever.
         for _ in 0..needs {
-            let aux_count = u16_at(need + 2)?;
-            let mut aux = need.checked_add(usize::try_from(u32_at(need + 8)?).ok()?)?;
+            let aux_count = u16_at(need, 2)?;
+            let mut aux = need.checked_add(usize::try_from(u32_at(need, 8)?).ok()?)?;
             for _ in 0..aux_count {
-                let name = strings.checked_add(usize::try_from(u32_at(aux + 8)?).ok()?)?;
+                let name = strings.checked_add(usize::try_from(u32_at(aux, 8)?).ok()?)?;
                 if let Some(version) = glibc_version(c_string(bytes, name)?) {
                     newest = newest.max(Some(version));
                 }
-                aux = aux.checked_add(usize::try_from(u32_at(aux + 12)?).ok()?)?;
+                aux = aux.checked_add(usize::try_from(u32_at(aux, 12)?).ok()?)?;
             }
-            need = need.checked_add(usize::try_from(u32_at(need + 12)?).ok()?)?;
+            need = need.checked_add(usize::try_from(u32_at(need, 12)?).ok()?)?;
         }
     }
     newest
