@@ -12,6 +12,8 @@ mod failures;
 mod handler;
 mod package;
 mod sync;
+#[cfg(test)]
+mod test_endpoint;
 mod version;
 
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
-//! An in-process S3 for unit tests of the copy layer: it answers each
-//! request by route and records it, so tests can see exactly what s3fan sent
-//! (moto ignores some of it, such as `x-amz-copy-source-if-match`).
+//! An in-process AWS endpoint for unit tests: it answers each request by
+//! route and records it, so tests can see exactly what s3fan sent (moto
+//! ignores some of it, such as `x-amz-copy-source-if-match`, and cannot show
+//! a request's exact body).
 
 use std::sync::{Arc, Mutex};
 
@@ -14,9 +15,17 @@ use tokio::net::TcpListener;
 pub type Reply = (u16, Vec<(&'static str, String)>, String);
 pub type Route = fn(&str, &str) -> Reply;
 
-/// Serves `route` on a free loopback port; returns a client for it and the
-/// requests received, each as `METHOD target` and then the raw request head.
+/// Serves `route` on a free loopback port; returns an S3 client for it and
+/// the requests received, each as `METHOD target`, then the raw request head
+/// and its body.
 pub async fn serve(route: Route) -> (Client, Arc<Mutex<Vec<String>>>) {
+    let (endpoint, seen) = listen(route).await;
+    (client(&endpoint), seen)
+}
+
+/// Serves `route` on a free loopback port; returns its endpoint URL and the
+/// requests received, as `serve` does.
+pub async fn listen(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -42,9 +51,10 @@ pub async fn serve(route: Route) -> (Client, Arc<Mutex<Vec<String>>>) {
                 let mut request_line = head.lines().next().unwrap_or_default().split(' ');
                 let method = request_line.next().unwrap_or_default().to_owned();
                 let target = request_line.next().unwrap_or_default().to_owned();
-                log.lock()
-                    .unwrap()
-                    .push(format!("{method} {target}\n{head}"));
+                log.lock().unwrap().push(format!(
+                    "{method} {target}\n{head}{}",
+                    String::from_utf8_lossy(&body)
+                ));
                 let (status, headers, body) = route(&method, &target);
                 if let Some((_, ms)) = headers.iter().find(|(name, _)| *name == "x-test-delay-ms") {
                     let ms = ms.parse().unwrap_or(0);
@@ -63,7 +73,7 @@ pub async fn serve(route: Route) -> (Client, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (client(&endpoint), seen)
+    (endpoint, seen)
 }
 
 /// A client for `endpoint` with retries off, so each failure is seen once.
@@ -80,10 +90,17 @@ pub fn client(endpoint: &str) -> Client {
     )
 }
 
+/// The body of a recorded request.
+pub fn body(recorded: &str) -> &str {
+    recorded.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
 /// A header's value in a recorded request head; names match in any case.
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
+    head.lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
 }

@@ -370,3 +370,35 @@ async fn wait_until_updated(ctx: &Context, name: &str) -> Result<(), DeployError
         "Lambda function {name} was still updating after 5 minutes; run deploy again to finish"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::spec::Spec;
+
+    /// The function's environment is readable by anyone with
+    /// lambda:GetFunctionConfiguration: it must hold names and switches only,
+    /// never a credential (the function gets its own from its role).
+    #[test]
+    fn the_environment_holds_names_and_switches_and_nothing_else() {
+        let mut spec = Spec::for_test("src", &["dst"]);
+        spec.prefix = Some("in/".into());
+        spec.suffix = Some(".jpg".into());
+        spec.replicate_deletes = true;
+        spec.metrics = true;
+        spec.key_prefixes.insert("dst".into(), "copies/".into());
+        spec.tags.insert("team".into(), "data".into());
+        let ctx = Context::offline(spec, "http://127.0.0.1:9");
+        let expected = [
+            ("S3FAN_DEST_BUCKET", "dst"),
+            ("S3FAN_SOURCE_BUCKET", "src"),
+            ("S3FAN_KEY_PREFIX", "in/"),
+            ("S3FAN_KEY_SUFFIX", ".jpg"),
+            ("S3FAN_REPLICATE_DELETES", "true"),
+            ("S3FAN_METRICS", "true"),
+            ("S3FAN_DEST_PREFIX", "copies/"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(desired_environment(&ctx, "dst"), HashMap::from(expected));
+    }
+}

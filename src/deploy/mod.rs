@@ -191,6 +191,39 @@ impl Context {
     }
 }
 
+#[cfg(test)]
+impl Context {
+    /// A context for unit tests: account 123456789012 in us-east-1, every
+    /// client talking to `endpoint` (an in-process fake from
+    /// `crate::test_endpoint`), with retries off.
+    pub(crate) fn offline(spec: Spec, endpoint: &str) -> Context {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials};
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                Credentials::new("test", "test", None, None, "test"),
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Context {
+            spec,
+            scope: Scope {
+                partition: "aws".into(),
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
+            },
+            s3: crate::test_endpoint::client(endpoint),
+            sns: aws_sdk_sns::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            code: None,
+        }
+    }
+}
+
 async fn check_credentials(config: &SdkConfig) -> Result<(), DeployError> {
     const HOW: &str = "configure credentials with `aws configure`, `aws sso login`, \
         AWS_PROFILE or --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";

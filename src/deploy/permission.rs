@@ -118,3 +118,124 @@ pub async fn apply(ctx: &Context, function: &str, op: Op) -> Result<(), DeployEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::deploy::spec::Spec;
+    use crate::test_endpoint::{Reply, body, listen};
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:src-fanout";
+
+    /// Lambda's rendering of the statement s3fan adds, as GetPolicy returns it.
+    fn rendered() -> Value {
+        json!({
+            "Sid": "s3fan-sns-invoke",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:dst",
+            "Condition": {
+                "StringEquals": {"AWS:SourceAccount": "123456789012"},
+                "ArnLike": {"AWS:SourceArn": TOPIC}
+            }
+        })
+    }
+
+    fn lambda(method: &str, target: &str) -> Reply {
+        match (method, target) {
+            ("GET", "/2015-03-31/functions/dst/policy") => {
+                let someone_elses = json!({"Sid": "theirs", "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"}, "Action": "lambda:InvokeFunction"});
+                let policy = json!({"Version": "2012-10-17", "Id": "default",
+                    "Statement": [someone_elses, rendered()]});
+                let answer = json!({"Policy": policy.to_string(), "RevisionId": "1"});
+                (200, vec![], answer.to_string())
+            }
+            ("POST", "/2015-03-31/functions/dst/policy") => (
+                201,
+                vec![],
+                json!({"Statement": rendered().to_string()}).to_string(),
+            ),
+            ("DELETE", "/2015-03-31/functions/dst/policy/s3fan-sns-invoke") => {
+                (204, vec![], String::new())
+            }
+            _ => (404, vec![], "{}".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_statement_added_is_sns_for_this_topic_and_account_only() {
+        let (endpoint, seen) = listen(lambda).await;
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
+        apply(&ctx, "dst", Op::Replace).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:#?}");
+        assert!(
+            seen[0].starts_with("DELETE /2015-03-31/functions/dst/policy/s3fan-sns-invoke"),
+            "the old statement goes first: {}",
+            seen[0]
+        );
+        assert!(seen[1].starts_with("POST /2015-03-31/functions/dst/policy"));
+        let sent: Value = serde_json::from_str(body(&seen[1])).unwrap();
+        assert_eq!(
+            sent,
+            json!({
+                "StatementId": "s3fan-sns-invoke",
+                "Action": "lambda:InvokeFunction",
+                "Principal": "sns.amazonaws.com",
+                "SourceArn": TOPIC,
+                "SourceAccount": "123456789012"
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn lambdas_rendering_of_it_is_recognised_and_left_alone() {
+        let (endpoint, _) = listen(lambda).await;
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
+        let observed = observe(&ctx, "dst").await.unwrap();
+        assert_eq!(observed, Observed::Present(rendered()));
+        let change = plan(&ctx, "dst", &observed);
+        assert_eq!((change.action, change.op), (Action::Unchanged, Op::Nothing));
+    }
+
+    #[test]
+    fn any_wider_or_other_grant_is_replaced() {
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), "http://127.0.0.1:9");
+        type Widen = fn(&mut Value);
+        let widened: [(&str, Widen); 7] = [
+            ("any principal", |s| s["Principal"] = json!("*")),
+            ("any AWS principal", |s| {
+                s["Principal"] = json!({"AWS": "*"})
+            }),
+            ("every action", |s| s["Action"] = json!("lambda:*")),
+            ("another topic", |s| {
+                s["Condition"]["ArnLike"]["AWS:SourceArn"] =
+                    json!("arn:aws:sns:us-east-1:123456789012:other-fanout")
+            }),
+            ("any topic", |s| {
+                s["Condition"]["ArnLike"]["AWS:SourceArn"] = json!("arn:aws:sns:*")
+            }),
+            ("no account condition", |s| {
+                s["Condition"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("StringEquals");
+            }),
+            ("Deny instead of Allow", |s| s["Effect"] = json!("Deny")),
+        ];
+        for (what, widen) in widened {
+            let mut statement = rendered();
+            widen(&mut statement);
+            let change = plan(&ctx, "dst", &Observed::Present(statement));
+            assert_eq!(
+                (change.action, change.op),
+                (Action::Update, Op::Replace),
+                "{what}"
+            );
+        }
+    }
+}

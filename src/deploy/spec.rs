@@ -85,6 +85,22 @@ impl Spec {
     }
 }
 
+#[cfg(test)]
+impl Spec {
+    /// The spec of `deploy --source SOURCE --dest ...` with every default.
+    pub fn for_test(source: &str, destinations: &[&str]) -> Spec {
+        let flags = Flags {
+            source: Some(source.into()),
+            dest: destinations.iter().map(|d| d.to_string()).collect(),
+            ..Flags::default()
+        };
+        match resolve(flags, FileConfig::default()) {
+            Ok(spec) => spec,
+            Err(err) => panic!("test spec: {err}"),
+        }
+    }
+}
+
 /// Splits `DST` or `DST:PREFIX` (bucket names never contain a colon).
 pub fn parse_destination(text: &str) -> Result<(String, Option<String>), SpecError> {
     let Some((bucket, prefix)) = text.split_once(':') else {

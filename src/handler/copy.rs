@@ -376,7 +376,7 @@ mod tests {
     //! `x-amz-copy-source-if-match`, so the 412 path is shown here.
 
     use super::*;
-    use crate::handler::test_s3::{Reply, client, header, serve};
+    use crate::test_endpoint::{Reply, client, header, serve};
     use tokio::net::TcpListener;
 
     fn copied(_: &str, _: &str) -> Reply {

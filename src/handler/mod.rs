@@ -13,8 +13,6 @@ pub mod key;
 mod metrics;
 mod multipart;
 pub(crate) mod plan;
-#[cfg(test)]
-mod test_s3;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -307,7 +307,7 @@ fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::test_s3::{Reply, serve};
+    use crate::test_endpoint::{Reply, serve};
 
     const TIB: u64 = 1024 * GIB;
 
