@@ -4,6 +4,13 @@
 //! Queue, Lambda and EventBridge configuration is written back exactly as it
 //! was read. S3 replaces the whole configuration on each write, so the write
 //! only happens when s3fan's own entry must change.
+//!
+//! S3 has no conditional write for this configuration, so the merge is made
+//! against a fresh read taken just before the write, not against the plan's
+//! read: deploy spends seconds creating roles and functions in between, and
+//! anything another tool (or another s3fan) wrote in that time would
+//! otherwise be overwritten. What remains is one round trip between that
+//! read and the write.
 
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
@@ -20,8 +27,10 @@ pub type Observed = NotificationConfiguration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Nothing,
-    /// Write this whole configuration.
-    Put(NotificationConfiguration),
+    /// Merge this entry into the configuration as it is when applied.
+    Merge(TopicConfiguration),
+    /// Remove s3fan's entry from the configuration as it is when applied.
+    Remove,
 }
 
 pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
@@ -96,7 +105,38 @@ pub fn desired_entry(ctx: &Context) -> Result<TopicConfiguration, DeployError> {
 /// (S3 would reject the configuration, or events would go to both).
 pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployError> {
     let desired = desired_entry(ctx)?;
-    let ours = |id: Option<&str>| id == Some(NOTIFICATION_ID);
+    refuse_overlaps(ctx, observed, &desired)?;
+    let current = ours(observed);
+    let (action, detail) = match current {
+        None => (Action::Create, String::new()),
+        Some(current) if !same_entry(current, &desired) => {
+            (Action::Update, "topic, events or filters".to_owned())
+        }
+        Some(_) => (Action::Unchanged, String::new()),
+    };
+    let op = if action.changes_something() {
+        Op::Merge(desired)
+    } else {
+        Op::Nothing
+    };
+    Ok(Change {
+        kind: Kind::Notification,
+        name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
+        destination: None,
+        action,
+        detail,
+        op,
+    })
+}
+
+/// Refuses, naming it, any entry other than s3fan's whose events and key
+/// filter overlap `desired`'s.
+fn refuse_overlaps(
+    ctx: &Context,
+    observed: &Observed,
+    desired: &TopicConfiguration,
+) -> Result<(), DeployError> {
+    let ours_events = desired_events(ctx);
     for Entry {
         kind,
         id,
@@ -104,10 +144,9 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployErro
         filter,
     } in other_entries(observed)
     {
-        if ours(id) && kind == "TopicConfiguration" {
+        if id == Some(NOTIFICATION_ID) && kind == "TopicConfiguration" {
             continue;
         }
-        let ours_events = desired_events(ctx);
         let overlaps_events = events
             .iter()
             .any(|e| ours_events.iter().any(|o| events_overlap(e, o.as_str())));
@@ -130,50 +169,27 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployErro
             )));
         }
     }
-    let current = observed
-        .topic_configurations()
-        .iter()
-        .find(|entry| ours(entry.id()));
-    let (action, detail) = match current {
-        None => (Action::Create, String::new()),
-        Some(current) if !same_entry(current, &desired) => {
-            (Action::Update, "topic, events or filters".to_owned())
-        }
-        Some(_) => (Action::Unchanged, String::new()),
-    };
-    let op = if action.changes_something() {
-        Op::Put(merged(observed, Some(desired)))
-    } else {
-        Op::Nothing
-    };
-    Ok(Change {
-        kind: Kind::Notification,
-        name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
-        destination: None,
-        action,
-        detail,
-        op,
-    })
+    Ok(())
 }
 
 /// Plans removing s3fan's entry and nothing else.
 pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
-    let present = observed
-        .topic_configurations()
-        .iter()
-        .any(|e| e.id() == Some(NOTIFICATION_ID));
     Change::removal(
         Kind::Notification,
         format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
         None,
-        present,
-        Op::Put(merged(observed, None)),
+        ours(observed).is_some(),
+        Op::Remove,
         Op::Nothing,
     )
 }
 
 pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
-    let Op::Put(configuration) = op else {
+    if *op == Op::Nothing {
+        return Ok(());
+    }
+    let fresh = observe(ctx).await?;
+    let Some(configuration) = rewrite(ctx, &fresh, op)? else {
         return Ok(());
     };
     ctx.s3
@@ -192,6 +208,35 @@ pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
                 &err,
             )
         })
+}
+
+/// The configuration to write, given what the bucket holds now; None when
+/// it already is as `op` wants (another s3fan got there first).
+fn rewrite(
+    ctx: &Context,
+    fresh: &Observed,
+    op: &Op,
+) -> Result<Option<NotificationConfiguration>, DeployError> {
+    match op {
+        Op::Nothing => Ok(None),
+        Op::Merge(desired) => {
+            // Whatever arrived since the plan is checked like the rest.
+            refuse_overlaps(ctx, fresh, desired)?;
+            Ok(match ours(fresh) {
+                Some(current) if same_entry(current, desired) => None,
+                _ => Some(merged(fresh, Some(desired.clone()))),
+            })
+        }
+        Op::Remove => Ok(ours(fresh).map(|_| merged(fresh, None))),
+    }
+}
+
+/// s3fan's entry in the configuration, if there is one.
+fn ours(observed: &Observed) -> Option<&TopicConfiguration> {
+    observed
+        .topic_configurations()
+        .iter()
+        .find(|entry| entry.id() == Some(NOTIFICATION_ID))
 }
 
 /// Everything else exactly as read, plus (or minus) s3fan's entry.
@@ -296,6 +341,102 @@ fn filters_overlap(a: &(String, String), b: &(String, String)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::spec::Spec;
+    use aws_sdk_s3::types::QueueConfiguration;
+
+    fn offline(prefix: Option<&str>) -> Context {
+        let mut spec = Spec::for_test("src", &["dst"]);
+        spec.prefix = prefix.map(str::to_owned);
+        // No request is made: rewrite() is pure.
+        Context::offline(spec, "http://127.0.0.1:9")
+    }
+
+    fn queue_entry(id: &str, prefix: &str) -> QueueConfiguration {
+        QueueConfiguration::builder()
+            .id(id)
+            .queue_arn(format!("arn:aws:sqs:us-east-1:123456789012:{id}"))
+            .events(Event::S3ObjectCreated)
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value(prefix)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn with_queues(queues: Vec<QueueConfiguration>, ours: Option<TopicConfiguration>) -> Observed {
+        NotificationConfiguration::builder()
+            .set_queue_configurations(Some(queues))
+            .set_topic_configurations(ours.map(|t| vec![t]))
+            .build()
+    }
+
+    fn queue_ids(configuration: &NotificationConfiguration) -> Vec<&str> {
+        configuration
+            .queue_configurations()
+            .iter()
+            .filter_map(|q| q.id())
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_written_after_the_plan_survives_the_merge() {
+        let ctx = offline(Some("in/"));
+        let planned = plan(&ctx, &with_queues(vec![], None)).unwrap();
+        assert_eq!(planned.action, Action::Create);
+        // Another tool adds its queue while deploy creates the functions.
+        let fresh = with_queues(vec![queue_entry("theirs", "logs/")], None);
+        let written = rewrite(&ctx, &fresh, &planned.op).unwrap().unwrap();
+        assert_eq!(queue_ids(&written), ["theirs"]);
+        assert_eq!(ours(&written), Some(&desired_entry(&ctx).unwrap()));
+    }
+
+    #[test]
+    fn an_overlapping_entry_written_after_the_plan_is_refused() {
+        let ctx = offline(Some("in/"));
+        let planned = plan(&ctx, &with_queues(vec![], None)).unwrap();
+        let fresh = with_queues(vec![queue_entry("theirs", "in/today/")], None);
+        let err = rewrite(&ctx, &fresh, &planned.op).unwrap_err();
+        assert!(err.0.contains("QueueConfiguration \"theirs\""), "{err}");
+    }
+
+    #[test]
+    fn nothing_is_written_when_another_run_already_wrote_the_same() {
+        let ctx = offline(None);
+        let planned = plan(&ctx, &with_queues(vec![], None)).unwrap();
+        let fresh = with_queues(vec![], Some(desired_entry(&ctx).unwrap()));
+        assert_eq!(rewrite(&ctx, &fresh, &planned.op).unwrap(), None);
+    }
+
+    #[test]
+    fn removal_keeps_what_was_written_after_the_plan() {
+        let ctx = offline(None);
+        let planned = plan_delete(
+            &ctx,
+            &with_queues(vec![], Some(desired_entry(&ctx).unwrap())),
+        );
+        assert_eq!(planned.op, Op::Remove);
+        let fresh = with_queues(
+            vec![queue_entry("theirs", "logs/")],
+            Some(desired_entry(&ctx).unwrap()),
+        );
+        let written = rewrite(&ctx, &fresh, &planned.op).unwrap().unwrap();
+        assert_eq!(queue_ids(&written), ["theirs"]);
+        assert_eq!(ours(&written), None);
+        // Already gone (another destroy): nothing to write.
+        let gone = with_queues(vec![queue_entry("theirs", "logs/")], None);
+        assert_eq!(rewrite(&ctx, &gone, &planned.op).unwrap(), None);
+    }
 
     fn rules(prefix: &str, suffix: &str) -> (String, String) {
         (prefix.into(), suffix.into())
