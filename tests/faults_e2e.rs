@@ -572,3 +572,106 @@ async fn an_interrupted_deploy_or_destroy_completes_when_run_again() {
         destroy_writes.join(", ")
     );
 }
+
+/// Their queue entry, for ObjectRemoved events, as another tool would add it
+/// with its own read-modify-write.
+async fn add_their_queue(clients: &Clients, bucket: &str, id: &str) {
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(id)
+        .send()
+        .await
+        .expect("create their queue");
+    let mut configuration = notification_configuration(clients, bucket).await;
+    configuration
+        .queue_configurations
+        .get_or_insert_with(Vec::new)
+        .push(
+            aws_sdk_s3::types::QueueConfiguration::builder()
+                .id(id)
+                .queue_arn(format!("arn:aws:sqs:us-east-1:123456789012:{id}"))
+                .events(aws_sdk_s3::types::Event::S3ObjectRemoved)
+                .build()
+                .expect("queue configuration"),
+        );
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(configuration)
+        .send()
+        .await
+        .expect("their notification");
+}
+
+async fn notification_configuration(
+    clients: &Clients,
+    bucket: &str,
+) -> aws_sdk_s3::types::NotificationConfiguration {
+    let read = clients
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("read the notification configuration");
+    aws_sdk_s3::types::NotificationConfiguration::builder()
+        .set_topic_configurations(read.topic_configurations)
+        .set_queue_configurations(read.queue_configurations)
+        .set_lambda_function_configurations(read.lambda_function_configurations)
+        .build()
+}
+
+/// S3 has no conditional write for a bucket's notification configuration.
+/// A deploy is held just before its last per-destination write (Subscribe),
+/// long after it read the configuration for its plan; meanwhile another tool
+/// adds its entry and a second deploy of the same fan-out runs to the end.
+/// When the first deploy goes on, neither their entry nor s3fan's is lost,
+/// and s3fan's appears once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deploys_and_tools_never_lose_a_notification_entry() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let proxy = FaultProxy::start(&aws.endpoint, &["--rate", "0"]);
+    let source = unique("race");
+    let destination = unique("race-d");
+    for bucket in [&source, &destination] {
+        clients.create_bucket(bucket).await;
+    }
+    let args = ["deploy", "--source", &source, "--dest", &destination].map(String::from);
+
+    proxy.hold("Subscribe");
+    let first = {
+        let (endpoint, args) = (proxy.endpoint.clone(), args.clone());
+        tokio::spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s3fan_at(&endpoint, &access_key(), &args).await
+        })
+    };
+    assert_eq!(proxy.held().await, "Subscribe");
+    let theirs = format!("{source}-late");
+    add_their_queue(&clients, &source, &theirs).await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&s3fan_at(&aws.endpoint, &access_key(), &args).await);
+    proxy.release();
+    assert_ok(&first.await.expect("first deploy"));
+
+    let configuration = notification_configuration(&clients, &source).await;
+    let queues: Vec<_> = configuration
+        .queue_configurations()
+        .iter()
+        .filter_map(|q| q.id())
+        .collect();
+    assert_eq!(
+        queues,
+        [theirs.as_str()],
+        "their entry survived both deploys"
+    );
+    let topics: Vec<_> = configuration
+        .topic_configurations()
+        .iter()
+        .filter_map(|t| t.id())
+        .collect();
+    assert_eq!(topics, ["s3fan-fanout"], "s3fan's entry, once");
+}

@@ -86,6 +86,16 @@ fn start_harness_server(script: &str, args: &[&str]) -> (Child, String, PathBuf)
 /// Runs the release binary with `args` against the AWS endpoint `endpoint`
 /// (the local AWS, or a proxy in front of it).
 pub async fn s3fan_at(endpoint: &str, access_key: &str, args: &[&str]) -> CliRun {
+    s3fan_with_env(endpoint, access_key, &[], args).await
+}
+
+/// `s3fan_at`, with more variables (or others in place of its own).
+pub async fn s3fan_with_env(
+    endpoint: &str,
+    access_key: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> CliRun {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
         .args(args)
         .env_clear()
@@ -96,6 +106,7 @@ pub async fn s3fan_at(endpoint: &str, access_key: &str, args: &[&str]) -> CliRun
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("run s3fan");
@@ -171,6 +182,49 @@ impl FaultProxy {
             None,
         ))
         .expect("writes list")
+    }
+
+    /// The next write of `action` (say "Subscribe") waits, before it is
+    /// forwarded, until `release`.
+    pub fn hold(&self, action: &str) {
+        let plan = serde_json::json!({ "write": action });
+        control_request(&self.endpoint, "POST", "/_faults/hold", Some(&plan));
+    }
+
+    /// Waits until a held write is waiting; returns its action.
+    pub async fn held(&self) -> String {
+        for _ in 0..1200 {
+            let held = control_request(&self.endpoint, "GET", "/_faults/held", None);
+            if let Some(action) = held["held"].as_str() {
+                return action.to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no write was held within 60 s");
+    }
+
+    /// Lets the held write go on.
+    pub fn release(&self) {
+        control_request(&self.endpoint, "POST", "/_faults/release", None);
+    }
+
+    /// Every request (with `bucket`, every S3 request for it) is answered
+    /// `status` with the error `code`, as AWS would; `refuse_none` ends it.
+    pub fn refuse(&self, status: u16, code: &str, message: &str, bucket: Option<&str>) {
+        let mut plan = serde_json::json!({"status": status, "code": code, "message": message});
+        if let Some(bucket) = bucket {
+            plan["bucket"] = bucket.into();
+        }
+        control_request(&self.endpoint, "POST", "/_faults/refuse", Some(&plan));
+    }
+
+    pub fn refuse_none(&self) {
+        control_request(
+            &self.endpoint,
+            "POST",
+            "/_faults/refuse",
+            Some(&serde_json::json!({})),
+        );
     }
 
     /// The next request for `operation` gets exactly the fault `kind`.

@@ -35,6 +35,16 @@ Control endpoints (not forwarded):
                         forwarded; the answer says which it was. {"nth": 0}
                         turns it off. GET /_faults/writes lists the writes
                         counted since.
+  POST /_faults/hold    JSON {"write": "Subscribe"}: the next write of that
+                        action waits, before it is forwarded, until
+                        POST /_faults/release; GET /_faults/held answers
+                        {"held": "Subscribe"} while one waits, else
+                        {"held": null}. Lets a test act between two calls.
+  POST /_faults/refuse  JSON {"code": "ExpiredToken", "status": 403,
+                        "message": "...", "bucket": "name"}: every request
+                        (with "bucket", every S3 request for that bucket) is
+                        answered with that error, in its protocol, and not
+                        forwarded; {} turns it off.
 
 Usage: fault_proxy.py --upstream http://127.0.0.1:PORT [--rate 0.2]
        [--kinds slowdown,internal,reset,delay] [--seed 1] [--delay 1.0]
@@ -72,6 +82,13 @@ class State:
         # fail-write: the countdown to the write to refuse, and the writes seen.
         self.fail_write = 0
         self.writes = []
+        # hold: the write action to hold, the event set while one waits,
+        # and the event that lets it go.
+        self.hold = None
+        self.held = None
+        self.release = threading.Event()
+        # refuse: {"code", "status", "message", "bucket"} or None.
+        self.refuse = None
         self.requests = 0
         self.faults = {kind: 0 for kind in KINDS}
         self.by_operation = {}
@@ -142,21 +159,30 @@ def is_write(method, action):
     return method not in ("GET", "HEAD")
 
 
-def access_denied(protocol):
-    """403 AccessDenied in the request's own protocol, so the SDK reads it:
-    "json" (Lambda, SQS), "query" (IAM, SNS, STS) or "s3"."""
-    message = "injected by fault_proxy.py: fail-write"
+def protocol_of(path, headers):
+    """The request's protocol: "json" (Lambda, SQS), "query" (IAM, SNS, STS)
+    or "s3"."""
+    if "x-amz-target" in headers or path.startswith("/20"):
+        return "json"
+    if "x-www-form-urlencoded" in headers.get("content-type", ""):
+        return "query"
+    return "s3"
+
+
+def refusal(protocol, code, message):
+    """An error answer's body, content type and extra headers in `protocol`,
+    so the SDK reads its code and message."""
     if protocol == "json":
-        body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
-        return body, "application/x-amz-json-1.0", [("x-amzn-ErrorType", "AccessDeniedException")]
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return body, "application/x-amz-json-1.0", [("x-amzn-ErrorType", code)]
     if protocol == "query":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message>"
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
             "</Error><RequestId>FAULT</RequestId></ErrorResponse>"
         ).encode()
         return body, "text/xml", []
-    return error_document("AccessDenied", message), "application/xml", []
+    return error_document(code, message), "application/xml", []
 
 
 def error_document(code, message):
@@ -237,6 +263,10 @@ def make_handler(upstream, state):
             if self.path == "/_faults/writes":
                 with state.lock:
                     return self.reply(200, json.dumps(state.writes).encode(), "application/json")
+            if self.path == "/_faults/held":
+                with state.lock:
+                    held = state.held
+                return self.reply(200, json.dumps({"held": held}).encode(), "application/json")
             if self.path == "/_faults/stats":
                 with state.lock:
                     body = json.dumps(
@@ -254,6 +284,14 @@ def make_handler(upstream, state):
                 elif self.path == "/_faults/fail-write":
                     state.fail_write = int(settings["nth"])
                     state.writes = []
+                elif self.path == "/_faults/hold":
+                    state.hold = settings["write"]
+                    state.release.clear()
+                elif self.path == "/_faults/release":
+                    state.hold = None
+                    state.release.set()
+                elif self.path == "/_faults/refuse":
+                    state.refuse = settings if settings.get("code") else None
                 else:
                     return self.reply(404, b"{}", "application/json")
             return self.reply(200, b"{}", "application/json")
@@ -271,19 +309,34 @@ def make_handler(upstream, state):
             url = urlparse(self.path)
             lowered = {k.lower(): v for k, v in self.headers.items()}
             action = api_action(self.command, url.path, lowered, body)
+            protocol = protocol_of(url.path, lowered)
+            with state.lock:
+                refuse = state.refuse
+            if refuse and (
+                "bucket" not in refuse or (protocol == "s3" and url.path.split("/")[1] == refuse["bucket"])
+            ):
+                payload, content_type, headers = refusal(
+                    protocol, refuse["code"], refuse.get("message", "injected by fault_proxy.py")
+                )
+                return self.reply(int(refuse.get("status", 403)), payload, content_type, headers)
             if is_write(self.command, action):
                 with state.lock:
                     described = action or f"{self.command} {url.path}?{url.query}"
                     state.writes.append(described)
                     refuse = state.fail_write == len(state.writes)
+                    hold = state.hold is not None and state.hold == described
+                    if hold:
+                        state.hold = None
+                        state.held = described
+                if hold:
+                    state.release.wait(120)
+                    with state.lock:
+                        state.held = None
                 if refuse:
-                    if "x-amz-target" in lowered or url.path.startswith("/20"):
-                        protocol = "json"
-                    elif "x-www-form-urlencoded" in lowered.get("content-type", ""):
-                        protocol = "query"
-                    else:
-                        protocol = "s3"
-                    payload, content_type, headers = access_denied(protocol)
+                    payload, content_type, headers = refusal(
+                        protocol, "AccessDenied" if protocol != "json" else "AccessDeniedException",
+                        "injected by fault_proxy.py: fail-write",
+                    )
                     return self.reply(403, payload, content_type, headers)
             kind = state.choose(operation_of(self.command, url.path, url.query, lowered))
             if kind == "slowdown":
