@@ -48,7 +48,40 @@ where
         (Some(code), None) => code.to_owned(),
         _ => DisplayErrorContext(err).to_string(),
     };
-    DeployError(format!("{what}: {detail}"))
+    DeployError(format!("{what}: {detail}{}", what_to_do(err)))
+}
+
+/// Codes with which AWS refuses the credentials themselves, whatever the call.
+const REFUSED_CREDENTIALS: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "TokenRefreshRequired",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+];
+
+/// The way out of failures that are not about the resource at all: AWS not
+/// reached, or the credentials refused.
+fn what_to_do<E, R>(err: &SdkError<E, R>) -> &'static str
+where
+    E: ProvideErrorMetadata,
+{
+    if matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    ) {
+        "; AWS did not answer: check the network connection, --region, and \
+         AWS_ENDPOINT_URL if it is set"
+    } else if is_code(err, REFUSED_CREDENTIALS) {
+        "; AWS refused these credentials (expired, revoked or mistyped): refresh \
+         them (`aws sso login`, new temporary credentials) or choose others with \
+         --profile or AWS_PROFILE"
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn is_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, codes: &[&str]) -> bool {
@@ -278,8 +311,11 @@ async fn bucket_region(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<String, 
         ))),
         Err(err) if is_code(&err, &["AccessDenied", "AllAccessDisabled"]) => {
             Err(DeployError(format!(
-                "source bucket {bucket} exists but these credentials cannot read its location (AccessDenied): \
-             it may belong to another account, or the caller lacks s3:GetBucketLocation"
+                "source bucket {bucket} exists but these credentials cannot read its location \
+                 (AccessDenied): it belongs to another account, or the caller lacks \
+                 s3:GetBucketLocation. Run s3fan with credentials of the bucket's own account \
+                 (--profile), which alone can set its notifications, or grant \
+                 s3:GetBucketLocation on it"
             )))
         }
         Err(err) => Err(aws_failure(
@@ -300,7 +336,9 @@ async fn check_destinations(ctx: &Context) -> Result<(), DeployError> {
                     Some(404) => format!("destination bucket {bucket} does not exist: create it, or fix --dest"),
                     Some(403) => format!(
                         "destination bucket {bucket} exists but these credentials cannot reach it (403): \
-                         it may belong to another account"
+                         it belongs to another account, or the caller lacks s3:ListBucket on it. \
+                         Have its owner grant this account s3:ListBucket and s3:PutObject in the \
+                         bucket's policy, or fix --dest"
                     ),
                     Some(301) => return Ok(()), // in another region: it exists
                     _ => aws_failure(format!("cannot check destination bucket {bucket}"), &err).0,
