@@ -329,19 +329,30 @@ fn log_copy(
     }
 }
 
-/// JSON lines on stdout, which Lambda sends to CloudWatch Logs.
+/// JSON lines on stdout, which Lambda sends to CloudWatch Logs, at the
+/// level RUST_LOG asks (default info).
+///
+/// Whatever RUST_LOG says, the SDK's TRACE lines are dropped: they print each
+/// signed request, its `x-amz-security-token` header (the function's session
+/// token) included, into logs that many more people can read than can
+/// assume the role. s3fan's own TRACE lines stay.
 fn init_json_logs() {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let no_credentials = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::DEBUG || meta.target().starts_with("s3fan")
+    });
+    let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_env_filter(filter)
         .with_writer(std::io::stdout)
-        .init();
+        .with_filter(filter)
+        .with_filter(no_credentials);
+    tracing_subscriber::registry().with(lines).init();
 }
 
 #[cfg(test)]
