@@ -108,6 +108,14 @@ struct DeployArgs {
     /// metrics (Embedded Metric Format in the function's log; no API calls).
     #[arg(long)]
     metrics: bool,
+    /// Write the copies in this S3 storage class (STANDARD_IA, GLACIER_IR,
+    /// ...): CLASS for every destination, DST=CLASS for one (repeat).
+    #[arg(long = "storage-class", value_name = "[DST=]CLASS")]
+    storage_class: Vec<String>,
+    /// Say that the requester pays on every object request, as
+    /// requester-pays buckets of another account demand.
+    #[arg(long)]
+    request_payer: bool,
     /// A tag for everything deploy creates (repeat for more).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
@@ -281,6 +289,8 @@ async fn deploy_command(args: DeployArgs) -> Printed {
         retry_attempts: args.retry_attempts,
         max_event_age: args.max_event_age,
         tags: args.tags,
+        storage_class: args.storage_class,
+        request_payer: args.request_payer,
     };
     let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
     let code = Code::load(args.bootstrap.as_deref()).map_err(|err| err.0)?;
@@ -309,7 +319,6 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
     }
     Ok(Spec {
         source,
-        destinations,
         region: aws.region.clone().or(file.region),
         profile: aws.profile.clone().or(file.profile),
         memory: file.memory.unwrap_or(spec::DEFAULT_MEMORY_MB),
@@ -323,7 +332,23 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
             .max_event_age
             .unwrap_or(spec::DEFAULT_MAX_EVENT_AGE_SECONDS),
         tags: file.tags.unwrap_or_default(),
+        // The file's classes for the destinations named here; commands that
+        // name none take each deployed function's own.
+        storage_classes: spec::storage_classes(
+            &destinations,
+            file.storage_class.map(|classes| match classes {
+                spec::StorageClassConfig::PerDestination(mut table) => {
+                    table.retain(|destination, _| destinations.contains(destination));
+                    spec::StorageClassConfig::PerDestination(table)
+                }
+                all => all,
+            }),
+            Vec::new(),
+        )
+        .map_err(|err| err.to_string())?,
+        request_payer: file.request_payer.unwrap_or(false),
         key_prefixes,
+        destinations,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::deploy::spec::Spec;
 use crate::deploy::{Context, DeployError, aws_failure};
 use crate::handler::copy::{self, CopySettings, DeleteOutcome};
 use crate::handler::event::{Notice, parse_invocation};
-use crate::handler::plan::{Step, Target, plan};
+use crate::handler::plan::{S3Options, Step, Target, plan};
 
 /// What Lambda sends to an on-failure destination, as far as s3fan needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,17 +342,25 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
         suffix: edge.filter_suffix.clone(),
         replicate_deletes: edge.replicate_deletes,
         key_prefix: edge.key_prefix.clone(),
+        options: S3Options {
+            storage_class: edge.storage_class.clone(),
+            request_payer: edge.request_payer,
+        },
+    };
+    let clients = copy::S3Clients {
+        source: queue.ctx.s3.clone(),
+        destination: queue.ctx.s3_in(edge.destination_region.as_deref()),
     };
     let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
     let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;
     let mut failures = Vec::new();
     for step in plan(notices, &target) {
         let failure = match step {
-            Step::Copy(request) => copy::copy(&queue.ctx.s3, settings, &request, deadline)
+            Step::Copy(request) => copy::copy(&clients, settings, &request, deadline)
                 .await
                 .err()
                 .map(|f| f.to_string()),
-            Step::Delete(request) => match copy::delete_object(&queue.ctx.s3, &request).await {
+            Step::Delete(request) => match copy::delete_object(&clients, &request).await {
                 Ok(DeleteOutcome::Deleted | DeleteOutcome::SourceRecreated) => None,
                 Err(f) => Some(f.to_string()),
             },

@@ -9,7 +9,9 @@ use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, TopicConfiguration,
 };
-use common::{Clients, access_key, assert_ok, assert_refused, local_aws, unique, writes_by};
+use common::{
+    Clients, access_key, assert_ok, assert_refused, function_name_for, local_aws, unique, writes_by,
+};
 use serde_json::{Value, json};
 
 fn reads_by(key: &str) -> usize {
@@ -1312,4 +1314,231 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
         .await;
     assert_refused(&run, &[&format!("--dest {bad:?}"), "starts with '/'"]);
     assert_eq!(writes_by(&key), Vec::<String>::new());
+}
+
+async fn storage_class(clients: &Clients, bucket: &str, key: &str) -> Option<String> {
+    let head = clients
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("head s3://{bucket}/{key}: {err:?}"));
+    head.storage_class().map(|c| c.as_str().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_applies_to_its_destination_live_and_in_backfill() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-sc");
+    let plain = unique("dst-sc-plain");
+    let archive = unique("dst-sc-archive");
+    buckets(&clients, &[&source, &plain, &archive]).await;
+    clients
+        .put(&source, "before.txt", b"old".to_vec(), "text/plain", &[])
+        .await;
+    let class = format!("{archive}=glacier_ir");
+    let deploy = [
+        "deploy",
+        "--source",
+        &source,
+        "--dest",
+        &plain,
+        "--dest",
+        &archive,
+        "--storage-class",
+        &class,
+        "--request-payer",
+    ];
+    assert_ok(&aws.s3fan(&access_key(), &deploy).await);
+    for (destination, expected) in [(&plain, None), (&archive, Some("GLACIER_IR"))] {
+        let configuration = clients
+            .lambda
+            .get_function_configuration()
+            .function_name(function_name_for(destination))
+            .send()
+            .await
+            .expect("function");
+        let variables = configuration
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            variables.get("S3FAN_STORAGE_CLASS").map(String::as_str),
+            expected
+        );
+        assert_eq!(
+            variables.get("S3FAN_REQUEST_PAYER").map(String::as_str),
+            Some("requester")
+        );
+    }
+
+    // A new object: the function copies it in the destination's class.
+    clients
+        .put(&source, "after.txt", b"new".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    assert_eq!(
+        storage_class(&clients, &archive, "after.txt")
+            .await
+            .as_deref(),
+        Some("GLACIER_IR")
+    );
+    assert_ne!(
+        storage_class(&clients, &plain, "after.txt")
+            .await
+            .as_deref(),
+        Some("GLACIER_IR")
+    );
+
+    // An existing object: backfill copies it as the function would.
+    assert_ok(
+        &aws.s3fan(&access_key(), &["backfill", "--source", &source])
+            .await,
+    );
+    assert_eq!(
+        storage_class(&clients, &archive, "before.txt")
+            .await
+            .as_deref(),
+        Some("GLACIER_IR")
+    );
+    assert_ne!(
+        storage_class(&clients, &plain, "before.txt")
+            .await
+            .as_deref(),
+        Some("GLACIER_IR")
+    );
+
+    // An unknown class is refused before anything changes.
+    let key = access_key();
+    let bad = format!("{archive}=COLD");
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &archive,
+                "--storage-class",
+                &bad,
+            ],
+        )
+        .await;
+    assert_refused(&run, &["\"COLD\" is not an S3 storage class", "GLACIER_IR"]);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_in_another_region_is_written_in_its_region() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let europe = aws.clients_in("eu-west-1").await;
+    let source = unique("src-rg");
+    let near = unique("dst-rg-near");
+    let far = unique("dst-rg-far");
+    buckets(&clients, &[&source, &near]).await;
+    europe
+        .s3
+        .create_bucket()
+        .bucket(&far)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the bucket in eu-west-1");
+    // 6 MiB, before the deploy: backfill copies it, in parts below.
+    clients
+        .put(
+            &source,
+            "early.bin",
+            vec![7u8; 6 << 20],
+            "application/octet-stream",
+            &[],
+        )
+        .await;
+
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &source, "--dest", &near, "--dest", &far,
+            ],
+        )
+        .await,
+    );
+    for (destination, expected) in [(&near, None), (&far, Some("eu-west-1"))] {
+        let configuration = clients
+            .lambda
+            .get_function_configuration()
+            .function_name(function_name_for(destination))
+            .send()
+            .await
+            .expect("function");
+        let variables = configuration
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            variables.get("S3FAN_DEST_REGION").map(String::as_str),
+            expected,
+            "{destination}"
+        );
+    }
+
+    // A new object reaches both, the far one through eu-west-1.
+    clients
+        .put(&source, "new.txt", b"hello".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    assert!(clients.get(&near, "new.txt").await.is_some());
+    assert!(europe.get(&far, "new.txt").await.is_some());
+    let far_writes: Vec<_> = aws
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.starts_with(&format!("/{far}/")))
+        .collect();
+    assert!(!far_writes.is_empty());
+    assert!(
+        far_writes
+            .iter()
+            .all(|r| r.region.as_deref() == Some("eu-west-1")),
+        "{far_writes:?}"
+    );
+
+    // backfill copies the existing object there too, in 5 MiB parts; then
+    // verify finds both destinations in sync.
+    let parts = [
+        ("S3FAN_MULTIPART_THRESHOLD", "5242880"),
+        ("S3FAN_PART_SIZE", "5242880"),
+    ];
+    let run = common::s3fan_with_env(
+        &aws.endpoint,
+        &access_key(),
+        &parts,
+        &["backfill", "--source", &source],
+    )
+    .await;
+    assert_ok(&run);
+    let copy = europe.get(&far, "early.bin").await.expect("backfilled");
+    assert_eq!(copy.bytes.len(), 6 << 20);
+    assert!(
+        aws.requests().iter().any(|r| r.method == "POST"
+            && r.path == format!("/{far}/early.bin")
+            && r.query.contains("uploads")
+            && r.region.as_deref() == Some("eu-west-1")),
+        "a multipart upload in eu-west-1"
+    );
+    assert_ok(
+        &aws.s3fan(&access_key(), &["verify", "--source", &source])
+            .await,
+    );
 }

@@ -12,8 +12,9 @@ use aws_sdk_lambda::types::{
 };
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR, SOURCE_BUCKET_VAR, function_name, role_name,
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
+    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR, function_name,
+    role_name,
 };
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -116,6 +117,21 @@ fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, Stri
     }
     if let Some(key_prefix) = ctx.spec.key_prefix(destination) {
         environment.insert(DEST_PREFIX_VAR.to_owned(), key_prefix.to_owned());
+    }
+    if let Some(class) = ctx.spec.storage_class(destination) {
+        environment.insert(STORAGE_CLASS_VAR.to_owned(), class.to_owned());
+    }
+    if ctx.spec.request_payer {
+        environment.insert(REQUEST_PAYER_VAR.to_owned(), "requester".to_owned());
+    }
+    // Copies are written in the destination's region; only named when it
+    // is not the function's own.
+    if let Some(region) = ctx
+        .destination_regions
+        .get(destination)
+        .filter(|region| **region != ctx.scope.region)
+    {
+        environment.insert(DEST_REGION_VAR.to_owned(), region.clone());
     }
     environment
 }
@@ -388,7 +404,12 @@ mod tests {
         spec.metrics = true;
         spec.key_prefixes.insert("dst".into(), "copies/".into());
         spec.tags.insert("team".into(), "data".into());
-        let ctx = Context::offline(spec, "http://127.0.0.1:9");
+        spec.storage_classes
+            .insert("dst".into(), "GLACIER_IR".into());
+        spec.request_payer = true;
+        let mut ctx = Context::offline(spec, "http://127.0.0.1:9");
+        ctx.destination_regions
+            .insert("dst".into(), "eu-west-1".into());
         let expected = [
             ("S3FAN_DEST_BUCKET", "dst"),
             ("S3FAN_SOURCE_BUCKET", "src"),
@@ -397,6 +418,9 @@ mod tests {
             ("S3FAN_REPLICATE_DELETES", "true"),
             ("S3FAN_METRICS", "true"),
             ("S3FAN_DEST_PREFIX", "copies/"),
+            ("S3FAN_STORAGE_CLASS", "GLACIER_IR"),
+            ("S3FAN_REQUEST_PAYER", "requester"),
+            ("S3FAN_DEST_REGION", "eu-west-1"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(desired_environment(&ctx, "dst"), HashMap::from(expected));

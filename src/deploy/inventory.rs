@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR, SOURCE_BUCKET_VAR,
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
+    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR,
 };
 use super::{Context, DeployError, aws_failure};
 
@@ -24,6 +24,11 @@ pub struct Edge {
     pub filter_suffix: Option<String>,
     pub replicate_deletes: bool,
     pub metrics: bool,
+    /// `--storage-class` for this destination.
+    pub storage_class: Option<String>,
+    pub request_payer: bool,
+    /// The destination's region, when deploy found it elsewhere.
+    pub destination_region: Option<String>,
     pub code_sha256: String,
     pub last_modified: String,
 }
@@ -52,6 +57,11 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
                         .get(REPLICATE_DELETES_VAR)
                         .is_some_and(|v| v == "true"),
                     metrics: variables.get(METRICS_VAR).is_some_and(|v| v == "true"),
+                    storage_class: variables.get(STORAGE_CLASS_VAR).cloned(),
+                    destination_region: variables.get(DEST_REGION_VAR).cloned(),
+                    request_payer: variables
+                        .get(REQUEST_PAYER_VAR)
+                        .is_some_and(|v| v == "requester"),
                     code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
                     last_modified: function.last_modified().unwrap_or_default().to_owned(),
                 });
@@ -116,6 +126,9 @@ mod tests {
             filter_suffix: None,
             replicate_deletes: false,
             metrics: false,
+            storage_class: None,
+            request_payer: false,
+            destination_region: None,
             code_sha256: String::new(),
             last_modified: String::new(),
         }

@@ -144,6 +144,10 @@ pub struct Context {
     /// The code to deploy. Only `deploy` needs it: `status` and `destroy`
     /// run anywhere, also where s3fan is not a Linux build (a Mac).
     pub code: Option<Code>,
+    /// The SDK configuration in the source's region, for clients elsewhere.
+    pub sdk: SdkConfig,
+    /// Each destination's region, once `destination_regions` found it.
+    pub destination_regions: BTreeMap<String, String>,
 }
 
 impl Context {
@@ -184,6 +188,8 @@ impl Context {
             lambda: aws_sdk_lambda::Client::new(&regional),
             iam: aws_sdk_iam::Client::new(&regional),
             sqs: aws_sdk_sqs::Client::new(&regional),
+            sdk: regional,
+            destination_regions: BTreeMap::new(),
             spec,
             code,
         })
@@ -194,6 +200,27 @@ impl Context {
         self.code.as_ref().ok_or_else(|| {
             DeployError("no Linux build of s3fan to upload: pass one with --bootstrap PATH".into())
         })
+    }
+
+    /// An S3 client for `bucket`'s region: the source's client unless the
+    /// bucket is known to be elsewhere.
+    pub fn s3_for(&self, bucket: &str) -> aws_sdk_s3::Client {
+        self.s3_in(self.destination_regions.get(bucket).map(String::as_str))
+    }
+
+    /// An S3 client for `region`: the source's client when it is the same
+    /// or not known.
+    pub fn s3_in(&self, region: Option<&str>) -> aws_sdk_s3::Client {
+        match region {
+            Some(region) if region != self.scope.region => crate::aws::s3_client(
+                &self
+                    .sdk
+                    .to_builder()
+                    .region(Region::new(region.to_owned()))
+                    .build(),
+            ),
+            _ => self.s3.clone(),
+        }
     }
 
     pub fn topic_arn(&self) -> String {
@@ -252,6 +279,8 @@ impl Context {
             lambda: aws_sdk_lambda::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            sdk: config,
+            destination_regions: BTreeMap::new(),
             code: None,
         }
     }
@@ -325,11 +354,24 @@ async fn bucket_region(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<String, 
     }
 }
 
-/// Every destination must exist and be reachable before anything changes.
-async fn check_destinations(ctx: &Context) -> Result<(), DeployError> {
-    let checks = ctx.spec.destinations.iter().map(|bucket| async move {
+/// Every destination must exist and be reachable before anything changes;
+/// finds the region of each, since copies are written there (S3 answers a
+/// request sent to another region with 301 PermanentRedirect).
+pub async fn destination_regions(ctx: &mut Context) -> Result<(), DeployError> {
+    let shared: &Context = ctx;
+    let checks = shared.spec.destinations.iter().map(|bucket| async move {
+        let ctx = shared;
+        let found = |region: Option<&str>| {
+            Ok((
+                bucket.clone(),
+                region
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or(&ctx.scope.region)
+                    .to_owned(),
+            ))
+        };
         match ctx.s3.head_bucket().bucket(bucket).send().await {
-            Ok(_) => Ok(()),
+            Ok(out) => found(out.bucket_region()),
             Err(err) => {
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 Err(match status {
@@ -340,22 +382,30 @@ async fn check_destinations(ctx: &Context) -> Result<(), DeployError> {
                          Have its owner grant this account s3:ListBucket and s3:PutObject in the \
                          bucket's policy, or fix --dest"
                     ),
-                    Some(301) => return Ok(()), // in another region: it exists
+                    // In another region: it exists, and S3 says where.
+                    Some(301) => {
+                        return found(err.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")));
+                    }
                     _ => aws_failure(format!("cannot check destination bucket {bucket}"), &err).0,
                 })
             }
         }
     });
-    let problems: Vec<String> = join_all(checks)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(DeployError(problems.join("; ")))
+    let mut problems = Vec::new();
+    let mut regions = BTreeMap::new();
+    for check in join_all(checks).await {
+        match check {
+            Ok((bucket, region)) => {
+                regions.insert(bucket, region);
+            }
+            Err(problem) => problems.push(problem),
+        }
     }
+    if !problems.is_empty() {
+        return Err(DeployError(problems.join("; ")));
+    }
+    ctx.destination_regions = regions;
+    Ok(())
 }
 
 /// One change of any resource, with what its apply needs.
@@ -545,8 +595,8 @@ impl Report {
 
 /// `s3fan deploy`.
 pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
-    let ctx = Context::connect(spec, Some(code)).await?;
-    check_destinations(&ctx).await?;
+    let mut ctx = Context::connect(spec, Some(code)).await?;
+    destination_regions(&mut ctx).await?;
     let edges = inventory::list(&ctx).await?;
     if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
         return Err(DeployError(format!(
@@ -817,11 +867,21 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
         .iter()
         .filter_map(|e| Some((e.destination.clone(), e.key_prefix.clone()?)))
         .collect();
+    ctx.spec.storage_classes = ours
+        .iter()
+        .filter_map(|e| Some((e.destination.clone(), e.storage_class.clone()?)))
+        .collect();
+    // Where the functions write, as deployed; `destination_regions` asks S3.
+    ctx.destination_regions = ours
+        .iter()
+        .filter_map(|e| Some((e.destination.clone(), e.destination_region.clone()?)))
+        .collect();
     if let Some(first) = ours.first() {
         ctx.spec.prefix = first.filter_prefix.clone();
         ctx.spec.suffix = first.filter_suffix.clone();
         ctx.spec.replicate_deletes = first.replicate_deletes;
         ctx.spec.metrics = first.metrics;
+        ctx.spec.request_payer = first.request_payer;
     }
     Ok(edges)
 }

@@ -36,8 +36,8 @@ pub const ROLE_POLICY_NAME: &str = "s3fan-replication";
 /// reads the destination and key filter (defined beside the code that reads
 /// them); deploy finds its functions by the source.
 pub use crate::handler::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR,
+    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
+    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, STORAGE_CLASS_VAR,
 };
 pub const SOURCE_BUCKET_VAR: &str = "S3FAN_SOURCE_BUCKET";
 

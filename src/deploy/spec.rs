@@ -33,7 +33,30 @@ pub struct FileConfig {
     pub retry_attempts: Option<i32>,
     pub max_event_age: Option<i32>,
     pub tags: Option<BTreeMap<String, String>>,
+    pub storage_class: Option<StorageClassConfig>,
+    pub request_payer: Option<bool>,
 }
+
+/// `storage_class = "STANDARD_IA"` for every destination, or a table of
+/// destination = class.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StorageClassConfig {
+    All(String),
+    PerDestination(BTreeMap<String, String>),
+}
+
+/// The storage classes a copy may be written in (general purpose buckets).
+pub const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
 
 /// What the flags said; `None` and empty mean "not given".
 #[derive(Debug, Default, Clone)]
@@ -51,6 +74,9 @@ pub struct Flags {
     pub retry_attempts: Option<i32>,
     pub max_event_age: Option<i32>,
     pub tags: Vec<String>,
+    /// `CLASS` for every destination, or `DST=CLASS` for one.
+    pub storage_class: Vec<String>,
+    pub request_payer: bool,
 }
 
 /// A complete, valid request for one fan-out.
@@ -76,12 +102,23 @@ pub struct Spec {
     pub tags: BTreeMap<String, String>,
     /// `--dest DST:PREFIX`: the destinations whose copies go under a key prefix.
     pub key_prefixes: BTreeMap<String, String>,
+    /// `--storage-class`: the destinations whose copies are written in a
+    /// storage class other than the bucket's default (STANDARD).
+    pub storage_classes: BTreeMap<String, String>,
+    /// `--request-payer`: every object request says the requester pays, as
+    /// requester-pays buckets of other accounts demand.
+    pub request_payer: bool,
 }
 
 impl Spec {
     /// The key prefix copies to `destination` go under, if any.
     pub fn key_prefix(&self, destination: &str) -> Option<&str> {
         self.key_prefixes.get(destination).map(String::as_str)
+    }
+
+    /// The storage class copies to `destination` are written in, if set.
+    pub fn storage_class(&self, destination: &str) -> Option<&str> {
+        self.storage_classes.get(destination).map(String::as_str)
     }
 }
 
@@ -169,6 +206,16 @@ pub enum SpecError {
     MaxEventAge(i32),
     #[error("--tag {0:?} is not KEY=VALUE: write it as --tag team=media")]
     Tag(String),
+    #[error(
+        "--storage-class {given:?}: {class:?} is not an S3 storage class; use one of {}",
+        STORAGE_CLASSES.join(", ")
+    )]
+    StorageClass { given: String, class: String },
+    #[error(
+        "--storage-class {given:?} names {destination:?}, which is not a destination: \
+         name one given with --dest, or give the class alone for every destination"
+    )]
+    StorageClassDestination { given: String, destination: String },
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
     KeyPrefix {
         destination: String,
@@ -220,6 +267,7 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
             .ok_or_else(|| SpecError::Tag(tag.clone()))?;
         tags.insert(key.to_owned(), value.to_owned());
     }
+    let storage_classes = storage_classes(&destinations, file.storage_class, flags.storage_class)?;
     let spec = Spec {
         source,
         destinations,
@@ -244,9 +292,64 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
             .unwrap_or(DEFAULT_MAX_EVENT_AGE_SECONDS),
         tags,
         key_prefixes,
+        storage_classes,
+        request_payer: flags.request_payer || file.request_payer.unwrap_or(false),
     };
     spec.validate()?;
     Ok(spec)
+}
+
+/// Each destination's storage class: a flag's `DST=CLASS`, else a flag's
+/// `CLASS`, else the file's entry for it, else the file's class for all.
+pub fn storage_classes(
+    destinations: &[String],
+    file: Option<StorageClassConfig>,
+    flags: Vec<String>,
+) -> Result<BTreeMap<String, String>, SpecError> {
+    // (what the user wrote, for errors; the class)
+    let mut every: Option<(String, String)> = None;
+    let mut named: BTreeMap<String, (String, String)> = BTreeMap::new();
+    match file {
+        Some(StorageClassConfig::All(class)) => {
+            every = Some((format!("storage_class = {class:?} in {CONFIG_FILE}"), class));
+        }
+        Some(StorageClassConfig::PerDestination(table)) => {
+            for (destination, class) in table {
+                let given = format!("{destination} = {class:?} in {CONFIG_FILE}");
+                named.insert(destination, (given, class));
+            }
+        }
+        None => {}
+    }
+    for given in flags {
+        match given.split_once('=') {
+            Some((destination, class)) => {
+                named.insert(destination.to_owned(), (given.clone(), class.to_owned()));
+            }
+            None => every = Some((given.clone(), given)),
+        }
+    }
+    if let Some((destination, (given, _))) = named.iter().find(|(d, _)| !destinations.contains(d)) {
+        return Err(SpecError::StorageClassDestination {
+            given: given.clone(),
+            destination: destination.clone(),
+        });
+    }
+    let mut classes = BTreeMap::new();
+    for destination in destinations {
+        let Some((given, class)) = named.get(destination).or(every.as_ref()) else {
+            continue;
+        };
+        let upper = class.trim().to_ascii_uppercase();
+        if !STORAGE_CLASSES.contains(&upper.as_str()) {
+            return Err(SpecError::StorageClass {
+                given: given.clone(),
+                class: class.clone(),
+            });
+        }
+        classes.insert(destination.clone(), upper);
+    }
+    Ok(classes)
 }
 
 impl Spec {
@@ -328,6 +431,57 @@ mod tests {
             dest: dest.iter().map(|d| d.to_string()).collect(),
             ..Flags::default()
         }
+    }
+
+    #[test]
+    fn storage_classes_per_destination_or_for_all() {
+        let mut given = flags("src", &["aaa", "bbb", "ccc"]);
+        given.storage_class = vec!["standard_ia".into(), "bbb=GLACIER_IR".into()];
+        let spec = resolve(given, FileConfig::default()).unwrap();
+        assert_eq!(spec.storage_class("aaa"), Some("STANDARD_IA"));
+        assert_eq!(spec.storage_class("bbb"), Some("GLACIER_IR"));
+        assert_eq!(spec.storage_class("ccc"), Some("STANDARD_IA"));
+
+        let file: FileConfig = toml::from_str(
+            r#"
+            request_payer = true
+            [storage_class]
+            bbb = "DEEP_ARCHIVE"
+            "#,
+        )
+        .unwrap();
+        let spec = resolve(flags("src", &["aaa", "bbb"]), file).unwrap();
+        assert_eq!(spec.storage_class("aaa"), None);
+        assert_eq!(spec.storage_class("bbb"), Some("DEEP_ARCHIVE"));
+        assert!(spec.request_payer);
+
+        // A flag for one destination wins over the file's class for all.
+        let file: FileConfig = toml::from_str(r#"storage_class = "ONEZONE_IA""#).unwrap();
+        let mut given = flags("src", &["aaa", "bbb"]);
+        given.storage_class = vec!["aaa=STANDARD".into()];
+        let spec = resolve(given, file).unwrap();
+        assert_eq!(spec.storage_class("aaa"), Some("STANDARD"));
+        assert_eq!(spec.storage_class("bbb"), Some("ONEZONE_IA"));
+        assert!(!spec.request_payer);
+    }
+
+    #[test]
+    fn a_bad_storage_class_is_named_with_the_valid_ones() {
+        let mut given = flags("src", &["aaa"]);
+        given.storage_class = vec!["aaa=COLD".into()];
+        let err = resolve(given, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"aaa=COLD\"") && err.contains("GLACIER_IR"),
+            "{err}"
+        );
+        let mut given = flags("src", &["aaa"]);
+        given.storage_class = vec!["zzz=GLACIER".into()];
+        let err = resolve(given, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"zzz\", which is not a destination"), "{err}");
     }
 
     #[test]

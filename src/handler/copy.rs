@@ -9,11 +9,11 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::{MetadataDirective, TaggingDirective};
+use aws_sdk_s3::types::{MetadataDirective, RequestPayer, StorageClass, TaggingDirective};
 
 use super::key::copy_source;
 use super::multipart::{GIB, MAX_PART, MIB, MIN_PART, copy_in_parts, head_source};
-use super::plan::{CopyRequest, DeleteRequest};
+use super::plan::{CopyRequest, DeleteRequest, S3Options};
 
 /// How copies are made; from the function's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +233,7 @@ pub fn deadline_exceeded(request: &CopyRequest) -> Failure {
 /// Copies one object as planned: CopyObject up to the threshold, in parts
 /// past it; gives up at `deadline`.
 pub async fn copy(
-    s3: &Client,
+    s3: &S3Clients,
     settings: &CopySettings,
     request: &CopyRequest,
     deadline: tokio::time::Instant,
@@ -281,17 +281,79 @@ pub async fn copy(
     })
 }
 
+/// The clients one copy uses: reads of the source go to the source's region,
+/// writes to the destination's (S3 answers a request sent to another region
+/// with 301 PermanentRedirect; CopyObject itself goes to the destination's
+/// region and may read a source anywhere). One client when both share one.
+#[derive(Debug, Clone)]
+pub struct S3Clients {
+    pub source: Client,
+    pub destination: Client,
+}
+
+impl S3Clients {
+    /// Both buckets through one client.
+    #[cfg(test)]
+    pub fn one(client: &Client) -> S3Clients {
+        S3Clients {
+            source: client.clone(),
+            destination: client.clone(),
+        }
+    }
+
+    /// The source through `config`'s region; the destination through
+    /// `destination_region` when given and different.
+    pub fn for_regions(
+        config: &aws_config::SdkConfig,
+        destination_region: Option<String>,
+    ) -> S3Clients {
+        let source = crate::aws::s3_client(config);
+        let destination = match destination_region {
+            Some(region) if Some(region.as_str()) != config.region().map(|r| r.as_ref()) => {
+                crate::aws::s3_client(
+                    &config
+                        .to_builder()
+                        .region(aws_config::Region::new(region))
+                        .build(),
+                )
+            }
+            _ => source.clone(),
+        };
+        S3Clients {
+            source,
+            destination,
+        }
+    }
+}
+
+impl S3Options {
+    /// `x-amz-request-payer: requester`, when asked.
+    pub fn payer(&self) -> Option<RequestPayer> {
+        self.request_payer.then_some(RequestPayer::Requester)
+    }
+
+    /// The copies' storage class, when one is set.
+    pub fn class(&self) -> Option<StorageClass> {
+        self.storage_class.as_deref().map(StorageClass::from)
+    }
+}
+
 /// Deletes one key from the destination, unless the source has it again.
 /// S3 answers a delete of a missing key with success, so a repeated event is
 /// harmless.
-pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<DeleteOutcome, Failure> {
+pub async fn delete_object(
+    s3: &S3Clients,
+    request: &DeleteRequest,
+) -> Result<DeleteOutcome, Failure> {
     // A late delete event must not remove a key written again since. (The
     // role's s3:ListBucket on the source is what makes S3 answer 404 here
     // rather than 403.)
     match s3
+        .source
         .head_object()
         .bucket(&request.source_bucket)
         .key(&request.key)
+        .set_request_payer(request.options.payer())
         .send()
         .await
     {
@@ -299,9 +361,11 @@ pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<Delet
         Err(err) if status(&err) == Some(404) => {}
         Err(err) => return Err(failure(request, &err)),
     }
-    s3.delete_object()
+    s3.destination
+        .delete_object()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
+        .set_request_payer(request.options.payer())
         .send()
         .await
         .map(|_| DeleteOutcome::Deleted)
@@ -310,14 +374,17 @@ pub async fn delete_object(s3: &Client, request: &DeleteRequest) -> Result<Delet
 
 /// Copies one object with CopyObject: the source's current object, on
 /// condition that it is still the event's (see `plan` for the ordering rule).
-pub async fn copy_object(s3: &Client, request: &CopyRequest) -> Result<CopyOutcome, Failure> {
+pub async fn copy_object(s3: &S3Clients, request: &CopyRequest) -> Result<CopyOutcome, Failure> {
     let mut call = s3
+        .destination
         .copy_object()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
         .copy_source(copy_source(&request.source_bucket, &request.key))
         .metadata_directive(MetadataDirective::Copy)
-        .tagging_directive(TaggingDirective::Copy);
+        .tagging_directive(TaggingDirective::Copy)
+        .set_storage_class(request.options.class())
+        .set_request_payer(request.options.payer());
     if let Some(etag) = &request.if_match {
         call = call.copy_source_if_match(format!("\"{etag}\""));
     }
@@ -409,6 +476,7 @@ mod tests {
 
     fn request() -> CopyRequest {
         CopyRequest {
+            options: Default::default(),
             source_bucket: "src".into(),
             key: "dir/a b+é.txt".into(),
             version_id: Some("v1".into()),
@@ -423,7 +491,7 @@ mod tests {
     async fn sends_an_encoded_copy_source_and_the_etag_condition() {
         let (client, seen) = serve(copied).await;
         assert_eq!(
-            copy_object(&client, &request()).await,
+            copy_object(&S3Clients::one(&client), &request()).await,
             Ok(CopyOutcome::Copied)
         );
         let head = only_request(&seen);
@@ -445,6 +513,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_storage_class_and_requester_pays_are_sent_only_when_set() {
+        let (client, seen) = serve(copied).await;
+        copy_object(&S3Clients::one(&client), &request())
+            .await
+            .unwrap();
+        let plain = only_request(&seen);
+        assert_eq!(header(&plain, "x-amz-storage-class"), None);
+        assert_eq!(header(&plain, "x-amz-request-payer"), None);
+
+        let (client, seen) = serve(copied).await;
+        let archived = CopyRequest {
+            options: S3Options {
+                storage_class: Some("GLACIER_IR".into()),
+                request_payer: true,
+            },
+            ..request()
+        };
+        copy_object(&S3Clients::one(&client), &archived)
+            .await
+            .unwrap();
+        let head = only_request(&seen);
+        assert_eq!(header(&head, "x-amz-storage-class"), Some("GLACIER_IR"));
+        assert_eq!(header(&head, "x-amz-request-payer"), Some("requester"));
+    }
+
+    #[tokio::test]
     async fn without_an_etag_there_is_no_condition() {
         let (client, seen) = serve(copied).await;
         let unconditional = CopyRequest {
@@ -453,7 +547,7 @@ mod tests {
             ..request()
         };
         assert_eq!(
-            copy_object(&client, &unconditional).await,
+            copy_object(&S3Clients::one(&client), &unconditional).await,
             Ok(CopyOutcome::Copied)
         );
         let head = only_request(&seen);
@@ -464,7 +558,7 @@ mod tests {
     async fn a_changed_source_is_not_a_failure() {
         let (client, _) = serve(changed).await;
         assert_eq!(
-            copy_object(&client, &request()).await,
+            copy_object(&S3Clients::one(&client), &request()).await,
             Ok(CopyOutcome::SourceChanged)
         );
     }
@@ -473,7 +567,7 @@ mod tests {
     async fn a_deleted_source_is_not_a_failure() {
         let (client, _) = serve(missing).await;
         assert_eq!(
-            copy_object(&client, &request()).await,
+            copy_object(&S3Clients::one(&client), &request()).await,
             Ok(CopyOutcome::SourceChanged)
         );
     }
@@ -481,7 +575,9 @@ mod tests {
     #[tokio::test]
     async fn s3_errors_carry_code_message_and_names() {
         let (client, _) = serve(no_bucket).await;
-        let failure = copy_object(&client, &request()).await.unwrap_err();
+        let failure = copy_object(&S3Clients::one(&client), &request())
+            .await
+            .unwrap_err();
         assert_eq!(failure.code, "NoSuchBucket");
         assert_eq!(failure.message, "The specified bucket does not exist.");
         assert_eq!(
@@ -493,6 +589,7 @@ mod tests {
 
     fn delete_request() -> DeleteRequest {
         DeleteRequest {
+            options: Default::default(),
             source_bucket: "src".into(),
             key: "gone.txt".into(),
             destination_bucket: "dst".into(),
@@ -511,7 +608,7 @@ mod tests {
     async fn a_delete_removes_the_copy_once_the_source_is_gone() {
         let (client, seen) = serve(source_deleted).await;
         assert_eq!(
-            delete_object(&client, &delete_request()).await,
+            delete_object(&S3Clients::one(&client), &delete_request()).await,
             Ok(DeleteOutcome::Deleted)
         );
         let seen = seen.lock().unwrap().clone();
@@ -534,7 +631,7 @@ mod tests {
     async fn a_late_delete_never_removes_a_key_written_again() {
         let (client, seen) = serve(source_written_again).await;
         assert_eq!(
-            delete_object(&client, &delete_request()).await,
+            delete_object(&S3Clients::one(&client), &delete_request()).await,
             Ok(DeleteOutcome::SourceRecreated)
         );
         assert!(
@@ -557,7 +654,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_delete_says_delete_and_names_both_objects() {
         let (client, _) = serve(delete_denied).await;
-        let failure = delete_object(&client, &delete_request()).await.unwrap_err();
+        let failure = delete_object(&S3Clients::one(&client), &delete_request())
+            .await
+            .unwrap_err();
         assert_eq!(
             failure.to_string(),
             "delete of s3://dst/copies/gone.txt (deleted from s3://src/gone.txt) failed: \
@@ -587,9 +686,14 @@ mod tests {
             ..request()
         };
         let later = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        let done = copy(&client, &CopySettings::default(), &sizeless, later)
-            .await
-            .unwrap();
+        let done = copy(
+            &S3Clients::one(&client),
+            &CopySettings::default(),
+            &sizeless,
+            later,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             done,
             Copied {
@@ -646,7 +750,9 @@ mod tests {
             .unwrap()
             .port();
         let client = client(&format!("http://127.0.0.1:{port}"));
-        let failure = copy_object(&client, &request()).await.unwrap_err();
+        let failure = copy_object(&S3Clients::one(&client), &request())
+            .await
+            .unwrap_err();
         assert_eq!(failure.code, "DispatchFailure");
         assert!(
             failure.message.contains("connect") || failure.message.contains("refused"),

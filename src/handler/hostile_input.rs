@@ -16,6 +16,7 @@ use super::plan::{Step, Target, plan};
 
 fn target(key_prefix: Option<&str>) -> Target {
     Target {
+        options: Default::default(),
         bucket: "dst".into(),
         prefix: None,
         suffix: None,

@@ -21,12 +21,12 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::Value;
 
-use copy::{Copied, CopyOutcome, CopySettings, DeleteOutcome, Failure};
+use copy::{Copied, CopyOutcome, CopySettings, DeleteOutcome, Failure, S3Clients};
 pub use destination::DEST_BUCKET_VAR;
 use destination::destination_bucket;
 use metrics::Counted;
 pub use metrics::METRICS_VAR;
-use plan::{CopyRequest, Step, Target, plan};
+use plan::{CopyRequest, S3Options, Step, Target, plan};
 
 /// Lambda starts a custom runtime's `bootstrap` with this variable set;
 /// nothing else does.
@@ -79,10 +79,15 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     replicate_deletes: non_empty_var(REPLICATE_DELETES_VAR).as_deref()
                         == Some("true"),
                     key_prefix: non_empty_var(DEST_PREFIX_VAR),
+                    options: S3Options {
+                        storage_class: non_empty_var(STORAGE_CLASS_VAR),
+                        request_payer: non_empty_var(REQUEST_PAYER_VAR).as_deref()
+                            == Some("requester"),
+                    },
                 },
                 settings,
                 metrics: non_empty_var(METRICS_VAR).as_deref() == Some("true"),
-                s3: crate::aws::s3_client(&config),
+                s3: S3Clients::for_regions(&config, non_empty_var(DEST_REGION_VAR)),
             })
         }
         // A misconfigured function still serves invocations, each failing
@@ -153,6 +158,12 @@ pub const KEY_SUFFIX_VAR: &str = "S3FAN_KEY_SUFFIX";
 pub const REPLICATE_DELETES_VAR: &str = "S3FAN_REPLICATE_DELETES";
 /// The key prefix of `--dest DST:PREFIX`.
 pub const DEST_PREFIX_VAR: &str = "S3FAN_DEST_PREFIX";
+/// The storage class of `--storage-class`.
+pub const STORAGE_CLASS_VAR: &str = "S3FAN_STORAGE_CLASS";
+/// Set to `requester` by `deploy --request-payer`.
+pub const REQUEST_PAYER_VAR: &str = "S3FAN_REQUEST_PAYER";
+/// The destination's region, when it is not the function's own.
+pub const DEST_REGION_VAR: &str = "S3FAN_DEST_REGION";
 
 fn non_empty_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -163,7 +174,7 @@ struct Replicator {
     settings: CopySettings,
     /// Also write each record as CloudWatch metrics (EMF).
     metrics: bool,
-    s3: aws_sdk_s3::Client,
+    s3: S3Clients,
 }
 
 impl Replicator {

@@ -7,7 +7,7 @@
 //! (GetObjectTagging). On any failure the upload is aborted, so no orphan
 //! parts are left to be billed.
 
-use aws_sdk_s3::Client;
+use super::copy::S3Clients;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -70,7 +70,7 @@ pub struct SourceObject {
 /// HeadObject of the source's current object; `None` when it no longer
 /// matches the event's ETag or is gone.
 pub async fn head_source(
-    s3: &Client,
+    s3: &S3Clients,
     request: &CopyRequest,
 ) -> Result<Option<SourceObject>, Failure> {
     let Some(head) = head_if_match(s3, request, request.if_match.as_deref()).await? else {
@@ -104,7 +104,7 @@ pub async fn head_source(
 /// Copies the `source` of `request` in parts, giving up (and aborting) at
 /// `deadline`.
 pub async fn copy_in_parts(
-    s3: &Client,
+    s3: &S3Clients,
     request: &CopyRequest,
     source: SourceObject,
     settings: &CopySettings,
@@ -115,17 +115,22 @@ pub async fn copy_in_parts(
     // versions.
     let if_match = source.etag.clone().or_else(|| request.if_match.clone());
     let tags = s3
+        .source
         .get_object_tagging()
         .bucket(&request.source_bucket)
+        .set_request_payer(request.options.payer())
         .key(&request.key)
         .send()
         .await
         .map_err(|err| failure(request, &err))?;
     let tagging = form_urlencoded(tags.tag_set().iter().map(|t| (t.key(), t.value())));
     let created = s3
+        .destination
         .create_multipart_upload()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
+        .set_storage_class(request.options.class())
+        .set_request_payer(request.options.payer())
         .set_content_type(source.content_type)
         .set_content_encoding(source.content_encoding)
         .set_content_disposition(source.content_disposition)
@@ -167,9 +172,11 @@ pub async fn copy_in_parts(
         .unwrap_or_else(|_| Err(deadline_exceeded(request)));
     let result = match copied {
         Ok(Some(completed)) => s3
+            .destination
             .complete_multipart_upload()
             .bucket(&request.destination_bucket)
             .key(&request.destination_key)
+            .set_request_payer(request.options.payer())
             .upload_id(&upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
@@ -191,9 +198,11 @@ pub async fn copy_in_parts(
         Ok(done) => Ok(done),
         Err(err) => {
             let aborted = s3
+                .destination
                 .abort_multipart_upload()
                 .bucket(&request.destination_bucket)
                 .key(&request.destination_key)
+                .set_request_payer(request.options.payer())
                 .upload_id(&upload_id)
                 .send()
                 .await;
@@ -218,7 +227,7 @@ pub async fn copy_in_parts(
 
 /// Whether the source still has the ETag the parts were copied under.
 async fn still_matches(
-    s3: &Client,
+    s3: &S3Clients,
     request: &CopyRequest,
     if_match: Option<&str>,
 ) -> Result<bool, Failure> {
@@ -231,14 +240,16 @@ async fn still_matches(
 /// HeadObject of the source, on condition that it has the ETag `if_match`
 /// when given; `None` when it has another or is gone (412 or 404).
 async fn head_if_match(
-    s3: &Client,
+    s3: &S3Clients,
     request: &CopyRequest,
     if_match: Option<&str>,
 ) -> Result<Option<HeadObjectOutput>, Failure> {
     let head = s3
+        .source
         .head_object()
         .bucket(&request.source_bucket)
         .key(&request.key)
+        .set_request_payer(request.options.payer())
         .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
         .await;
@@ -250,16 +261,18 @@ async fn head_if_match(
 }
 
 async fn copy_part(
-    s3: &Client,
+    s3: &S3Clients,
     request: &CopyRequest,
     upload_id: &str,
     if_match: Option<&str>,
     part: Part,
 ) -> Result<CompletedPart, Failure> {
     let copied = s3
+        .destination
         .upload_part_copy()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
+        .set_request_payer(request.options.payer())
         .upload_id(upload_id)
         .part_number(part.number)
         .copy_source(copy_source(&request.source_bucket, &request.key))
@@ -307,7 +320,7 @@ fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_endpoint::{Reply, serve};
+    use crate::test_endpoint::{Reply, header, serve};
 
     const TIB: u64 = 1024 * GIB;
 
@@ -390,6 +403,7 @@ mod tests {
 
     fn request() -> CopyRequest {
         CopyRequest {
+            options: Default::default(),
             source_bucket: "src".into(),
             key: "big.bin".into(),
             version_id: None,
@@ -450,9 +464,15 @@ mod tests {
     #[tokio::test]
     async fn a_failed_part_aborts_the_upload_and_never_completes_it() {
         let (client, seen) = serve(part_three_fails).await;
-        let failure = copy_in_parts(&client, &request(), source(), &settings(2), later())
-            .await
-            .unwrap_err();
+        let failure = copy_in_parts(
+            &S3Clients::one(&client),
+            &request(),
+            source(),
+            &settings(2),
+            later(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(failure.code, "AccessDenied");
         assert!(failure.message.contains("no part three"), "{failure}");
         let seen = seen.lock().unwrap().clone();
@@ -485,11 +505,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn parts_carry_the_storage_class_and_requester_pays() {
+        let (client, seen) = serve(all_parts_succeed).await;
+        let archived = CopyRequest {
+            options: crate::handler::plan::S3Options {
+                storage_class: Some("STANDARD_IA".into()),
+                request_payer: true,
+            },
+            ..request()
+        };
+        copy_in_parts(
+            &S3Clients::one(&client),
+            &archived,
+            source(),
+            &settings(3),
+            later(),
+        )
+        .await
+        .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let created = seen
+            .iter()
+            .find(|r| r.starts_with("POST /dst/big.bin?uploads"))
+            .expect("CreateMultipartUpload");
+        assert_eq!(header(created, "x-amz-storage-class"), Some("STANDARD_IA"));
+        // Every request of the upload says who pays.
+        for request in &seen {
+            assert_eq!(
+                header(request, "x-amz-request-payer"),
+                Some("requester"),
+                "{request}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn every_part_is_a_ranged_conditional_copy() {
         let (client, seen) = serve(all_parts_succeed).await;
-        let done = copy_in_parts(&client, &request(), source(), &settings(3), later())
-            .await
-            .unwrap();
+        let done = copy_in_parts(
+            &S3Clients::one(&client),
+            &request(),
+            source(),
+            &settings(3),
+            later(),
+        )
+        .await
+        .unwrap();
         assert_eq!(done, (CopyOutcome::Copied, 5));
         let seen = seen.lock().unwrap().clone();
         let parts: Vec<&String> = seen.iter().filter(|r| r.starts_with("PUT ")).collect();
@@ -521,9 +582,15 @@ mod tests {
     async fn a_copy_that_outlasts_its_deadline_fails_and_aborts() {
         let (client, seen) = serve(parts_are_slow).await;
         let deadline = Instant::now() + std::time::Duration::from_millis(300);
-        let failure = copy_in_parts(&client, &request(), source(), &settings(2), deadline)
-            .await
-            .unwrap_err();
+        let failure = copy_in_parts(
+            &S3Clients::one(&client),
+            &request(),
+            source(),
+            &settings(2),
+            deadline,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(failure.code, "DeadlineExceeded");
         assert!(failure.message.contains("--timeout"), "{failure}");
         let seen = seen.lock().unwrap().clone();

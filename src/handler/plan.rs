@@ -42,6 +42,18 @@ pub struct CopyRequest {
     pub destination_bucket: String,
     /// `key` under the destination's key prefix, if it has one.
     pub destination_key: String,
+    pub options: S3Options,
+}
+
+/// How every request for one destination is made, beyond bucket and key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// The storage class of the copies (`--storage-class`); None keeps the
+    /// destination's default.
+    pub storage_class: Option<String>,
+    /// Say that the requester pays (`--request-payer`), as requester-pays
+    /// buckets demand of other accounts' requests.
+    pub request_payer: bool,
 }
 
 /// One key to delete from the destination, because it was deleted from the source.
@@ -51,6 +63,7 @@ pub struct DeleteRequest {
     pub key: String,
     pub destination_bucket: String,
     pub destination_key: String,
+    pub options: S3Options,
 }
 
 /// What the handler will do with one notice.
@@ -82,6 +95,7 @@ pub struct Target {
     pub replicate_deletes: bool,
     /// `--dest DST:backup/` copies `k` to `backup/k`.
     pub key_prefix: Option<String>,
+    pub options: S3Options,
 }
 
 impl Target {
@@ -230,6 +244,7 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
             key: event.key,
             destination_bucket: destination.to_owned(),
             destination_key,
+            options: target.options.clone(),
         });
     }
     Step::Copy(CopyRequest {
@@ -240,6 +255,7 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
         size: event.size,
         destination_bucket: destination.to_owned(),
         destination_key,
+        options: target.options.clone(),
     })
 }
 
@@ -301,6 +317,7 @@ mod tests {
         assert_eq!(
             plan(vec![Notice::Object(removed.clone())], &on),
             vec![Step::Delete(DeleteRequest {
+                options: Default::default(),
                 source_bucket: "src".into(),
                 key: "old.txt".into(),
                 destination_bucket: "dst".into(),
@@ -345,6 +362,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![Step::Copy(CopyRequest {
+                options: Default::default(),
                 source_bucket: "src".into(),
                 key: "a b/é".into(),
                 version_id: Some("v1".into()),

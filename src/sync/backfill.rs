@@ -159,7 +159,8 @@ async fn settle(
     // A backfill may run for hours; each copy has the time a copy needs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
     let request = copy_request(&fanout.source, destination, entry);
-    match copy::copy(&fanout.s3, &options.settings, &request, deadline).await {
+    let clients = fanout.clients(destination);
+    match copy::copy(&clients, &options.settings, &request, deadline).await {
         Ok(copied) if copied.outcome == CopyOutcome::Copied => {
             Done::Copied(copied.bytes.unwrap_or(0))
         }
@@ -174,6 +175,7 @@ fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRe
     CopyRequest {
         source_bucket: source.to_owned(),
         destination_key: format!("{}{}", destination.key_prefix, entry.key),
+        options: destination.options.clone(),
         key: entry.key,
         version_id: None,
         if_match: (!entry.etag.is_empty()).then_some(entry.etag),

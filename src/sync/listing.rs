@@ -23,11 +23,13 @@ pub fn list<'a>(
     bucket: &'a str,
     prefix: String,
     strip: &'a str,
+    request_payer: bool,
 ) -> impl Stream<Item = Result<Entry, DeployError>> + 'a {
     let pages = s3
         .list_objects_v2()
         .bucket(bucket)
         .prefix(prefix)
+        .set_request_payer(request_payer.then_some(aws_sdk_s3::types::RequestPayer::Requester))
         .into_paginator()
         .send();
     stream::unfold(pages, |mut pages| async move {

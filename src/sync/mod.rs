@@ -11,8 +11,12 @@ mod progress;
 pub mod verify;
 pub mod via_lambda;
 
+use std::collections::BTreeMap;
+
 use crate::deploy::spec::Spec;
-use crate::deploy::{Context, DeployError, adopt_deployed};
+use crate::deploy::{Context, DeployError, adopt_deployed, destination_regions};
+use crate::handler::copy::S3Clients;
+use crate::handler::plan::S3Options;
 
 /// What to compare: the source, its key filter, and each destination with
 /// its key prefix.
@@ -25,6 +29,11 @@ pub struct Fanout {
     /// The fan-out's topic, which `backfill --via-lambda` publishes to.
     pub topic_arn: String,
     pub region: String,
+    /// `--request-payer`: listings say the requester pays too.
+    pub request_payer: bool,
+    /// A client per destination in its own region (S3 redirects requests
+    /// sent to another).
+    pub destination_s3: BTreeMap<String, aws_sdk_s3::Client>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +41,8 @@ pub struct Destination {
     pub bucket: String,
     /// `--dest DST:PREFIX`: copies of `k` are at `PREFIX` + `k`.
     pub key_prefix: String,
+    /// Storage class and requester pays, as the functions copy.
+    pub options: S3Options,
 }
 
 /// The fan-out's key filter (deploy's `--prefix`/`--suffix`), narrowed by a
@@ -85,6 +96,8 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
             )));
         }
     }
+    // Also checks that each exists, before a long listing.
+    destination_regions(&mut ctx).await?;
     let filter = Filter {
         prefix: ctx.spec.prefix.clone(),
         suffix: ctx.spec.suffix.clone(),
@@ -99,25 +112,50 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
             .map(|bucket| Destination {
                 bucket: bucket.clone(),
                 key_prefix: ctx.spec.key_prefix(bucket).unwrap_or("").to_owned(),
+                options: S3Options {
+                    storage_class: ctx.spec.storage_class(bucket).map(str::to_owned),
+                    request_payer: ctx.spec.request_payer,
+                },
             })
             .collect(),
         source: ctx.spec.source.clone(),
         filter,
         topic_arn: ctx.topic_arn(),
         region: ctx.scope.region.clone(),
+        request_payer: ctx.spec.request_payer,
+        destination_s3: ctx
+            .spec
+            .destinations
+            .iter()
+            .map(|bucket| (bucket.clone(), ctx.s3_for(bucket)))
+            .collect(),
         s3: ctx.s3,
         sns: ctx.sns,
     })
 }
 
 impl Fanout {
+    /// The clients a copy to `destination` uses.
+    pub fn clients(&self, destination: &Destination) -> S3Clients {
+        S3Clients {
+            source: self.s3.clone(),
+            destination: self.destination_s3(destination).clone(),
+        }
+    }
+
+    fn destination_s3(&self, destination: &Destination) -> &aws_sdk_s3::Client {
+        self.destination_s3
+            .get(&destination.bucket)
+            .unwrap_or(&self.s3)
+    }
+
     /// The source's listing, within the filter.
     fn source_listing(
         &self,
     ) -> impl futures::Stream<Item = Result<listing::Entry, DeployError>> + '_ {
         use futures::TryStreamExt;
         let prefix = self.filter.listing_prefix().unwrap_or_default();
-        listing::list(&self.s3, &self.source, prefix, "")
+        listing::list(&self.s3, &self.source, prefix, "", self.request_payer)
             .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
     }
 
@@ -129,10 +167,11 @@ impl Fanout {
         use futures::TryStreamExt;
         let prefix = self.filter.listing_prefix().unwrap_or_default();
         listing::list(
-            &self.s3,
+            self.destination_s3(destination),
             &destination.bucket,
             format!("{}{prefix}", destination.key_prefix),
             &destination.key_prefix,
+            self.request_payer,
         )
         .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
     }

@@ -236,8 +236,12 @@ impl FaultProxy {
 
 impl LocalAws {
     pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_in("us-east-1").await
+    }
+
+    pub async fn sdk_config_in(&self, region: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
+            .region(Region::new(region.to_owned()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "test", "test", None, None, "tests",
@@ -247,7 +251,13 @@ impl LocalAws {
     }
 
     pub async fn clients(&self) -> Clients {
-        let config = self.sdk_config().await;
+        self.clients_in("us-east-1").await
+    }
+
+    /// Clients signing for `region` (the harness redirects S3 requests for
+    /// a bucket of another region, as S3 does).
+    pub async fn clients_in(&self, region: &str) -> Clients {
+        let config = self.sdk_config_in(region).await;
         Clients {
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
@@ -379,6 +389,9 @@ pub struct RecordedRequest {
     pub query: String,
     pub action: Option<String>,
     pub access_key: Option<String>,
+    /// The region the request was signed for.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 impl RecordedRequest {

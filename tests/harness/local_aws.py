@@ -25,13 +25,17 @@ Four more things make moto behave like AWS where s3fan depends on it:
 * ``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy is
   honoured (412 PreconditionFailed when the source's ETag differs); moto
   ignores it, and s3fan's ordering rule rests on it.
+* An S3 request signed for a region other than its bucket's gets 301
+  PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
+  excepted); moto serves any bucket in any region.
 
 Control endpoints for tests, beside moto's own API:
   GET /_harness/drain        wait until every queued delivery has run
   GET /_harness/invocations  every invocation so far, as a JSON list
   GET /_harness/requests     every AWS request so far: method, path, query,
                              API action (query protocol Action or
-                             X-Amz-Target) and the access key that signed it,
+                             X-Amz-Target), the access key that signed it and
+                             the region it was signed for,
                              so a test can tell which calls its own run made
   POST /_harness/bootstrap-env  JSON object of variables given to every
                              bootstrap started from now on, over the
@@ -252,6 +256,9 @@ class HarnessApp:
             BOOTSTRAP_ENV.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
             return self.json(start_response, dict(BOOTSTRAP_ENV))
         record_request(environ)
+        elsewhere = bucket_region_if_elsewhere(environ)
+        if elsewhere:
+            return permanent_redirect(start_response, environ, elsewhere)
         if copy_source_if_match_fails(environ):
             return precondition_failed(start_response)
         REQUEST_STATE.pending = []
@@ -287,6 +294,7 @@ def record_request(environ):
     access_key = None
     if "Credential=" in authorization:
         access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    region, _ = signing(environ)
     with REQUESTS_LOCK:
         REQUESTS.append(
             {
@@ -295,6 +303,7 @@ def record_request(environ):
                 "query": environ.get("QUERY_STRING", ""),
                 "action": action,
                 "access_key": access_key,
+                "region": region,
             }
         )
 
@@ -326,6 +335,56 @@ def copy_source_if_match_fails(environ):
         return False  # moto answers NoSuchKey (or whatever applies) itself
     etag = getattr(current, "etag", None)
     return etag is not None and wanted.strip('"') != etag.strip('"')
+
+
+def signing(environ):
+    """(region, service) of a SigV4-signed request, else (None, None)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" not in authorization:
+        return None, None
+    scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+    return (scope[2], scope[3]) if len(scope) >= 4 else (None, None)
+
+
+def bucket_region_if_elsewhere(environ):
+    """The bucket's region when an S3 request for it was signed for another.
+    moto serves every bucket in any region; S3 answers such a request with
+    301 PermanentRedirect (GetBucketLocation excepted), so code that writes
+    to a bucket of another region must be shown to send it there."""
+    region, service = signing(environ)
+    if service != "s3" or region is None:
+        return None
+    if "location" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        return None
+    bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    located = s3_backends.bucket_accounts.get(bucket) if bucket else None
+    if not located:
+        return None
+    partition, account = located
+    found = s3_backends[account][partition].buckets.get(bucket)
+    home = getattr(found, "region_name", None)
+    return home if home and home != region else None
+
+
+def permanent_redirect(start_response, environ, region):
+    bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code>'
+        "<Message>The bucket you are attempting to access must be addressed using the specified "
+        "endpoint. Please send all future requests to this endpoint.</Message>"
+        f"<Endpoint>s3.{region}.amazonaws.com</Endpoint><Bucket>{bucket}</Bucket></Error>"
+    ).encode()
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        body = b""
+    start_response(
+        "301 Moved Permanently",
+        [
+            ("Content-Type", "application/xml"),
+            ("x-amz-bucket-region", region),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
 
 
 def precondition_failed(start_response):
