@@ -112,6 +112,21 @@ struct DeployArgs {
     /// ...): CLASS for every destination, DST=CLASS for one (repeat).
     #[arg(long = "storage-class", value_name = "[DST=]CLASS")]
     storage_class: Vec<String>,
+    /// Encrypt the copies with this KMS key (ARN, ID, alias ARN or
+    /// alias/NAME) instead of the destination's default encryption: KEY for
+    /// every destination, DST=KEY for one (repeat).
+    #[arg(long = "dest-kms-key", value_name = "[DST=]KEY")]
+    dest_kms_key: Vec<String>,
+    /// The destination is owned by another account: ACCOUNT for every
+    /// destination, DST=ACCOUNT for one (repeat). Copies are handed to the
+    /// bucket's owner, and deploy prints the bucket policy statement its
+    /// owner must add.
+    #[arg(long = "dest-account", value_name = "[DST=]ACCOUNT")]
+    dest_account: Vec<String>,
+    /// Write that statement into each such destination's bucket policy
+    /// (when these credentials may), rather than print it.
+    #[arg(long)]
+    apply_dest_policy: bool,
     /// Say that the requester pays on every object request, as
     /// requester-pays buckets of another account demand.
     #[arg(long)]
@@ -290,6 +305,9 @@ async fn deploy_command(args: DeployArgs) -> Printed {
         max_event_age: args.max_event_age,
         tags: args.tags,
         storage_class: args.storage_class,
+        dest_kms_key: args.dest_kms_key,
+        dest_account: args.dest_account,
+        apply_dest_policy: args.apply_dest_policy,
         request_payer: args.request_payer,
     };
     let spec = spec::resolve(flags, file_config()?).map_err(|err| err.to_string())?;
@@ -332,24 +350,32 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
             .max_event_age
             .unwrap_or(spec::DEFAULT_MAX_EVENT_AGE_SECONDS),
         tags: file.tags.unwrap_or_default(),
-        // The file's classes for the destinations named here; commands that
+        // The file's values for the destinations named here; commands that
         // name none take each deployed function's own.
-        storage_classes: spec::storage_classes(
-            &destinations,
-            file.storage_class.map(|classes| match classes {
-                spec::StorageClassConfig::PerDestination(mut table) => {
-                    table.retain(|destination, _| destinations.contains(destination));
-                    spec::StorageClassConfig::PerDestination(table)
-                }
-                all => all,
-            }),
-            Vec::new(),
-        )
-        .map_err(|err| err.to_string())?,
+        storage_classes: from_file(spec::STORAGE_CLASS, &destinations, file.storage_class)?,
+        dest_kms_keys: from_file(spec::DEST_KMS_KEY, &destinations, file.dest_kms_key)?,
+        dest_accounts: from_file(spec::DEST_ACCOUNT, &destinations, file.dest_account)?,
+        apply_dest_policy: false,
         request_payer: file.request_payer.unwrap_or(false),
         key_prefixes,
         destinations,
     })
+}
+
+/// A per-destination setting of the file, for the destinations named.
+fn from_file(
+    setting: spec::PerDestination,
+    destinations: &[String],
+    file: Option<spec::PerDestinationConfig>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let file = file.map(|values| match values {
+        spec::PerDestinationConfig::PerDestination(mut table) => {
+            table.retain(|destination, _| destinations.contains(destination));
+            spec::PerDestinationConfig::PerDestination(table)
+        }
+        all => all,
+    });
+    spec::per_destination(setting, destinations, file, Vec::new()).map_err(|err| err.to_string())
 }
 
 async fn status_command(args: TargetArgs) -> Printed {

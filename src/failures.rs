@@ -344,6 +344,8 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
         key_prefix: edge.key_prefix.clone(),
         options: S3Options {
             storage_class: edge.storage_class.clone(),
+            kms_key: edge.dest_kms_key.clone(),
+            owner: edge.dest_account.clone(),
             request_payer: edge.request_payer,
         },
     };

@@ -9,9 +9,7 @@ use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, TopicConfiguration,
 };
-use common::{
-    Clients, access_key, assert_ok, assert_refused, function_name_for, local_aws, unique, writes_by,
-};
+use common::{Clients, access_key, assert_ok, assert_refused, local_aws, unique, writes_by};
 use serde_json::{Value, json};
 
 fn reads_by(key: &str) -> usize {
@@ -1255,19 +1253,7 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
     );
 
     // The role may write only under the prefix.
-    let policy = clients
-        .iam
-        .get_role_policy()
-        .role_name(format!("s3fan-{prefixed}"))
-        .policy_name("s3fan-replication")
-        .send()
-        .await
-        .expect("role policy");
-    let document = percent_encoding::percent_decode_str(policy.policy_document())
-        .decode_utf8()
-        .expect("utf-8")
-        .into_owned();
-    let document: Value = serde_json::from_str(&document).expect("policy JSON");
+    let document = clients.role_policy(&prefixed).await;
     let writes: Vec<&Value> = document["Statement"]
         .as_array()
         .expect("statements")
@@ -1354,18 +1340,7 @@ async fn a_storage_class_applies_to_its_destination_live_and_in_backfill() {
     ];
     assert_ok(&aws.s3fan(&access_key(), &deploy).await);
     for (destination, expected) in [(&plain, None), (&archive, Some("GLACIER_IR"))] {
-        let configuration = clients
-            .lambda
-            .get_function_configuration()
-            .function_name(function_name_for(destination))
-            .send()
-            .await
-            .expect("function");
-        let variables = configuration
-            .environment()
-            .and_then(|e| e.variables())
-            .cloned()
-            .unwrap_or_default();
+        let variables = clients.function_environment(destination).await;
         assert_eq!(
             variables.get("S3FAN_STORAGE_CLASS").map(String::as_str),
             expected
@@ -1475,18 +1450,7 @@ async fn a_destination_in_another_region_is_written_in_its_region() {
         .await,
     );
     for (destination, expected) in [(&near, None), (&far, Some("eu-west-1"))] {
-        let configuration = clients
-            .lambda
-            .get_function_configuration()
-            .function_name(function_name_for(destination))
-            .send()
-            .await
-            .expect("function");
-        let variables = configuration
-            .environment()
-            .and_then(|e| e.variables())
-            .cloned()
-            .unwrap_or_default();
+        let variables = clients.function_environment(destination).await;
         assert_eq!(
             variables.get("S3FAN_DEST_REGION").map(String::as_str),
             expected,
@@ -1541,4 +1505,218 @@ async fn a_destination_in_another_region_is_written_in_its_region() {
         &aws.s3fan(&access_key(), &["verify", "--source", &source])
             .await,
     );
+}
+
+async fn encrypt_by_default(clients: &Clients, bucket: &str, key: &str) {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id(key)
+        .build()
+        .expect("encryption default");
+    clients
+        .s3
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(default)
+                        .build(),
+                )
+                .build()
+                .expect("encryption configuration"),
+        )
+        .send()
+        .await
+        .expect("put bucket encryption");
+}
+
+async fn kms_statements(clients: &Clients, destination: &str) -> Vec<Value> {
+    let document = clients.role_policy(destination).await;
+    document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s.to_string().contains("kms:"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_encrypted_buckets_get_grants_on_their_keys_and_copies_use_the_chosen_key() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-kms");
+    let defaulted = unique("dst-kms-default");
+    let chosen = unique("dst-kms-chosen");
+    let plain = unique("dst-kms-plain");
+    buckets(&clients, &[&source, &defaulted, &chosen, &plain]).await;
+    let source_key = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa";
+    encrypt_by_default(&clients, &source, source_key).await;
+    // A key ID, as the console may store it: granted as the ARN in the
+    // bucket's region and the caller's account.
+    encrypt_by_default(&clients, &defaulted, "2222bbbb-22bb-22bb-22bb-222222bbbbbb").await;
+    let chosen_key = format!("{chosen}=alias/backups");
+    let deploy = [
+        "deploy",
+        "--source",
+        &source,
+        "--dest",
+        &defaulted,
+        "--dest",
+        &chosen,
+        "--dest",
+        &plain,
+        "--dest-kms-key",
+        &chosen_key,
+    ];
+    assert_ok(&aws.s3fan(&access_key(), &deploy).await);
+
+    let decrypt_source = json!({"Sid": "DecryptSourceObjects", "Effect": "Allow",
+        "Action": ["kms:Decrypt"], "Resource": source_key});
+    let encrypt = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"];
+    assert_eq!(
+        kms_statements(&clients, &defaulted).await,
+        [
+            decrypt_source.clone(),
+            json!({"Sid": "EncryptDestinationObjects", "Effect": "Allow", "Action": encrypt,
+                "Resource": "arn:aws:kms:us-east-1:123456789012:key/2222bbbb-22bb-22bb-22bb-222222bbbbbb"})
+        ]
+    );
+    assert_eq!(
+        kms_statements(&clients, &chosen).await,
+        [
+            decrypt_source.clone(),
+            json!({"Sid": "EncryptDestinationObjects", "Effect": "Allow", "Action": encrypt,
+                "Resource": "arn:aws:kms:us-east-1:123456789012:key/*",
+                "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/backups"}}})
+        ]
+    );
+    assert_eq!(kms_statements(&clients, &plain).await, [decrypt_source]);
+
+    // The chosen key encrypts the copy; the others keep their bucket's way.
+    clients
+        .put(&source, "secret.txt", b"s".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    let head = clients
+        .s3
+        .head_object()
+        .bucket(&chosen)
+        .key("secret.txt")
+        .send()
+        .await
+        .expect("the copy");
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("aws:kms")
+    );
+    assert_eq!(head.ssekms_key_id(), Some("alias/backups"));
+    assert!(clients.get(&plain, "secret.txt").await.is_some());
+
+    // Converged: the same deploy again writes nothing.
+    let key = access_key();
+    assert_ok(&aws.s3fan(&key, &deploy).await);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_of_another_account_gets_its_bucket_policy_statement() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-xacct");
+    let theirs = unique("dst-xacct");
+    clients.create_bucket(&source).await;
+    clients
+        .create_bucket_owned_by(&theirs, "210987654321")
+        .await;
+    let account = format!("{theirs}=210987654321");
+    let deploy = [
+        "deploy",
+        "--source",
+        &source,
+        "--dest",
+        &theirs,
+        "--dest-account",
+        &account,
+    ];
+    let role_arn = format!("arn:aws:iam::123456789012:role/s3fan-{theirs}");
+    let expected = |sid: &Value| {
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"AWS": role_arn},
+            "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl",
+                       "s3:AbortMultipartUpload"],
+            "Resource": format!("arn:aws:s3:::{theirs}/*")
+        })
+    };
+
+    // Without --apply-dest-policy: the statement is printed for the owner.
+    let mut json_deploy = deploy.to_vec();
+    json_deploy.extend(["--output", "json"]);
+    let run = aws.s3fan(&access_key(), &json_deploy).await;
+    assert_ok(&run);
+    let owners = run.json()["bucket_policy_statements"].clone();
+    assert_eq!(owners[0]["destination"], json!(theirs));
+    assert_eq!(owners[0]["account"], "210987654321");
+    let statement = owners[0]["statement"].clone();
+    assert_eq!(statement, expected(&statement["Sid"]));
+    let text = aws.s3fan(&access_key(), &deploy).await;
+    assert_ok(&text);
+    assert!(
+        text.stdout.contains(&format!(
+            "destination {theirs} belongs to account 210987654321"
+        )) && text.stdout.contains(&role_arn),
+        "{}",
+        text.stdout
+    );
+    let variables = clients.function_environment(&theirs).await;
+    assert_eq!(
+        variables.get("S3FAN_DEST_ACCOUNT").map(String::as_str),
+        Some("210987654321")
+    );
+
+    // The copy lands in their bucket.
+    clients
+        .put(&source, "shared.txt", b"s".to_vec(), "text/plain", &[])
+        .await;
+    aws.drain();
+    assert!(clients.get(&theirs, "shared.txt").await.is_some());
+
+    // With --apply-dest-policy, deploy writes it into their bucket policy,
+    // keeping what the owner had; once there, nothing more is written.
+    let owners_own = json!({"Sid": "OwnersOwn", "Effect": "Deny", "Principal": {"AWS": "*"},
+        "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{theirs}")});
+    clients
+        .s3
+        .put_bucket_policy()
+        .bucket(&theirs)
+        .policy(json!({"Version": "2012-10-17", "Statement": [owners_own]}).to_string())
+        .send()
+        .await
+        .expect("their policy");
+    let mut apply = deploy.to_vec();
+    apply.push("--apply-dest-policy");
+    assert_ok(&aws.s3fan(&access_key(), &apply).await);
+    let policy = clients
+        .s3
+        .get_bucket_policy()
+        .bucket(&theirs)
+        .send()
+        .await
+        .expect("bucket policy");
+    let policy: Value = serde_json::from_str(policy.policy().unwrap_or_default()).expect("JSON");
+    assert_eq!(
+        policy["Statement"],
+        json!([owners_own, expected(&statement["Sid"])])
+    );
+    let key = access_key();
+    assert_ok(&aws.s3fan(&key, &apply).await);
+    assert_eq!(writes_by(&key), Vec::<String>::new());
 }

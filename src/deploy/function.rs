@@ -12,9 +12,9 @@ use aws_sdk_lambda::types::{
 };
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR, function_name,
-    role_name,
+    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
+    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
+    SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR, function_name, role_name,
 };
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -117,6 +117,12 @@ fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, Stri
     }
     if let Some(key_prefix) = ctx.spec.key_prefix(destination) {
         environment.insert(DEST_PREFIX_VAR.to_owned(), key_prefix.to_owned());
+    }
+    if let Some(account) = ctx.other_account(destination) {
+        environment.insert(DEST_ACCOUNT_VAR.to_owned(), account.to_owned());
+    }
+    if let Some(key) = ctx.spec.dest_kms_key(destination) {
+        environment.insert(DEST_KMS_KEY_VAR.to_owned(), key.to_owned());
     }
     if let Some(class) = ctx.spec.storage_class(destination) {
         environment.insert(STORAGE_CLASS_VAR.to_owned(), class.to_owned());
@@ -407,6 +413,10 @@ mod tests {
         spec.storage_classes
             .insert("dst".into(), "GLACIER_IR".into());
         spec.request_payer = true;
+        spec.dest_kms_keys
+            .insert("dst".into(), "alias/backups".into());
+        spec.dest_accounts
+            .insert("dst".into(), "210987654321".into());
         let mut ctx = Context::offline(spec, "http://127.0.0.1:9");
         ctx.destination_regions
             .insert("dst".into(), "eu-west-1".into());
@@ -421,6 +431,8 @@ mod tests {
             ("S3FAN_STORAGE_CLASS", "GLACIER_IR"),
             ("S3FAN_REQUEST_PAYER", "requester"),
             ("S3FAN_DEST_REGION", "eu-west-1"),
+            ("S3FAN_DEST_KMS_KEY", "alias/backups"),
+            ("S3FAN_DEST_ACCOUNT", "210987654321"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(desired_environment(&ctx, "dst"), HashMap::from(expected));

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR,
+    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
+    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
+    SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR,
 };
 use super::{Context, DeployError, aws_failure};
 
@@ -29,6 +30,10 @@ pub struct Edge {
     pub request_payer: bool,
     /// The destination's region, when deploy found it elsewhere.
     pub destination_region: Option<String>,
+    /// `--dest-kms-key` for this destination.
+    pub dest_kms_key: Option<String>,
+    /// `--dest-account`, when the destination is another account's.
+    pub dest_account: Option<String>,
     pub code_sha256: String,
     pub last_modified: String,
 }
@@ -59,6 +64,8 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
                     metrics: variables.get(METRICS_VAR).is_some_and(|v| v == "true"),
                     storage_class: variables.get(STORAGE_CLASS_VAR).cloned(),
                     destination_region: variables.get(DEST_REGION_VAR).cloned(),
+                    dest_kms_key: variables.get(DEST_KMS_KEY_VAR).cloned(),
+                    dest_account: variables.get(DEST_ACCOUNT_VAR).cloned(),
                     request_payer: variables
                         .get(REQUEST_PAYER_VAR)
                         .is_some_and(|v| v == "requester"),
@@ -129,6 +136,8 @@ mod tests {
             storage_class: None,
             request_payer: false,
             destination_region: None,
+            dest_kms_key: None,
+            dest_account: None,
             code_sha256: String::new(),
             last_modified: String::new(),
         }

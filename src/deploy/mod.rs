@@ -4,6 +4,8 @@
 //! state is read), then applies idempotent steps. Each AWS resource lives in
 //! one module with the same shape: `observe`, `plan`, `apply`.
 
+mod dest_policy;
+mod encryption;
 mod function;
 pub mod inventory;
 mod invoke_config;
@@ -148,6 +150,11 @@ pub struct Context {
     pub sdk: SdkConfig,
     /// Each destination's region, once `destination_regions` found it.
     pub destination_regions: BTreeMap<String, String>,
+    /// The customer managed KMS key of the source's default encryption.
+    pub source_key: Option<encryption::KmsKey>,
+    /// The KMS key each destination's copies are encrypted with, where the
+    /// role needs a grant for it (`encryption::observe_keys`).
+    pub destination_keys: BTreeMap<String, encryption::KmsKey>,
 }
 
 impl Context {
@@ -190,6 +197,8 @@ impl Context {
             sqs: aws_sdk_sqs::Client::new(&regional),
             sdk: regional,
             destination_regions: BTreeMap::new(),
+            source_key: None,
+            destination_keys: BTreeMap::new(),
             spec,
             code,
         })
@@ -200,6 +209,13 @@ impl Context {
         self.code.as_ref().ok_or_else(|| {
             DeployError("no Linux build of s3fan to upload: pass one with --bootstrap PATH".into())
         })
+    }
+
+    /// The account that owns `destination`, when it is not the caller's.
+    pub fn other_account(&self, destination: &str) -> Option<&str> {
+        self.spec
+            .dest_account(destination)
+            .filter(|account| *account != self.scope.account)
     }
 
     /// An S3 client for `bucket`'s region: the source's client unless the
@@ -281,6 +297,8 @@ impl Context {
             sqs: aws_sdk_sqs::Client::new(&config),
             sdk: config,
             destination_regions: BTreeMap::new(),
+            source_key: None,
+            destination_keys: BTreeMap::new(),
             code: None,
         }
     }
@@ -376,11 +394,20 @@ pub async fn destination_regions(ctx: &mut Context) -> Result<(), DeployError> {
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 Err(match status {
                     Some(404) => format!("destination bucket {bucket} does not exist: create it, or fix --dest"),
+                    // Another account's bucket, as declared: the deployer
+                    // may well not reach it; S3 still says where it is.
+                    Some(403) if ctx.other_account(bucket).is_some() => {
+                        return found(
+                            err.raw_response()
+                                .and_then(|r| r.headers().get("x-amz-bucket-region")),
+                        );
+                    }
                     Some(403) => format!(
                         "destination bucket {bucket} exists but these credentials cannot reach it (403): \
                          it belongs to another account, or the caller lacks s3:ListBucket on it. \
-                         Have its owner grant this account s3:ListBucket and s3:PutObject in the \
-                         bucket's policy, or fix --dest"
+                         If it is another account's, say so with --dest-account {bucket}=ACCOUNT \
+                         (deploy then gives the statement its owner adds to the bucket's policy); \
+                         else fix --dest"
                     ),
                     // In another region: it exists, and S3 says where.
                     Some(301) => {
@@ -421,6 +448,7 @@ pub enum Step {
         change: Change<permission::Op>,
     },
     Subscription(Change<subscription::Op>),
+    DestinationPolicy(Change<dest_policy::Op>),
 }
 
 impl Step {
@@ -434,6 +462,7 @@ impl Step {
             Step::InvokeConfig(c) => Outcome::of(c, status),
             Step::Permission { change, .. } => Outcome::of(change, status),
             Step::Subscription(c) => Outcome::of(c, status),
+            Step::DestinationPolicy(c) => Outcome::of(c, status),
         }
     }
 
@@ -459,6 +488,9 @@ impl Step {
                 permission::apply(ctx, function, change.op).await
             }
             Step::Subscription(c) => subscription::apply(ctx, &c.name, &c.op).await,
+            Step::DestinationPolicy(c) => {
+                dest_policy::apply(ctx, &destination(&c.destination), &c.op).await
+            }
         }
     }
 }
@@ -534,6 +566,18 @@ pub struct Report {
     pub ok: bool,
     pub changes: Vec<Outcome>,
     pub summary: Summary,
+    /// What owners of destinations in other accounts must add to their
+    /// bucket policies (deploy without `--apply-dest-policy`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bucket_policy_statements: Vec<OwnerStatement>,
+}
+
+/// One statement for the owner of a destination in another account.
+#[derive(Debug, Serialize)]
+pub struct OwnerStatement {
+    pub destination: String,
+    pub account: String,
+    pub statement: serde_json::Value,
 }
 
 impl Report {
@@ -549,7 +593,28 @@ impl Report {
                 .any(|c| matches!(c.status, Status::Failed(_))),
             summary: Summary::of(&changes),
             changes,
+            bucket_policy_statements: Vec::new(),
         }
+    }
+
+    /// Lists, for deploy, the statements other accounts' owners must add.
+    fn with_owner_statements(mut self, ctx: &Context) -> Report {
+        if ctx.spec.apply_dest_policy {
+            return self;
+        }
+        self.bucket_policy_statements = ctx
+            .spec
+            .destinations
+            .iter()
+            .filter_map(|destination| {
+                Some(OwnerStatement {
+                    destination: destination.clone(),
+                    account: ctx.other_account(destination)?.to_owned(),
+                    statement: dest_policy::desired_statement(ctx, destination),
+                })
+            })
+            .collect();
+        self
     }
 
     pub fn render_text(&self) -> String {
@@ -582,6 +647,17 @@ impl Report {
                 s.created, s.updated, s.deleted, s.unchanged, s.failed
             ));
         }
+        for owner in &self.bucket_policy_statements {
+            out.push_str(&format!(
+                "destination {} belongs to account {}: its owner must add this statement to the \
+                 bucket policy of {} before copies can land there (or run deploy with \
+                 --apply-dest-policy where these credentials may write that policy):\n{}\n",
+                owner.destination,
+                owner.account,
+                owner.destination,
+                serde_json::to_string_pretty(&owner.statement).unwrap_or_default()
+            ));
+        }
         if !self.ok {
             out.push_str(&format!(
                 "{} stopped after a failure: what is marked done is in place, nothing else was touched. \
@@ -597,6 +673,7 @@ impl Report {
 pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
     let mut ctx = Context::connect(spec, Some(code)).await?;
     destination_regions(&mut ctx).await?;
+    encryption::observe_keys(&mut ctx).await?;
     let edges = inventory::list(&ctx).await?;
     if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
         return Err(DeployError(format!(
@@ -612,7 +689,7 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
     } else {
         plan.apply(&ctx).await
     };
-    Ok(Report::new("deploy", &ctx, dry_run, changes))
+    Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
 }
 
 async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, DeployError> {
@@ -631,8 +708,17 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
             let deployed = function::observe(ctx, destination).await?;
             let permission = permission::observe(ctx, &function).await?;
             let invoke_config = invoke_config::observe(ctx, &function).await?;
-            Ok::<_, DeployError>(vec![
-                Step::Role(role::plan(ctx, destination, &role)),
+            let mut steps = vec![Step::Role(role::plan(ctx, destination, &role))];
+            // After the role: S3 refuses a policy naming a missing principal.
+            if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
+                let policy = dest_policy::observe(ctx, destination).await?;
+                steps.push(Step::DestinationPolicy(dest_policy::plan(
+                    ctx,
+                    destination,
+                    &policy,
+                )));
+            }
+            steps.extend([
                 Step::Function(function::plan(ctx, destination, &deployed)?),
                 Step::InvokeConfig(invoke_config::plan(ctx, destination, &invoke_config)),
                 Step::Permission {
@@ -640,7 +726,8 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
                     change: permission::plan(ctx, destination, &permission),
                 },
                 Step::Subscription(subscription::plan(ctx, destination, subscriptions)),
-            ])
+            ]);
+            Ok::<_, DeployError>(steps)
         }
     }))
     .await
@@ -715,6 +802,7 @@ fn set_detail(step: &mut Step, why: &str) {
         Step::InvokeConfig(c) => &mut c.detail,
         Step::Permission { change, .. } => &mut change.detail,
         Step::Subscription(c) => &mut c.detail,
+        Step::DestinationPolicy(c) => &mut c.detail,
     };
     if detail.is_empty() {
         *detail = why.to_owned();
@@ -871,6 +959,14 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
         .iter()
         .filter_map(|e| Some((e.destination.clone(), e.storage_class.clone()?)))
         .collect();
+    ctx.spec.dest_kms_keys = ours
+        .iter()
+        .filter_map(|e| Some((e.destination.clone(), e.dest_kms_key.clone()?)))
+        .collect();
+    ctx.spec.dest_accounts = ours
+        .iter()
+        .filter_map(|e| Some((e.destination.clone(), e.dest_account.clone()?)))
+        .collect();
     // Where the functions write, as deployed; `destination_regions` asks S3.
     ctx.destination_regions = ours
         .iter()
@@ -910,6 +1006,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
     let drift = if ctx.spec.destinations.is_empty() {
         Vec::new()
     } else {
+        encryption::observe_keys(&mut ctx).await?;
         plan_deploy(&ctx, &edges)
             .await?
             .outcomes(Status::Planned)

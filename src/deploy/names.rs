@@ -36,8 +36,9 @@ pub const ROLE_POLICY_NAME: &str = "s3fan-replication";
 /// reads the destination and key filter (defined beside the code that reads
 /// them); deploy finds its functions by the source.
 pub use crate::handler::{
-    DEST_BUCKET_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR, KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR,
-    REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR, STORAGE_CLASS_VAR,
+    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
+    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
+    STORAGE_CLASS_VAR,
 };
 pub const SOURCE_BUCKET_VAR: &str = "S3FAN_SOURCE_BUCKET";
 
@@ -81,6 +82,12 @@ fn is_valid_function_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The Sid of a role's statement in another account's bucket policy:
+/// alphanumeric, as policy Sids must be, and one per role.
+pub fn bucket_statement_id(role_arn: &str) -> String {
+    format!("s3fan{}", short_hash(role_arn))
 }
 
 fn short_hash(text: &str) -> String {

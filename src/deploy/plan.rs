@@ -16,6 +16,7 @@ pub enum Kind {
     InvokeConfig,
     Permission,
     Subscription,
+    DestinationPolicy,
     Notification,
 }
 
@@ -30,6 +31,7 @@ impl Kind {
             Kind::InvokeConfig => "async config",
             Kind::Permission => "permission",
             Kind::Subscription => "subscription",
+            Kind::DestinationPolicy => "bucket policy",
             Kind::Notification => "notification",
         }
     }

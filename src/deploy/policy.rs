@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use super::encryption::KmsKey;
+
 /// Who deploys where: the account and region that own the fan-out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
@@ -162,6 +164,78 @@ pub fn role_policy(
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The role policy plus what KMS-encrypted buckets need, on those keys only:
+/// kms:Decrypt on the source's key, to read its objects; on the key the
+/// copies are encrypted with, kms:GenerateDataKey and kms:Encrypt to write
+/// them, and kms:Decrypt too, which completing a multipart upload requires.
+pub fn with_kms_grants(
+    mut policy: Value,
+    source_key: Option<&KmsKey>,
+    destination_key: Option<&KmsKey>,
+) -> Value {
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        if let Some(key) = source_key {
+            statements.push(key.statement("DecryptSourceObjects", &["kms:Decrypt"]));
+        }
+        if let Some(key) = destination_key {
+            statements.push(key.statement(
+                "EncryptDestinationObjects",
+                &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            ));
+        }
+    }
+    policy
+}
+
+/// A destination in another account: the role may also set the ACL that
+/// hands each copy to the bucket's owner (bucket-owner-full-control).
+pub fn with_owner_acl(
+    mut policy: Value,
+    scope: &Scope,
+    destination: &str,
+    key_prefix: Option<&str>,
+) -> Value {
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(json!({
+            "Sid": "HandCopiesToDestinationOwner",
+            "Effect": "Allow",
+            "Action": "s3:PutObjectAcl",
+            "Resource": format!("{}/{}*", scope.bucket_arn(destination), key_prefix.unwrap_or(""))
+        }));
+    }
+    policy
+}
+
+/// The statement a destination in another account needs in its bucket
+/// policy, for one role: the role's own policy is not enough across
+/// accounts. Its Sid names the role, so each source's statement is found
+/// and replaced on its own.
+pub fn destination_bucket_statement(
+    scope: &Scope,
+    role: &str,
+    destination: &str,
+    key_prefix: Option<&str>,
+    replicate_deletes: bool,
+) -> Value {
+    let mut actions = vec![
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+        "s3:PutObjectAcl",
+        "s3:AbortMultipartUpload",
+    ];
+    if replicate_deletes {
+        actions.push("s3:DeleteObject");
+    }
+    let role_arn = scope.role_arn(role);
+    json!({
+        "Sid": super::names::bucket_statement_id(&role_arn),
+        "Effect": "Allow",
+        "Principal": {"AWS": role_arn},
+        "Action": actions,
+        "Resource": format!("{}/{}*", scope.bucket_arn(destination), key_prefix.unwrap_or(""))
+    })
+}
+
 /// IAM hands policy documents back URL-encoded; compare them as JSON.
 pub fn decode_iam_document(document: &str) -> Option<Value> {
     if let Ok(plain) = serde_json::from_str(document) {
@@ -243,6 +317,69 @@ mod tests {
             ),
             expected
         );
+    }
+
+    #[test]
+    fn another_accounts_bucket_admits_exactly_the_role() {
+        let statement = destination_bucket_statement(
+            &scope(),
+            "s3fan-backup",
+            "backup",
+            Some("photos/"),
+            false,
+        );
+        let sid = statement["Sid"].as_str().unwrap().to_owned();
+        assert!(
+            sid.starts_with("s3fan") && sid.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{sid}"
+        );
+        assert_eq!(
+            statement,
+            json!({
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:role/s3fan-backup"},
+                "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl",
+                           "s3:AbortMultipartUpload"],
+                "Resource": "arn:aws:s3:::backup/photos/*"
+            })
+        );
+        let with_deletes =
+            destination_bucket_statement(&scope(), "s3fan-backup", "backup", None, true);
+        assert_eq!(with_deletes["Action"][4], "s3:DeleteObject");
+        assert_eq!(with_deletes["Resource"], "arn:aws:s3:::backup/*");
+
+        let plain = role_policy(&scope(), "src", "backup", None, "backup", "q", false);
+        let owned = with_owner_acl(plain.clone(), &scope(), "backup", None);
+        assert_eq!(
+            owned["Statement"].as_array().unwrap().last().unwrap(),
+            &json!({"Sid": "HandCopiesToDestinationOwner", "Effect": "Allow",
+                    "Action": "s3:PutObjectAcl", "Resource": "arn:aws:s3:::backup/*"})
+        );
+    }
+
+    #[test]
+    fn kms_encrypted_buckets_get_grants_on_their_keys_only() {
+        let plain = role_policy(&scope(), "src", "dst", None, "dst", "q", false);
+        assert_eq!(with_kms_grants(plain.clone(), None, None), plain);
+        let source_key = KmsKey::Key(
+            "arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa".into(),
+        );
+        let destination_key = KmsKey::Key(
+            "arn:aws:kms:us-east-1:210987654321:key/2222bbbb-22bb-22bb-22bb-222222bbbbbb".into(),
+        );
+        let granted = with_kms_grants(plain.clone(), Some(&source_key), Some(&destination_key));
+        let added = &granted["Statement"].as_array().unwrap()
+            [plain["Statement"].as_array().unwrap().len()..];
+        let expected: Value = serde_json::from_str(
+            r#"[{"Sid":"DecryptSourceObjects","Effect":"Allow","Action":["kms:Decrypt"],
+                 "Resource":"arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa"},
+                {"Sid":"EncryptDestinationObjects","Effect":"Allow",
+                 "Action":["kms:Decrypt","kms:Encrypt","kms:GenerateDataKey"],
+                 "Resource":"arn:aws:kms:us-east-1:210987654321:key/2222bbbb-22bb-22bb-22bb-222222bbbbbb"}]"#,
+        )
+        .unwrap();
+        assert_eq!(Value::from(added.to_vec()), expected);
     }
 
     #[test]

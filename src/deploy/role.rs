@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::names::{ROLE_POLICY_NAME, failure_queue_name, function_name, role_name};
 use super::plan::{Action, Change, Kind};
-use super::policy::{decode_iam_document, role_policy, trust_policy};
+use super::policy::{
+    decode_iam_document, role_policy, trust_policy, with_kms_grants, with_owner_acl,
+};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +68,7 @@ pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, Deplo
 }
 
 fn desired_policy(ctx: &Context, destination: &str) -> Value {
-    role_policy(
+    let policy = role_policy(
         &ctx.scope,
         &ctx.spec.source,
         destination,
@@ -74,7 +76,21 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
         &function_name(destination),
         &failure_queue_name(&ctx.spec.source),
         ctx.spec.replicate_deletes,
-    )
+    );
+    let policy = with_kms_grants(
+        policy,
+        ctx.source_key.as_ref(),
+        ctx.destination_keys.get(destination),
+    );
+    match ctx.other_account(destination) {
+        Some(_) => with_owner_acl(
+            policy,
+            &ctx.scope,
+            destination,
+            ctx.spec.key_prefix(destination),
+        ),
+        None => policy,
+    }
 }
 
 pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {

@@ -33,15 +33,18 @@ pub struct FileConfig {
     pub retry_attempts: Option<i32>,
     pub max_event_age: Option<i32>,
     pub tags: Option<BTreeMap<String, String>>,
-    pub storage_class: Option<StorageClassConfig>,
+    pub storage_class: Option<PerDestinationConfig>,
+    pub dest_kms_key: Option<PerDestinationConfig>,
+    pub dest_account: Option<PerDestinationConfig>,
+    pub apply_dest_policy: Option<bool>,
     pub request_payer: Option<bool>,
 }
 
-/// `storage_class = "STANDARD_IA"` for every destination, or a table of
-/// destination = class.
+/// A per-destination setting in the file: `key = "VALUE"` for every
+/// destination, or a `[key]` table of destination = value.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum StorageClassConfig {
+pub enum PerDestinationConfig {
     All(String),
     PerDestination(BTreeMap<String, String>),
 }
@@ -76,6 +79,11 @@ pub struct Flags {
     pub tags: Vec<String>,
     /// `CLASS` for every destination, or `DST=CLASS` for one.
     pub storage_class: Vec<String>,
+    /// `KEY` for every destination, or `DST=KEY` for one.
+    pub dest_kms_key: Vec<String>,
+    /// `ACCOUNT` for every destination, or `DST=ACCOUNT` for one.
+    pub dest_account: Vec<String>,
+    pub apply_dest_policy: bool,
     pub request_payer: bool,
 }
 
@@ -105,6 +113,14 @@ pub struct Spec {
     /// `--storage-class`: the destinations whose copies are written in a
     /// storage class other than the bucket's default (STANDARD).
     pub storage_classes: BTreeMap<String, String>,
+    /// `--dest-kms-key`: the destinations whose copies are encrypted with a
+    /// KMS key of the user's choosing, rather than the bucket's default.
+    pub dest_kms_keys: BTreeMap<String, String>,
+    /// `--dest-account`: the destinations owned by another account.
+    pub dest_accounts: BTreeMap<String, String>,
+    /// `--apply-dest-policy`: write the statement each such destination's
+    /// bucket policy needs, rather than print it for its owner.
+    pub apply_dest_policy: bool,
     /// `--request-payer`: every object request says the requester pays, as
     /// requester-pays buckets of other accounts demand.
     pub request_payer: bool,
@@ -114,6 +130,16 @@ impl Spec {
     /// The key prefix copies to `destination` go under, if any.
     pub fn key_prefix(&self, destination: &str) -> Option<&str> {
         self.key_prefixes.get(destination).map(String::as_str)
+    }
+
+    /// The account that owns `destination`, when it was said to be another.
+    pub fn dest_account(&self, destination: &str) -> Option<&str> {
+        self.dest_accounts.get(destination).map(String::as_str)
+    }
+
+    /// The KMS key copies to `destination` are encrypted with, if set.
+    pub fn dest_kms_key(&self, destination: &str) -> Option<&str> {
+        self.dest_kms_keys.get(destination).map(String::as_str)
     }
 
     /// The storage class copies to `destination` are written in, if set.
@@ -206,16 +232,21 @@ pub enum SpecError {
     MaxEventAge(i32),
     #[error("--tag {0:?} is not KEY=VALUE: write it as --tag team=media")]
     Tag(String),
+    #[error("{flag} {given:?}: {rule}")]
+    PerDestination {
+        flag: &'static str,
+        given: String,
+        rule: String,
+    },
     #[error(
-        "--storage-class {given:?}: {class:?} is not an S3 storage class; use one of {}",
-        STORAGE_CLASSES.join(", ")
+        "{flag} {given:?} names {destination:?}, which is not a destination: \
+         name one given with --dest, or give the value alone for every destination"
     )]
-    StorageClass { given: String, class: String },
-    #[error(
-        "--storage-class {given:?} names {destination:?}, which is not a destination: \
-         name one given with --dest, or give the class alone for every destination"
-    )]
-    StorageClassDestination { given: String, destination: String },
+    NotADestination {
+        flag: &'static str,
+        given: String,
+        destination: String,
+    },
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
     KeyPrefix {
         destination: String,
@@ -267,7 +298,24 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
             .ok_or_else(|| SpecError::Tag(tag.clone()))?;
         tags.insert(key.to_owned(), value.to_owned());
     }
-    let storage_classes = storage_classes(&destinations, file.storage_class, flags.storage_class)?;
+    let storage_classes = per_destination(
+        STORAGE_CLASS,
+        &destinations,
+        file.storage_class,
+        flags.storage_class,
+    )?;
+    let dest_accounts = per_destination(
+        DEST_ACCOUNT,
+        &destinations,
+        file.dest_account,
+        flags.dest_account,
+    )?;
+    let dest_kms_keys = per_destination(
+        DEST_KMS_KEY,
+        &destinations,
+        file.dest_kms_key,
+        flags.dest_kms_key,
+    )?;
     let spec = Spec {
         source,
         destinations,
@@ -293,63 +341,122 @@ pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
         tags,
         key_prefixes,
         storage_classes,
+        dest_kms_keys,
+        dest_accounts,
+        apply_dest_policy: flags.apply_dest_policy || file.apply_dest_policy.unwrap_or(false),
         request_payer: flags.request_payer || file.request_payer.unwrap_or(false),
     };
     spec.validate()?;
     Ok(spec)
 }
 
-/// Each destination's storage class: a flag's `DST=CLASS`, else a flag's
-/// `CLASS`, else the file's entry for it, else the file's class for all.
-pub fn storage_classes(
+/// A setting given per destination: its flag, its key in the file, and how
+/// a value is checked (the value to keep, or the rule it breaks).
+pub struct PerDestination {
+    pub flag: &'static str,
+    pub file_key: &'static str,
+    pub check: fn(&str) -> Result<String, String>,
+}
+
+pub const STORAGE_CLASS: PerDestination = PerDestination {
+    flag: "--storage-class",
+    file_key: "storage_class",
+    check: |class| {
+        let upper = class.trim().to_ascii_uppercase();
+        if STORAGE_CLASSES.contains(&upper.as_str()) {
+            Ok(upper)
+        } else {
+            Err(format!(
+                "{class:?} is not an S3 storage class; use one of {}",
+                STORAGE_CLASSES.join(", ")
+            ))
+        }
+    },
+};
+
+pub const DEST_KMS_KEY: PerDestination = PerDestination {
+    flag: "--dest-kms-key",
+    file_key: "dest_kms_key",
+    check: |key| {
+        let key = key.trim();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || ":/_-".contains(c);
+        if !key.is_empty() && key.chars().all(allowed) {
+            Ok(key.to_owned())
+        } else {
+            Err(format!(
+                "{key:?} is not a KMS key: give its ARN, its ID, an alias ARN or alias/NAME"
+            ))
+        }
+    },
+};
+
+pub const DEST_ACCOUNT: PerDestination = PerDestination {
+    flag: "--dest-account",
+    file_key: "dest_account",
+    check: |account| {
+        let account = account.trim();
+        if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(account.to_owned())
+        } else {
+            Err(format!(
+                "{account:?} is not an AWS account ID: give the 12 digits of the account that owns the bucket"
+            ))
+        }
+    },
+};
+
+/// Each destination's value of `setting`: a flag's `DST=VALUE`, else a
+/// flag's `VALUE`, else the file's entry for it, else the file's value for all.
+pub fn per_destination(
+    setting: PerDestination,
     destinations: &[String],
-    file: Option<StorageClassConfig>,
+    file: Option<PerDestinationConfig>,
     flags: Vec<String>,
 ) -> Result<BTreeMap<String, String>, SpecError> {
-    // (what the user wrote, for errors; the class)
+    // (what the user wrote, for errors; the value)
     let mut every: Option<(String, String)> = None;
     let mut named: BTreeMap<String, (String, String)> = BTreeMap::new();
     match file {
-        Some(StorageClassConfig::All(class)) => {
-            every = Some((format!("storage_class = {class:?} in {CONFIG_FILE}"), class));
+        Some(PerDestinationConfig::All(value)) => {
+            let given = format!("{} = {value:?} in {CONFIG_FILE}", setting.file_key);
+            every = Some((given, value));
         }
-        Some(StorageClassConfig::PerDestination(table)) => {
-            for (destination, class) in table {
-                let given = format!("{destination} = {class:?} in {CONFIG_FILE}");
-                named.insert(destination, (given, class));
+        Some(PerDestinationConfig::PerDestination(table)) => {
+            for (destination, value) in table {
+                let given = format!("{destination} = {value:?} in {CONFIG_FILE}");
+                named.insert(destination, (given, value));
             }
         }
         None => {}
     }
     for given in flags {
         match given.split_once('=') {
-            Some((destination, class)) => {
-                named.insert(destination.to_owned(), (given.clone(), class.to_owned()));
+            Some((destination, value)) => {
+                named.insert(destination.to_owned(), (given.clone(), value.to_owned()));
             }
             None => every = Some((given.clone(), given)),
         }
     }
     if let Some((destination, (given, _))) = named.iter().find(|(d, _)| !destinations.contains(d)) {
-        return Err(SpecError::StorageClassDestination {
+        return Err(SpecError::NotADestination {
+            flag: setting.flag,
             given: given.clone(),
             destination: destination.clone(),
         });
     }
-    let mut classes = BTreeMap::new();
+    let mut values = BTreeMap::new();
     for destination in destinations {
-        let Some((given, class)) = named.get(destination).or(every.as_ref()) else {
+        let Some((given, value)) = named.get(destination).or(every.as_ref()) else {
             continue;
         };
-        let upper = class.trim().to_ascii_uppercase();
-        if !STORAGE_CLASSES.contains(&upper.as_str()) {
-            return Err(SpecError::StorageClass {
-                given: given.clone(),
-                class: class.clone(),
-            });
-        }
-        classes.insert(destination.clone(), upper);
+        let value = (setting.check)(value).map_err(|rule| SpecError::PerDestination {
+            flag: setting.flag,
+            given: given.clone(),
+            rule,
+        })?;
+        values.insert(destination.clone(), value);
     }
-    Ok(classes)
+    Ok(values)
 }
 
 impl Spec {
@@ -482,6 +589,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"zzz\", which is not a destination"), "{err}");
+    }
+
+    #[test]
+    fn a_kms_key_per_destination_is_kept_as_given_and_checked() {
+        let mut given = flags("src", &["aaa", "bbb"]);
+        given.dest_kms_key = vec![
+            "aaa=arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa"
+                .into(),
+        ];
+        let spec = resolve(given, FileConfig::default()).unwrap();
+        assert_eq!(
+            spec.dest_kms_key("aaa"),
+            Some("arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa")
+        );
+        assert_eq!(spec.dest_kms_key("bbb"), None);
+        let mut given = flags("src", &["aaa"]);
+        given.dest_kms_key = vec!["my key".into()];
+        let err = resolve(given, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--dest-kms-key \"my key\": ") && err.contains("alias/NAME"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::{MetadataDirective, RequestPayer, StorageClass, TaggingDirective};
+use aws_sdk_s3::types::{
+    MetadataDirective, ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass,
+    TaggingDirective,
+};
 
 use super::key::copy_source;
 use super::multipart::{GIB, MAX_PART, MIB, MIN_PART, copy_in_parts, head_source};
@@ -332,6 +335,18 @@ impl S3Options {
         self.request_payer.then_some(RequestPayer::Requester)
     }
 
+    /// SSE-KMS when a key is named; else the destination's default applies.
+    pub fn encryption(&self) -> Option<ServerSideEncryption> {
+        self.kms_key.as_ref().map(|_| ServerSideEncryption::AwsKms)
+    }
+
+    /// bucket-owner-full-control when the destination is another account's.
+    pub fn acl(&self) -> Option<ObjectCannedAcl> {
+        self.owner
+            .as_ref()
+            .map(|_| ObjectCannedAcl::BucketOwnerFullControl)
+    }
+
     /// The copies' storage class, when one is set.
     pub fn class(&self) -> Option<StorageClass> {
         self.storage_class.as_deref().map(StorageClass::from)
@@ -365,6 +380,7 @@ pub async fn delete_object(
         .delete_object()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
+        .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .send()
         .await
@@ -384,6 +400,10 @@ pub async fn copy_object(s3: &S3Clients, request: &CopyRequest) -> Result<CopyOu
         .metadata_directive(MetadataDirective::Copy)
         .tagging_directive(TaggingDirective::Copy)
         .set_storage_class(request.options.class())
+        .set_server_side_encryption(request.options.encryption())
+        .set_ssekms_key_id(request.options.kms_key.clone())
+        .set_acl(request.options.acl())
+        .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer());
     if let Some(etag) = &request.if_match {
         call = call.copy_source_if_match(format!("\"{etag}\""));
@@ -424,10 +444,13 @@ where
         }
         .to_owned()
     });
-    let message = err
+    let mut message = err
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| DisplayErrorContext(err).to_string());
+    if let Some(advice) = kms_advice(&message) {
+        message.push_str(&advice);
+    }
     Failure {
         operation: request.operation(),
         source: request.source(),
@@ -435,6 +458,26 @@ where
         code,
         message,
     }
+}
+
+/// What to add when S3 failed because the role may not use a KMS key: S3
+/// passes on KMS's "... is not authorized to perform: kms:Decrypt on
+/// resource: arn:aws:kms:...", which names both.
+fn kms_advice(message: &str) -> Option<String> {
+    let words: Vec<&str> = message
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .collect();
+    let action = words.iter().find(|w| w.starts_with("kms:"))?;
+    let key = words
+        .iter()
+        .find(|w| w.starts_with("arn:") && w.contains(":kms:"))?
+        .trim_end_matches('.');
+    Some(format!(
+        "; the function's role may not use KMS key {key}: add to its policy \
+         {{\"Effect\": \"Allow\", \"Action\": \"{action}\", \"Resource\": \"{key}\"}} \
+         (s3fan deploy grants the keys of the buckets' default encryption and of \
+         --dest-kms-key; a key of another account must also admit the role in its key policy)"
+    ))
 }
 
 #[cfg(test)]
@@ -468,6 +511,33 @@ mod tests {
     }
 
     /// The one request the fake received.
+    fn kms_denied(_: &str, _: &str) -> Reply {
+        let error = "<Error><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:\
+                     assumed-role/s3fan-dst/dst is not authorized to perform: kms:Decrypt on resource: \
+                     arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa \
+                     because no identity-based policy allows the kms:Decrypt action</Message></Error>";
+        (403, vec![], error.into())
+    }
+
+    #[tokio::test]
+    async fn a_key_the_role_may_not_use_is_named_with_the_statement_to_add() {
+        let (client, _) = serve(kms_denied).await;
+        let failure = copy_object(&S3Clients::one(&client), &request())
+            .await
+            .unwrap_err();
+        assert_eq!(failure.code, "AccessDenied");
+        assert!(
+            failure.message.contains(
+                "may not use KMS key arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa: \
+                 add to its policy {\"Effect\": \"Allow\", \"Action\": \"kms:Decrypt\", \
+                 \"Resource\": \"arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa\"}"
+            ),
+            "{failure}"
+        );
+        // Other denials get no KMS advice.
+        assert_eq!(kms_advice("Access Denied"), None);
+    }
+
     fn only_request(seen: &std::sync::Mutex<Vec<String>>) -> String {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "{seen:?}");
@@ -513,7 +583,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_storage_class_and_requester_pays_are_sent_only_when_set() {
+    async fn class_encryption_and_requester_pays_are_sent_only_when_set() {
         let (client, seen) = serve(copied).await;
         copy_object(&S3Clients::one(&client), &request())
             .await
@@ -521,11 +591,17 @@ mod tests {
         let plain = only_request(&seen);
         assert_eq!(header(&plain, "x-amz-storage-class"), None);
         assert_eq!(header(&plain, "x-amz-request-payer"), None);
+        // No key named: the destination's default encryption applies.
+        assert_eq!(header(&plain, "x-amz-server-side-encryption"), None);
+        assert_eq!(header(&plain, "x-amz-acl"), None);
+        assert_eq!(header(&plain, "x-amz-expected-bucket-owner"), None);
 
         let (client, seen) = serve(copied).await;
         let archived = CopyRequest {
             options: S3Options {
                 storage_class: Some("GLACIER_IR".into()),
+                kms_key: Some("alias/backups".into()),
+                owner: Some("210987654321".into()),
                 request_payer: true,
             },
             ..request()
@@ -536,6 +612,23 @@ mod tests {
         let head = only_request(&seen);
         assert_eq!(header(&head, "x-amz-storage-class"), Some("GLACIER_IR"));
         assert_eq!(header(&head, "x-amz-request-payer"), Some("requester"));
+        assert_eq!(
+            header(&head, "x-amz-server-side-encryption"),
+            Some("aws:kms")
+        );
+        assert_eq!(
+            header(&head, "x-amz-server-side-encryption-aws-kms-key-id"),
+            Some("alias/backups")
+        );
+        // Another account's destination: only its bucket, and the copy is its.
+        assert_eq!(
+            header(&head, "x-amz-expected-bucket-owner"),
+            Some("210987654321")
+        );
+        assert_eq!(
+            header(&head, "x-amz-acl"),
+            Some("bucket-owner-full-control")
+        );
     }
 
     #[tokio::test]

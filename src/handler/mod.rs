@@ -81,6 +81,8 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     key_prefix: non_empty_var(DEST_PREFIX_VAR),
                     options: S3Options {
                         storage_class: non_empty_var(STORAGE_CLASS_VAR),
+                        kms_key: non_empty_var(DEST_KMS_KEY_VAR),
+                        owner: non_empty_var(DEST_ACCOUNT_VAR),
                         request_payer: non_empty_var(REQUEST_PAYER_VAR).as_deref()
                             == Some("requester"),
                     },
@@ -162,6 +164,11 @@ pub const DEST_PREFIX_VAR: &str = "S3FAN_DEST_PREFIX";
 pub const STORAGE_CLASS_VAR: &str = "S3FAN_STORAGE_CLASS";
 /// Set to `requester` by `deploy --request-payer`.
 pub const REQUEST_PAYER_VAR: &str = "S3FAN_REQUEST_PAYER";
+/// The account of `--dest-account`: copies must land in a bucket it owns,
+/// and are handed to it (ACL bucket-owner-full-control).
+pub const DEST_ACCOUNT_VAR: &str = "S3FAN_DEST_ACCOUNT";
+/// The KMS key of `--dest-kms-key`.
+pub const DEST_KMS_KEY_VAR: &str = "S3FAN_DEST_KMS_KEY";
 /// The destination's region, when it is not the function's own.
 pub const DEST_REGION_VAR: &str = "S3FAN_DEST_REGION";
 

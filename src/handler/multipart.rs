@@ -130,6 +130,10 @@ pub async fn copy_in_parts(
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
         .set_storage_class(request.options.class())
+        .set_server_side_encryption(request.options.encryption())
+        .set_ssekms_key_id(request.options.kms_key.clone())
+        .set_acl(request.options.acl())
+        .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .set_content_type(source.content_type)
         .set_content_encoding(source.content_encoding)
@@ -176,6 +180,7 @@ pub async fn copy_in_parts(
             .complete_multipart_upload()
             .bucket(&request.destination_bucket)
             .key(&request.destination_key)
+            .set_expected_bucket_owner(request.options.owner.clone())
             .set_request_payer(request.options.payer())
             .upload_id(&upload_id)
             .multipart_upload(
@@ -202,6 +207,7 @@ pub async fn copy_in_parts(
                 .abort_multipart_upload()
                 .bucket(&request.destination_bucket)
                 .key(&request.destination_key)
+                .set_expected_bucket_owner(request.options.owner.clone())
                 .set_request_payer(request.options.payer())
                 .upload_id(&upload_id)
                 .send()
@@ -272,6 +278,7 @@ async fn copy_part(
         .upload_part_copy()
         .bucket(&request.destination_bucket)
         .key(&request.destination_key)
+        .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .upload_id(upload_id)
         .part_number(part.number)
@@ -510,6 +517,8 @@ mod tests {
         let archived = CopyRequest {
             options: crate::handler::plan::S3Options {
                 storage_class: Some("STANDARD_IA".into()),
+                kms_key: Some("alias/backups".into()),
+                owner: Some("210987654321".into()),
                 request_payer: true,
             },
             ..request()
@@ -529,8 +538,23 @@ mod tests {
             .find(|r| r.starts_with("POST /dst/big.bin?uploads"))
             .expect("CreateMultipartUpload");
         assert_eq!(header(created, "x-amz-storage-class"), Some("STANDARD_IA"));
-        // Every request of the upload says who pays.
+        assert_eq!(
+            header(created, "x-amz-server-side-encryption-aws-kms-key-id"),
+            Some("alias/backups")
+        );
+        assert_eq!(
+            header(created, "x-amz-acl"),
+            Some("bucket-owner-full-control")
+        );
+        // Every request of the upload says who pays, and whose bucket it is.
         for request in &seen {
+            if !request.starts_with("HEAD") && !request.starts_with("GET") {
+                assert_eq!(
+                    header(request, "x-amz-expected-bucket-owner"),
+                    Some("210987654321"),
+                    "{request}"
+                );
+            }
             assert_eq!(
                 header(request, "x-amz-request-payer"),
                 Some("requester"),

@@ -51,6 +51,15 @@ pub struct S3Options {
     /// The storage class of the copies (`--storage-class`); None keeps the
     /// destination's default.
     pub storage_class: Option<String>,
+    /// Encrypt the copies with this KMS key (`--dest-kms-key`); None keeps
+    /// the destination's default encryption.
+    pub kms_key: Option<String>,
+    /// The destination's owner when it is another account: every write
+    /// says the bucket must be its (ExpectedBucketOwner, so a bucket of the
+    /// same name owned by anyone else is never written), and copies are
+    /// handed to it (ACL bucket-owner-full-control; accepted also where
+    /// the bucket owner enforces ownership).
+    pub owner: Option<String>,
     /// Say that the requester pays (`--request-payer`), as requester-pays
     /// buckets demand of other accounts' requests.
     pub request_payer: bool,

@@ -114,6 +114,8 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
                 key_prefix: ctx.spec.key_prefix(bucket).unwrap_or("").to_owned(),
                 options: S3Options {
                     storage_class: ctx.spec.storage_class(bucket).map(str::to_owned),
+                    kms_key: ctx.spec.dest_kms_key(bucket).map(str::to_owned),
+                    owner: ctx.other_account(bucket).map(str::to_owned),
                     request_payer: ctx.spec.request_payer,
                 },
             })

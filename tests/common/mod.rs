@@ -462,6 +462,60 @@ impl Clients {
             .unwrap_or_else(|err| panic!("create bucket {name}: {err:?}"));
     }
 
+    /// The environment of the function deploy made for `destination`.
+    pub async fn function_environment(
+        &self,
+        destination: &str,
+    ) -> std::collections::HashMap<String, String> {
+        let configuration = self
+            .lambda
+            .get_function_configuration()
+            .function_name(function_name_for(destination))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the function of {destination}: {err:?}"));
+        configuration
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The inline policy of the role deploy made for `destination`.
+    pub async fn role_policy(&self, destination: &str) -> Value {
+        let policy = self
+            .iam
+            .get_role_policy()
+            .role_name(format!("s3fan-{destination}"))
+            .policy_name("s3fan-replication")
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the role policy of {destination}: {err:?}"));
+        let document = percent_encoding::percent_decode_str(policy.policy_document())
+            .decode_utf8()
+            .expect("a UTF-8 policy")
+            .into_owned();
+        serde_json::from_str(&document).expect("a JSON policy")
+    }
+
+    /// A bucket of another account: moto acts in the account a request's
+    /// `x-moto-account-id` header names.
+    pub async fn create_bucket_owned_by(&self, name: &str, account: &str) {
+        let account = account.to_owned();
+        self.s3
+            .create_bucket()
+            .bucket(name)
+            .customize()
+            .mutate_request(move |request| {
+                request
+                    .headers_mut()
+                    .insert("x-moto-account-id", account.clone());
+            })
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("create bucket {name}: {err:?}"));
+    }
+
     /// A function running the release binary, copying to `destination`.
     pub async fn create_function(&self, name: &str, destination: &str) -> String {
         self.create_function_with_env(name, destination, &[]).await

@@ -1,0 +1,185 @@
+//! The bucket policy of a destination in another account. Across accounts
+//! the role's own policy is not enough: the bucket's owner must admit the
+//! role too. deploy prints the statement for the owner to add; with
+//! `--apply-dest-policy` it writes the statement itself (when these
+//! credentials may), merged into the policy the bucket has: every other
+//! statement is kept as it was.
+
+use serde_json::{Value, json};
+
+use super::names::role_name;
+use super::plan::{Action, Change, Kind};
+use super::policy::destination_bucket_statement;
+use super::{Context, DeployError, aws_failure, is_code};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// The bucket has no policy.
+    Absent,
+    Present(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Nothing,
+    /// Write this whole policy.
+    Put(Value),
+}
+
+/// The statement `destination`'s bucket policy needs for its role.
+pub fn desired_statement(ctx: &Context, destination: &str) -> Value {
+    destination_bucket_statement(
+        &ctx.scope,
+        &role_name(destination),
+        destination,
+        ctx.spec.key_prefix(destination),
+        ctx.spec.replicate_deletes,
+    )
+}
+
+fn way_out(destination: &str) -> String {
+    format!(
+        "drop --apply-dest-policy and give the statement deploy prints to the owner of \
+         bucket {destination}"
+    )
+}
+
+pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, DeployError> {
+    let answer = ctx
+        .s3_for(destination)
+        .get_bucket_policy()
+        .bucket(destination)
+        .send()
+        .await;
+    match answer {
+        Ok(out) => {
+            let text = out.policy.unwrap_or_default();
+            serde_json::from_str(&text)
+                .map(Observed::Present)
+                .map_err(|err| {
+                    DeployError(format!(
+                        "the bucket policy of {destination} is not JSON ({err}); fix it, or {}",
+                        way_out(destination)
+                    ))
+                })
+        }
+        Err(err) if is_code(&err, &["NoSuchBucketPolicy"]) => Ok(Observed::Absent),
+        Err(err) => Err(aws_failure(
+            format!(
+                "cannot read the bucket policy of {destination} (s3:GetBucketPolicy); {}",
+                way_out(destination)
+            ),
+            &err,
+        )),
+    }
+}
+
+/// Adds s3fan's statement, or replaces the one with its Sid.
+pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
+    let statement = desired_statement(ctx, destination);
+    let sid = statement["Sid"].clone();
+    let mut policy = match observed {
+        Observed::Present(policy) => policy.clone(),
+        Observed::Absent => json!({"Version": "2012-10-17", "Statement": []}),
+    };
+    // A policy with a single statement may hold it as an object.
+    if policy["Statement"].is_object() {
+        policy["Statement"] = Value::Array(vec![policy["Statement"].take()]);
+    }
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    let current = statements.iter().position(|s| s["Sid"] == sid);
+    let action = match current {
+        None => Action::Create,
+        Some(i) if statements[i] != statement => Action::Update,
+        Some(_) => Action::Unchanged,
+    };
+    let op = if action.changes_something() {
+        let mut merged: Vec<Value> = statements.into_iter().filter(|s| s["Sid"] != sid).collect();
+        merged.push(statement);
+        policy["Statement"] = Value::Array(merged);
+        Op::Put(policy)
+    } else {
+        Op::Nothing
+    };
+    Change {
+        kind: Kind::DestinationPolicy,
+        name: format!("{destination} ({})", sid.as_str().unwrap_or_default()),
+        destination: Some(destination.to_owned()),
+        action,
+        detail: String::new(),
+        op,
+    }
+}
+
+pub async fn apply(ctx: &Context, destination: &str, op: &Op) -> Result<(), DeployError> {
+    let Op::Put(policy) = op else {
+        return Ok(());
+    };
+    ctx.s3_for(destination)
+        .put_bucket_policy()
+        .bucket(destination)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            aws_failure(
+                format!(
+                    "cannot write the bucket policy of {destination} (s3:PutBucketPolicy); {}",
+                    way_out(destination)
+                ),
+                &err,
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::spec::Spec;
+
+    fn ctx() -> Context {
+        let mut spec = Spec::for_test("src", &["backup"]);
+        spec.dest_accounts
+            .insert("backup".into(), "210987654321".into());
+        Context::offline(spec, "http://127.0.0.1:9")
+    }
+
+    #[test]
+    fn the_statement_joins_the_owners_policy_and_keeps_the_rest() {
+        let ctx = ctx();
+        let theirs = json!({"Sid": "Theirs", "Effect": "Deny", "Principal": "*",
+            "Action": "s3:*", "Resource": "arn:aws:s3:::backup/*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}});
+        let observed = Observed::Present(json!({"Version": "2012-10-17", "Statement": theirs}));
+        let change = plan(&ctx, "backup", &observed);
+        assert_eq!(change.action, Action::Create);
+        let Op::Put(policy) = &change.op else {
+            panic!("a write: {change:?}")
+        };
+        assert_eq!(
+            policy["Statement"],
+            json!([theirs, desired_statement(&ctx, "backup")])
+        );
+
+        // Written: nothing more to do. Changed by hand: put back, alone.
+        let written = Observed::Present(policy.clone());
+        assert_eq!(plan(&ctx, "backup", &written).op, Op::Nothing);
+        let mut edited = policy.clone();
+        edited["Statement"][1]["Action"] = json!("s3:*");
+        let change = plan(&ctx, "backup", &Observed::Present(edited));
+        assert_eq!(change.action, Action::Update);
+        assert_eq!(change.op, Op::Put(policy.clone()));
+    }
+
+    #[test]
+    fn a_bucket_without_a_policy_gets_one_with_the_statement_only() {
+        let ctx = ctx();
+        let change = plan(&ctx, "backup", &Observed::Absent);
+        assert_eq!(
+            change.op,
+            Op::Put(json!({"Version": "2012-10-17",
+                           "Statement": [desired_statement(&ctx, "backup")]}))
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! The KMS keys the functions' role must be granted: the key a bucket's
+//! default encryption names (GetBucketEncryption), or `--dest-kms-key`.
+//! S3's own encryption (SSE-S3) and the AWS managed `aws/s3` key need no
+//! grant: the latter's key policy admits every principal of the account
+//! through S3.
+
+use serde_json::{Value, json};
+
+use super::policy::Scope;
+use super::{Context, DeployError, aws_failure, is_code};
+use aws_sdk_s3::types::ServerSideEncryption;
+
+/// A customer managed key, as a grant can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsKey {
+    /// The key's ARN.
+    Key(String),
+    /// A key named by alias. IAM cannot name a key by its alias in
+    /// `Resource`, so the grant covers the keys of that account and region
+    /// on condition that the key has this alias.
+    Alias { keys: String, alias: String },
+}
+
+impl KmsKey {
+    /// A key as a bucket's configuration or `--dest-kms-key` names it: key
+    /// ARN, key ID, alias ARN or `alias/NAME`; IDs and names are in
+    /// `region` of the caller's account, as S3 reads them.
+    pub fn parse(text: &str, scope: &Scope, region: &str) -> KmsKey {
+        let keys = |partition: &str, region: &str, account: &str| {
+            format!("arn:{partition}:kms:{region}:{account}:key/*")
+        };
+        let arn: Vec<&str> = text.splitn(6, ':').collect();
+        match arn.as_slice() {
+            ["arn", partition, "kms", region, account, resource] => {
+                match resource.strip_prefix("alias/") {
+                    Some(_) => KmsKey::Alias {
+                        keys: keys(partition, region, account),
+                        alias: (*resource).to_owned(),
+                    },
+                    None => KmsKey::Key(text.to_owned()),
+                }
+            }
+            _ if text.starts_with("alias/") => KmsKey::Alias {
+                keys: keys(&scope.partition, region, &scope.account),
+                alias: text.to_owned(),
+            },
+            _ => KmsKey::Key(format!(
+                "arn:{}:kms:{region}:{}:key/{text}",
+                scope.partition, scope.account
+            )),
+        }
+    }
+
+    /// The role statement that allows `actions` on this key.
+    pub fn statement(&self, sid: &str, actions: &[&str]) -> Value {
+        match self {
+            KmsKey::Key(arn) => json!({
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": arn
+            }),
+            KmsKey::Alias { keys, alias } => json!({
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": keys,
+                "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+            }),
+        }
+    }
+}
+
+/// The customer managed key of `bucket`'s default encryption, if any.
+pub async fn default_key(
+    ctx: &Context,
+    bucket: &str,
+    region: &str,
+) -> Result<Option<KmsKey>, DeployError> {
+    let answer = ctx
+        .s3_for(bucket)
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await;
+    let configuration = match answer {
+        Ok(out) => out.server_side_encryption_configuration,
+        // No default encryption; or no bucket, which deploy has refused
+        // already and status reports as drift.
+        Err(err)
+            if is_code(
+                &err,
+                &[
+                    "ServerSideEncryptionConfigurationNotFoundError",
+                    "NoSuchBucket",
+                ],
+            ) =>
+        {
+            return Ok(None);
+        }
+        // Another account's bucket: its owner may not let the deployer read
+        // this; copies then take its default (or --dest-kms-key).
+        Err(err) if ctx.other_account(bucket).is_some() && is_code(&err, &["AccessDenied"]) => {
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(aws_failure(
+                format!(
+                    "cannot read the default encryption of bucket {bucket} \
+                     (s3:GetEncryptionConfiguration), which decides the KMS grants of the role"
+                ),
+                &err,
+            ));
+        }
+    };
+    let default = configuration
+        .as_ref()
+        .and_then(|c| c.rules().first())
+        .and_then(|rule| rule.apply_server_side_encryption_by_default());
+    Ok(default.and_then(|default| {
+        let kms = matches!(
+            default.sse_algorithm(),
+            ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse
+        );
+        let key = default.kms_master_key_id().filter(|k| !k.is_empty())?;
+        kms.then(|| KmsKey::parse(key, &ctx.scope, region))
+    }))
+}
+
+/// Reads the keys of the source and of every destination into the context:
+/// the source's default key, and per destination `--dest-kms-key` or else
+/// its default key.
+pub async fn observe_keys(ctx: &mut Context) -> Result<(), DeployError> {
+    let source = ctx.spec.source.clone();
+    let source_region = ctx.scope.region.clone();
+    let source_key = default_key(ctx, &source, &source_region).await?;
+    let mut keys = std::collections::BTreeMap::new();
+    for destination in &ctx.spec.destinations {
+        let region = ctx
+            .destination_regions
+            .get(destination)
+            .cloned()
+            .unwrap_or_else(|| source_region.clone());
+        let key = match ctx.spec.dest_kms_key(destination) {
+            Some(given) => Some(KmsKey::parse(given, &ctx.scope, &region)),
+            None => default_key(ctx, destination, &region).await?,
+        };
+        if let Some(key) = key {
+            keys.insert(destination.clone(), key);
+        }
+    }
+    ctx.source_key = source_key;
+    ctx.destination_keys = keys;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn every_way_of_naming_a_key_becomes_a_grant_on_that_key_only() {
+        let arn = "arn:aws:kms:eu-west-1:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            KmsKey::parse(arn, &scope(), "us-east-1"),
+            KmsKey::Key(arn.into())
+        );
+        assert_eq!(
+            KmsKey::parse(
+                "1234abcd-12ab-34cd-56ef-1234567890ab",
+                &scope(),
+                "eu-west-1"
+            ),
+            KmsKey::Key(
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .into()
+            )
+        );
+        let by_alias = KmsKey::parse("alias/backups", &scope(), "eu-west-1");
+        assert_eq!(
+            by_alias.statement("EncryptDestinationObjects", &["kms:GenerateDataKey"]),
+            json!({
+                "Sid": "EncryptDestinationObjects",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey"],
+                "Resource": "arn:aws:kms:eu-west-1:123456789012:key/*",
+                "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/backups"}}
+            })
+        );
+        assert_eq!(
+            KmsKey::parse(
+                "arn:aws:kms:us-west-2:210987654321:alias/x",
+                &scope(),
+                "us-east-1"
+            ),
+            KmsKey::Alias {
+                keys: "arn:aws:kms:us-west-2:210987654321:key/*".into(),
+                alias: "alias/x".into()
+            }
+        );
+    }
+}
