@@ -20,6 +20,17 @@ pub async fn sdk_config(region: Option<String>, profile: Option<String>) -> SdkC
     loader.load().await
 }
 
+/// An S3 client for a bucket in `region`, otherwise as `config` says: S3
+/// answers a request sent to another region than the bucket's with 301.
+pub fn s3_client_in(config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    s3_client(
+        &config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
 /// An S3 client. Against a custom endpoint, path-style addressing: the SDK
 /// would otherwise put a dotted bucket name (`dst.two`) into the host name.
 /// Real AWS needs no override.

@@ -228,13 +228,9 @@ impl Context {
     /// or not known.
     pub fn s3_in(&self, region: Option<&str>) -> aws_sdk_s3::Client {
         match region {
-            Some(region) if region != self.scope.region => crate::aws::s3_client(
-                &self
-                    .sdk
-                    .to_builder()
-                    .region(Region::new(region.to_owned()))
-                    .build(),
-            ),
+            Some(region) if region != self.scope.region => {
+                crate::aws::s3_client_in(&self.sdk, region)
+            }
             _ => self.s3.clone(),
         }
     }
@@ -951,27 +947,18 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
     let edges = inventory::list(ctx).await?;
     let ours = inventory::of_source(&edges, &ctx.spec.source);
     ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
-    ctx.spec.key_prefixes = ours
-        .iter()
-        .filter_map(|e| Some((e.destination.clone(), e.key_prefix.clone()?)))
-        .collect();
-    ctx.spec.storage_classes = ours
-        .iter()
-        .filter_map(|e| Some((e.destination.clone(), e.storage_class.clone()?)))
-        .collect();
-    ctx.spec.dest_kms_keys = ours
-        .iter()
-        .filter_map(|e| Some((e.destination.clone(), e.dest_kms_key.clone()?)))
-        .collect();
-    ctx.spec.dest_accounts = ours
-        .iter()
-        .filter_map(|e| Some((e.destination.clone(), e.dest_account.clone()?)))
-        .collect();
+    // Each destination's setting, where its function has one.
+    let per_destination = |setting: fn(&inventory::Edge) -> &Option<String>| {
+        ours.iter()
+            .filter_map(|e| Some((e.destination.clone(), setting(e).clone()?)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    ctx.spec.key_prefixes = per_destination(|e| &e.key_prefix);
+    ctx.spec.storage_classes = per_destination(|e| &e.storage_class);
+    ctx.spec.dest_kms_keys = per_destination(|e| &e.dest_kms_key);
+    ctx.spec.dest_accounts = per_destination(|e| &e.dest_account);
     // Where the functions write, as deployed; `destination_regions` asks S3.
-    ctx.destination_regions = ours
-        .iter()
-        .filter_map(|e| Some((e.destination.clone(), e.destination_region.clone()?)))
-        .collect();
+    ctx.destination_regions = per_destination(|e| &e.destination_region);
     if let Some(first) = ours.first() {
         ctx.spec.prefix = first.filter_prefix.clone();
         ctx.spec.suffix = first.filter_suffix.clone();

@@ -313,12 +313,7 @@ impl S3Clients {
         let source = crate::aws::s3_client(config);
         let destination = match destination_region {
             Some(region) if Some(region.as_str()) != config.region().map(|r| r.as_ref()) => {
-                crate::aws::s3_client(
-                    &config
-                        .to_builder()
-                        .region(aws_config::Region::new(region))
-                        .build(),
-                )
+                crate::aws::s3_client_in(config, &region)
             }
             _ => source.clone(),
         };
