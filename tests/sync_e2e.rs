@@ -91,6 +91,12 @@ async fn backfill_copies_what_is_missing_and_verify_finds_every_difference() {
     let (dry, key) = run("backfill", &["--dry-run"]).await;
     assert_ok(&dry);
     assert_eq!(destination(&dry.json(), &prefixed)["copied"], 500);
+    // The bytes it would copy are the source's bytes, as `fill` wrote them.
+    let total: u64 = keys
+        .iter()
+        .map(|key| (key.len() * (1 + key.len() % 3)) as u64)
+        .sum();
+    assert_eq!(destination(&dry.json(), &prefixed)["bytes"], total);
     assert_eq!(
         writes_by(&key),
         Vec::<String>::new(),
@@ -104,8 +110,12 @@ async fn backfill_copies_what_is_missing_and_verify_finds_every_difference() {
     for bucket in [&plain, &prefixed] {
         let d = destination(&report, bucket);
         assert_eq!(
-            (d["copied"].as_u64(), d["failed"].as_u64()),
-            (Some(500), Some(0)),
+            (
+                d["copied"].as_u64(),
+                d["failed"].as_u64(),
+                d["bytes"].as_u64()
+            ),
+            (Some(500), Some(0), Some(total)),
             "{d}"
         );
     }

@@ -29,6 +29,7 @@ pub struct DestinationReport {
     pub in_sync: u64,
     /// Copied (with --dry-run: would be copied).
     pub copied: u64,
+    /// The bytes of those objects (with --dry-run: that would be copied).
     pub bytes: u64,
     /// Changed or deleted in the source while the backfill ran; its own
     /// event (or the next backfill) takes care of it.
@@ -84,7 +85,8 @@ enum Done {
     InSync,
     Extra,
     Copied(u64),
-    WouldCopy(String),
+    /// With --dry-run: the key and the bytes a copy would move.
+    WouldCopy(String, u64),
     SourceChanged,
     Failed(String),
 }
@@ -116,8 +118,9 @@ async fn backfill_one(
                     report.copied += 1;
                     report.bytes += bytes;
                 }
-                Done::WouldCopy(key) => {
+                Done::WouldCopy(key, bytes) => {
                     report.copied += 1;
+                    report.bytes += bytes;
                     sample(&mut report.would_copy, &mut report.truncated, key);
                 }
                 Done::SourceChanged => report.source_changed += 1,
@@ -154,7 +157,7 @@ async fn settle(
         Verdict::Extra(_) => return Done::Extra,
     };
     if options.dry_run {
-        return Done::WouldCopy(entry.key);
+        return Done::WouldCopy(entry.key, entry.size);
     }
     // A backfill may run for hours; each copy has the time a copy needs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
@@ -186,15 +189,11 @@ fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRe
 
 fn counts(report: &DestinationReport, examined: u64, dry_run: bool) -> String {
     format!(
-        "{examined} examined, {} in sync, {} {}{}, {} failed",
+        "{examined} examined, {} in sync, {} {} ({} bytes), {} failed",
         report.in_sync,
         report.copied,
         if dry_run { "to copy" } else { "copied" },
-        if dry_run {
-            String::new()
-        } else {
-            format!(" ({} bytes)", report.bytes)
-        },
+        report.bytes,
         report.failed
     )
 }
