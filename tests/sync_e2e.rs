@@ -642,3 +642,68 @@ async fn backfill_via_lambda_publishes_s3_events_that_the_functions_copy() {
     assert!(!refused.success);
     assert!(refused.stderr.contains("drop --dest"), "{}", refused.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_xml_cannot_carry_are_listed_copied_and_verified_by_their_real_keys() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-xmlkeys");
+    let target = unique("dst-xmlkeys");
+    for bucket in [&source, &target] {
+        clients.create_bucket(bucket).await;
+    }
+    // U+0001 and U+001F (no XML 1.0 character), U+FFFE (a noncharacter XML
+    // excludes), next to keys that sort between them.
+    let keys = [
+        "ctl\u{1}one",
+        "ctl two",
+        "ctl+three",
+        "ctl\u{1f}four",
+        "ctl\u{fffe}five",
+        "plain",
+    ];
+    for key in keys {
+        clients
+            .put(&source, key, key.as_bytes().to_vec(), "text/plain", &[])
+            .await;
+    }
+    let fanout = ["--source", &source, "--dest", &target, "--output", "json"];
+    let backfill = aws
+        .s3fan(&access_key(), &[&["backfill"][..], &fanout].concat())
+        .await;
+    assert_ok(&backfill);
+    let report = backfill.json();
+    let d = destination(&report, &target);
+    assert_eq!(
+        (
+            d["copied"].as_u64(),
+            d["source_changed"].as_u64(),
+            d["failed"].as_u64()
+        ),
+        (Some(keys.len() as u64), Some(0), Some(0)),
+        "{d}"
+    );
+    for key in keys {
+        let copy = clients.get(&target, key).await;
+        assert_eq!(
+            copy.map(|c| c.bytes),
+            Some(key.as_bytes().to_vec()),
+            "{key:?} copied to its real key"
+        );
+    }
+    let verify = aws
+        .s3fan(&access_key(), &[&["verify"][..], &fanout].concat())
+        .await;
+    assert_ok(&verify);
+    let report = verify.json();
+    let d = destination(&report, &target);
+    assert_eq!(
+        (
+            d["in_sync"].as_u64(),
+            d["missing"].as_u64(),
+            d["extra"].as_u64()
+        ),
+        (Some(keys.len() as u64), Some(0), Some(0)),
+        "{d}"
+    );
+}
