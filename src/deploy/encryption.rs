@@ -10,6 +10,10 @@ use super::policy::Scope;
 use super::{Context, DeployError, aws_failure, is_code};
 use aws_sdk_s3::types::ServerSideEncryption;
 
+/// The alias of the AWS managed key S3 uses when a bucket asks for SSE-KMS
+/// without naming a key.
+const AWS_MANAGED_S3_ALIAS: &str = "alias/aws/s3";
+
 /// A customer managed key, as a grant can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KmsKey {
@@ -24,8 +28,21 @@ pub enum KmsKey {
 impl KmsKey {
     /// A key as a bucket's configuration or `--dest-kms-key` names it: key
     /// ARN, key ID, alias ARN or `alias/NAME`; IDs and names are in
-    /// `region` of the caller's account, as S3 reads them.
-    pub fn parse(text: &str, scope: &Scope, region: &str) -> KmsKey {
+    /// `region` of the caller's account, as S3 reads them. `None` for the
+    /// AWS managed key `aws/s3`, by its alias or alias ARN: its key policy
+    /// already admits every principal of the account using S3, so a grant
+    /// would only widen the role. (By its bare key ID it cannot be told
+    /// from a customer managed key without kms:DescribeKey; it then gets a
+    /// grant on that one key, which is harmless.)
+    pub fn parse(text: &str, scope: &Scope, region: &str) -> Option<KmsKey> {
+        let key = Self::parse_any(text, scope, region);
+        match &key {
+            KmsKey::Alias { alias, .. } if alias == AWS_MANAGED_S3_ALIAS => None,
+            _ => Some(key),
+        }
+    }
+
+    fn parse_any(text: &str, scope: &Scope, region: &str) -> KmsKey {
         let keys = |partition: &str, region: &str, account: &str| {
             format!("arn:{partition}:kms:{region}:{account}:key/*")
         };
@@ -124,6 +141,7 @@ pub async fn default_key(
         );
         let key = default.kms_master_key_id().filter(|k| !k.is_empty())?;
         kms.then(|| KmsKey::parse(key, &ctx.scope, region))
+            .flatten()
     }))
 }
 
@@ -142,7 +160,7 @@ pub async fn observe_keys(ctx: &mut Context) -> Result<(), DeployError> {
             .cloned()
             .unwrap_or_else(|| source_region.clone());
         let key = match ctx.spec.dest_kms_key(destination) {
-            Some(given) => Some(KmsKey::parse(given, &ctx.scope, &region)),
+            Some(given) => KmsKey::parse(given, &ctx.scope, &region),
             None => default_key(ctx, destination, &region).await?,
         };
         if let Some(key) = key {
@@ -171,7 +189,7 @@ mod tests {
         let arn = "arn:aws:kms:eu-west-1:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         assert_eq!(
             KmsKey::parse(arn, &scope(), "us-east-1"),
-            KmsKey::Key(arn.into())
+            Some(KmsKey::Key(arn.into()))
         );
         assert_eq!(
             KmsKey::parse(
@@ -179,12 +197,12 @@ mod tests {
                 &scope(),
                 "eu-west-1"
             ),
-            KmsKey::Key(
+            Some(KmsKey::Key(
                 "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
                     .into()
-            )
+            ))
         );
-        let by_alias = KmsKey::parse("alias/backups", &scope(), "eu-west-1");
+        let by_alias = KmsKey::parse("alias/backups", &scope(), "eu-west-1").unwrap();
         assert_eq!(
             by_alias.statement("EncryptDestinationObjects", &["kms:GenerateDataKey"]),
             json!({
@@ -201,10 +219,24 @@ mod tests {
                 &scope(),
                 "us-east-1"
             ),
-            KmsKey::Alias {
+            Some(KmsKey::Alias {
                 keys: "arn:aws:kms:us-west-2:210987654321:key/*".into(),
                 alias: "alias/x".into()
-            }
+            })
         );
+    }
+
+    #[test]
+    fn the_aws_managed_s3_key_needs_no_grant_however_it_is_named() {
+        for name in [
+            "alias/aws/s3",
+            "arn:aws:kms:us-east-1:123456789012:alias/aws/s3",
+            "arn:aws:kms:eu-west-1:210987654321:alias/aws/s3",
+        ] {
+            assert_eq!(KmsKey::parse(name, &scope(), "us-east-1"), None, "{name}");
+        }
+        // Only that alias: one that merely starts the same is a customer's.
+        assert!(KmsKey::parse("alias/aws/s3-backups", &scope(), "us-east-1").is_some());
+        assert!(KmsKey::parse("alias/aws-s3", &scope(), "us-east-1").is_some());
     }
 }

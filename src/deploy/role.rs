@@ -224,3 +224,48 @@ async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
         format!("cannot delete IAM role {name}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::spec::Spec;
+    use crate::test_endpoint::listen;
+
+    /// Both buckets' default encryption is SSE-KMS with the AWS managed key,
+    /// named by its alias ARN (as S3 reports a key chosen by alias).
+    fn s3(method: &str, target: &str) -> crate::test_endpoint::Reply {
+        match (method, target) {
+            ("GET", t) if t.contains("?encryption") => (
+                200,
+                vec![],
+                "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>\
+                 <SSEAlgorithm>aws:kms</SSEAlgorithm>\
+                 <KMSMasterKeyID>arn:aws:kms:us-east-1:123456789012:alias/aws/s3</KMSMasterKeyID>\
+                 </ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>"
+                    .into(),
+            ),
+            _ => (404, vec![], String::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_aws_managed_key_by_alias_arn_gives_no_kms_statement() {
+        let (endpoint, seen) = listen(s3).await;
+        let mut ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
+        crate::deploy::encryption::observe_keys(&mut ctx)
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2, "both buckets were read");
+        let plain = role_policy(
+            &ctx.scope,
+            "src",
+            "dst",
+            None,
+            "dst",
+            &failure_queue_name("src"),
+            false,
+        );
+        assert_eq!(desired_policy(&ctx, "dst"), plain);
+        assert!(!desired_policy(&ctx, "dst").to_string().contains("kms:"));
+    }
+}
