@@ -23,6 +23,9 @@ use crate::sync;
     arg_required_else_help = true
 )]
 struct Cli {
+    /// Show the raw detail of errors, and the AWS SDK's own log on stderr.
+    #[arg(long, global = true)]
+    debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -205,6 +208,10 @@ struct BackfillArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.debug {
+        crate::aws::set_debug(true);
+        init_debug_log();
+    }
     if let Command::Package { out, bootstrap } = &cli.command {
         return finish(package(out, bootstrap.as_deref()), Output::Text);
     }
@@ -252,6 +259,22 @@ pub fn main() -> ExitCode {
         Command::Package { .. } => unreachable!("handled above"),
     };
     finish(result, output)
+}
+
+/// `--debug`: the SDK's log (and s3fan's) as text on stderr, at the level
+/// RUST_LOG asks (default debug). As in the handler, the SDK's TRACE lines
+/// are dropped whatever RUST_LOG says: they print signed requests, session
+/// tokens included.
+fn init_debug_log() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+    let no_credentials = tracing_subscriber::filter::filter_fn(crate::aws::keeps_credentials_out);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter)
+        .with_filter(no_credentials);
+    tracing_subscriber::registry().with(lines).init();
 }
 
 /// What a command printed, and whether it succeeded.

@@ -183,3 +183,161 @@ async fn a_bucket_of_another_account_is_named_with_the_way_out() {
     );
     assert_eq!(proxy.writes(), Vec::<String>::new());
 }
+
+/// A profile whose `credential_process` leaves a mark and answers with its
+/// own access key, in a config file of its own.
+fn profile_with_credential_process(dir: &std::path::Path, profile_key: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"Version\": 1, \"AccessKeyId\": \"{profile_key}\", \
+             \"SecretAccessKey\": \"test\"}}'\n",
+            dir.join("ran").display()
+        ),
+    )
+    .expect("write the credential process");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile other]\ncredential_process = {}\nregion = us-east-1\n",
+            script.display()
+        ),
+    )
+    .expect("write the config file");
+    config.display().to_string()
+}
+
+fn signed_by(key: &str) -> usize {
+    local_aws()
+        .requests()
+        .iter()
+        .filter(|r| r.access_key.as_deref() == Some(key))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_profile_wins_over_credentials_in_the_environment() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let (source, _) = buckets(&clients).await;
+    for how in ["--profile", "profile in s3fan.toml"] {
+        let dir = std::env::temp_dir().join(unique("s3fan-profile"));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let profile_key = access_key();
+        let config = profile_with_credential_process(&dir, &profile_key);
+        let mut args = vec!["status", "--source", source.as_str()];
+        if how == "--profile" {
+            args.extend(["--profile", "other"]);
+        } else {
+            std::fs::write(dir.join("s3fan.toml"), "profile = \"other\"\n").expect("s3fan.toml");
+        }
+        // The environment holds other keys, as a shell often does.
+        let environment_key = access_key();
+        let env = [
+            ("AWS_CONFIG_FILE", config.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ];
+        let run = common::s3fan_in(&dir, &aws.endpoint, &environment_key, &env, &args).await;
+        common::assert_ok(&run);
+        assert!(
+            dir.join("ran").exists(),
+            "{how}: the profile's credential_process ran"
+        );
+        assert!(
+            signed_by(&profile_key) > 0,
+            "{how}: requests signed by the profile"
+        );
+        assert_eq!(
+            signed_by(&environment_key),
+            0,
+            "{how}: nothing signed with the environment's keys"
+        );
+    }
+}
+
+/// Answers every request with 200 and a body that is no AWS answer.
+fn garbage_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten().take(64) {
+            let mut buffer = [0u8; 8192];
+            let _ = stream.read(&mut buffer);
+            let body = "this is not what AWS answers <";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_sentences_and_the_raw_detail_waits_for_debug() {
+    let no_credentials = [
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ];
+    let garbage = garbage_server();
+    let cases: [(&str, &str, &[(&str, &str)], &str); 3] = [
+        (
+            "unreachable",
+            "http://127.0.0.1:1",
+            &[],
+            "the request could not be sent",
+        ),
+        (
+            "no credentials",
+            "http://127.0.0.1:1",
+            &no_credentials,
+            "no usable AWS credentials",
+        ),
+        (
+            "unreadable answer",
+            &garbage,
+            &[],
+            "AWS's answer could not be read",
+        ),
+    ];
+    let args = ["status", "--source", "some-src"];
+    for (case, endpoint, env, says) in cases {
+        let run = s3fan_with_env(endpoint, &access_key(), env, &args).await;
+        assert_refused(&run, &[says]);
+        for dump in [
+            "DispatchFailure(",
+            "CredentialsNotLoaded(",
+            "ResponseError(",
+            "Response {",
+            "source:",
+            "{ ",
+        ] {
+            assert!(
+                !run.stderr.contains(dump),
+                "{case}: {dump} in {}",
+                run.stderr
+            );
+        }
+        let debug = s3fan_with_env(
+            endpoint,
+            &access_key(),
+            env,
+            &[&args[..], &["--debug"]].concat(),
+        )
+        .await;
+        assert_refused(&debug, &[says]);
+        assert!(
+            debug.stderr.contains("[debug: ") && debug.stderr.len() > run.stderr.len(),
+            "{case}: --debug shows the raw detail: {}",
+            debug.stderr
+        );
+    }
+}

@@ -23,7 +23,7 @@ mod topic;
 use std::collections::BTreeMap;
 
 use aws_config::{Region, SdkConfig};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::config::ProvideCredentials;
 use futures::future::join_all;
 use serde::Serialize;
@@ -48,7 +48,7 @@ where
     let detail = match (err.code(), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => DisplayErrorContext(err).to_string(),
+        _ => crate::aws::sdk_error_sentence(err),
     };
     DeployError(format!("{what}: {detail}{}", what_to_do(err)))
 }
@@ -313,7 +313,7 @@ async fn check_credentials(config: &SdkConfig) -> Result<(), DeployError> {
         .map_err(|err| {
             DeployError(format!(
                 "no usable AWS credentials ({}): {HOW}",
-                DisplayErrorContext(&err)
+                crate::aws::error_chain(&err)
             ))
         })
 }

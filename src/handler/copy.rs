@@ -8,7 +8,7 @@
 //! write's own event does the copy (the ordering rule is in `plan`).
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     MetadataDirective, ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass,
     TaggingDirective,
@@ -442,7 +442,7 @@ where
     let mut message = err
         .message()
         .map(str::to_owned)
-        .unwrap_or_else(|| DisplayErrorContext(err).to_string());
+        .unwrap_or_else(|| crate::aws::sdk_error_sentence(err));
     if let Some(advice) = kms_advice(&message) {
         message.push_str(&advice);
     }

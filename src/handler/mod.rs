@@ -358,9 +358,7 @@ fn init_json_logs() {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let no_credentials = tracing_subscriber::filter::filter_fn(|meta| {
-        *meta.level() <= tracing::Level::DEBUG || meta.target().starts_with("s3fan")
-    });
+    let no_credentials = tracing_subscriber::filter::filter_fn(crate::aws::keeps_credentials_out);
     let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)

@@ -96,7 +96,19 @@ pub async fn s3fan_with_env(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> CliRun {
+    s3fan_in(std::path::Path::new("."), endpoint, access_key, env, args).await
+}
+
+/// `s3fan_with_env`, run in `dir` (where it reads an `s3fan.toml`).
+pub async fn s3fan_in(
+    dir: &std::path::Path,
+    endpoint: &str,
+    access_key: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> CliRun {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
+        .current_dir(dir)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
