@@ -958,10 +958,21 @@ async fn status_shows_the_deployment_and_its_drift() {
     let source = unique("src-status");
     let destination = unique("dst-status");
     buckets(&clients, &[&source, &destination]).await;
+    // Not the defaults: status compares with what this deploy made.
     assert_ok(
         &aws.s3fan(
             &access_key(),
-            &["deploy", "--source", &source, "--dest", &destination],
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--retry-attempts",
+                "0",
+                "--memory",
+                "256",
+            ],
         )
         .await,
     );
@@ -1001,7 +1012,44 @@ async fn status_shows_the_deployment_and_its_drift() {
         "{status}"
     );
     assert_eq!(status["drift"][0]["kind"], "function");
-    assert_eq!(status["drift"][0]["detail"], "configuration");
+    assert_eq!(
+        status["drift"][0]["detail"], "memory 1024 -> 256",
+        "the field, its value in AWS and the deployed one"
+    );
+    // deploy --dry-run compares with the flags given (here: none, so the
+    // defaults), naming each field.
+    let dry = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy",
+                "--source",
+                &source,
+                "--dest",
+                &destination,
+                "--dry-run",
+                "--output",
+                "json",
+            ],
+        )
+        .await
+        .json();
+    let detail = |kind: &str| {
+        dry["changes"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["kind"] == kind))
+            .map(|c| c["detail"].clone())
+    };
+    assert_eq!(
+        detail("function"),
+        Some(json!("memory 1024 -> 128")),
+        "{dry}"
+    );
+    assert_eq!(
+        detail("invoke_config"),
+        Some(json!("retry attempts 0 -> 2")),
+        "{dry}"
+    );
     let text = aws
         .s3fan(&access_key(), &["status", "--source", &source])
         .await;

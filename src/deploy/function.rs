@@ -22,6 +22,70 @@ use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 const RUNTIME: Runtime = Runtime::Providedal2023;
 const HANDLER: &str = "bootstrap";
 
+/// The record of what the last deploy asked for that AWS keeps elsewhere
+/// (memory, timeout, the asynchronous retries), so that `status` compares
+/// what is in AWS with what s3fan made, not with the defaults or today's
+/// `s3fan.toml`. Written here and read here only; the handler ignores it.
+const DEPLOYED_VAR: &str = "S3FAN_DEPLOYED";
+
+/// What [`DEPLOYED_VAR`] records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub memory: Option<i32>,
+    pub timeout: Option<i32>,
+    pub retry_attempts: Option<i32>,
+    pub max_event_age: Option<i32>,
+}
+
+impl Recorded {
+    fn of(ctx: &Context) -> Recorded {
+        Recorded {
+            memory: Some(ctx.spec.memory),
+            timeout: Some(ctx.spec.timeout),
+            retry_attempts: Some(ctx.spec.retry_attempts),
+            max_event_age: Some(ctx.spec.max_event_age),
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, Option<i32>); 4] {
+        [
+            ("memory", self.memory),
+            ("timeout", self.timeout),
+            ("retry_attempts", self.retry_attempts),
+            ("max_event_age", self.max_event_age),
+        ]
+    }
+
+    /// `memory=128 timeout=300 retry_attempts=2 max_event_age=21600`.
+    fn to_value(self) -> String {
+        self.fields()
+            .iter()
+            .filter_map(|(name, value)| Some(format!("{name}={}", (*value)?)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The record in a function's environment; fields it lacks (a function
+    /// deployed by an older s3fan has no record) stay `None`.
+    pub fn from_environment(environment: &HashMap<String, String>) -> Recorded {
+        let mut recorded = Recorded::default();
+        let Some(value) = environment.get(DEPLOYED_VAR) else {
+            return recorded;
+        };
+        for (name, number) in value.split(' ').filter_map(|pair| pair.split_once('=')) {
+            let number = number.parse().ok();
+            match name {
+                "memory" => recorded.memory = number,
+                "timeout" => recorded.timeout = number,
+                "retry_attempts" => recorded.retry_attempts = number,
+                "max_event_age" => recorded.max_event_age = number,
+                _ => {}
+            }
+        }
+        recorded
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
     Absent,
@@ -130,6 +194,7 @@ fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, Stri
     if ctx.spec.request_payer {
         environment.insert(REQUEST_PAYER_VAR.to_owned(), "requester".to_owned());
     }
+    environment.insert(DEPLOYED_VAR.to_owned(), Recorded::of(ctx).to_value());
     // Copies are written in the destination's region; only named when it
     // is not the function's own.
     if let Some(region) = ctx
@@ -186,18 +251,14 @@ pub fn plan(
                 deployed.code_sha256 != code.sha256
                     || deployed.architecture.as_deref() != Some(code.architecture.lambda_name())
             });
-            let config = deployed.role != ctx.scope.role_arn(&role_name(destination))
-                || deployed.runtime.as_deref() != Some(RUNTIME.as_str())
-                || deployed.handler.as_deref() != Some(HANDLER)
-                || deployed.memory != Some(ctx.spec.memory)
-                || deployed.timeout != Some(ctx.spec.timeout)
-                || deployed.environment != desired_environment(ctx, destination);
-            let detail = match (code, config) {
-                (true, true) => "code and configuration",
-                (true, false) => "code",
-                (false, true) => "configuration",
-                (false, false) => "",
-            };
+            let changed = configuration_changes(ctx, destination, deployed);
+            let config = !changed.is_empty();
+            let detail = code
+                .then(|| "code".to_owned())
+                .into_iter()
+                .chain(changed)
+                .collect::<Vec<_>>()
+                .join(", ");
             let action = if code || config {
                 Action::Update
             } else {
@@ -210,7 +271,7 @@ pub fn plan(
                     config,
                     ..Op::NOTHING
                 },
-                detail.to_owned(),
+                detail,
             )
         }
     };
@@ -222,6 +283,65 @@ pub fn plan(
         detail,
         op,
     })
+}
+
+/// Each field of the function's configuration that differs from what
+/// deploy would set, as `field now -> wanted` (terraform's way of saying it).
+fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) -> Vec<String> {
+    let show = |value: Option<String>| value.unwrap_or_else(|| "(none)".to_owned());
+    let mut changes = Vec::new();
+    let mut compare = |field: &str, now: Option<String>, wanted: String| {
+        if now.as_ref() != Some(&wanted) {
+            changes.push(format!("{field} {} -> {wanted}", show(now)));
+        }
+    };
+    compare(
+        "role",
+        Some(deployed.role.clone()),
+        ctx.scope.role_arn(&role_name(destination)),
+    );
+    compare(
+        "runtime",
+        deployed.runtime.clone(),
+        RUNTIME.as_str().to_owned(),
+    );
+    compare("handler", deployed.handler.clone(), HANDLER.to_owned());
+    compare(
+        "memory",
+        deployed.memory.map(|m| m.to_string()),
+        ctx.spec.memory.to_string(),
+    );
+    compare(
+        "timeout",
+        deployed.timeout.map(|t| t.to_string()),
+        ctx.spec.timeout.to_string(),
+    );
+    let wanted = desired_environment(ctx, destination);
+    let mut names: Vec<&String> = wanted.keys().chain(deployed.environment.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut record_only = false;
+    for name in names {
+        let (now, then) = (deployed.environment.get(name), wanted.get(name));
+        if now == then {
+            continue;
+        }
+        // The record follows the fields above; name it only when nothing
+        // else differs (a function deployed before the record existed).
+        if name == DEPLOYED_VAR {
+            record_only = true;
+            continue;
+        }
+        let quoted =
+            |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("{v:?}"));
+        changes.push(format!("{name} {} -> {}", quoted(now), quoted(then)));
+    }
+    if record_only && changes.is_empty() {
+        changes.push(format!(
+            "{DEPLOYED_VAR} (the record of the deployed settings)"
+        ));
+    }
+    changes
 }
 
 pub fn plan_delete(name: &str, destination: &str, observed: &Observed) -> Change<Op> {
@@ -433,8 +553,65 @@ mod tests {
             ("S3FAN_DEST_REGION", "eu-west-1"),
             ("S3FAN_DEST_KMS_KEY", "alias/backups"),
             ("S3FAN_DEST_ACCOUNT", "210987654321"),
+            (
+                "S3FAN_DEPLOYED",
+                "memory=128 timeout=300 retry_attempts=2 max_event_age=21600",
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         assert_eq!(desired_environment(&ctx, "dst"), HashMap::from(expected));
+    }
+
+    #[test]
+    fn the_record_of_the_deployed_settings_reads_back_what_was_written() {
+        let mut spec = Spec::for_test("src", &["dst"]);
+        spec.memory = 256;
+        spec.timeout = 60;
+        spec.retry_attempts = 0;
+        spec.max_event_age = 3600;
+        let ctx = Context::offline(spec, "http://127.0.0.1:9");
+        let environment = desired_environment(&ctx, "dst");
+        assert_eq!(
+            Recorded::from_environment(&environment),
+            Recorded {
+                memory: Some(256),
+                timeout: Some(60),
+                retry_attempts: Some(0),
+                max_event_age: Some(3600),
+            }
+        );
+        assert_eq!(
+            Recorded::from_environment(&HashMap::new()),
+            Recorded::default(),
+            "a function of an older s3fan has no record"
+        );
+    }
+
+    #[test]
+    fn a_changed_field_is_named_with_its_value_now_and_the_wanted_one() {
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), "http://127.0.0.1:9");
+        let mut deployed = Deployed {
+            role: ctx.scope.role_arn(&role_name("dst")),
+            runtime: Some(RUNTIME.as_str().to_owned()),
+            handler: Some(HANDLER.to_owned()),
+            memory: Some(128),
+            timeout: Some(300),
+            environment: desired_environment(&ctx, "dst"),
+            architecture: None,
+            code_sha256: String::new(),
+            last_modified: None,
+        };
+        assert_eq!(
+            configuration_changes(&ctx, "dst", &deployed),
+            Vec::<String>::new()
+        );
+        deployed.memory = Some(1024);
+        deployed
+            .environment
+            .insert("S3FAN_KEY_PREFIX".into(), "in/".into());
+        assert_eq!(
+            configuration_changes(&ctx, "dst", &deployed),
+            ["memory 1024 -> 128", "S3FAN_KEY_PREFIX \"in/\" -> (unset)"]
+        );
     }
 }

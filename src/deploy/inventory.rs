@@ -13,7 +13,7 @@ use super::names::{
 use super::{Context, DeployError, aws_failure};
 
 /// One deployed edge of some fan-out: a function copying source -> destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edge {
     pub function: String,
     pub source: String,
@@ -34,8 +34,24 @@ pub struct Edge {
     pub dest_kms_key: Option<String>,
     /// `--dest-account`, when the destination is another account's.
     pub dest_account: Option<String>,
+    /// What the last deploy asked for of memory, timeout and retries.
+    pub recorded: super::function::Recorded,
     pub code_sha256: String,
     pub last_modified: String,
+}
+
+impl Edge {
+    /// A destination of which only the role was found (its function is
+    /// gone, or was never made): its function's name is the one deploy
+    /// gives, and nothing else is known.
+    pub fn role_only(source: &str, destination: &str) -> Edge {
+        Edge {
+            function: super::names::function_name(destination),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            ..Edge::default()
+        }
+    }
 }
 
 pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
@@ -69,6 +85,7 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
                     request_payer: variables
                         .get(REQUEST_PAYER_VAR)
                         .is_some_and(|v| v == "requester"),
+                    recorded: super::function::Recorded::from_environment(variables),
                     code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
                     last_modified: function.last_modified().unwrap_or_default().to_owned(),
                 });
@@ -138,6 +155,7 @@ mod tests {
             destination_region: None,
             dest_kms_key: None,
             dest_account: None,
+            recorded: Default::default(),
             code_sha256: String::new(),
             last_modified: String::new(),
         }

@@ -56,6 +56,29 @@ fn desired(ctx: &Context) -> Observed {
     }
 }
 
+/// Each setting that differs, as `field now -> wanted`.
+fn changes(now: &Observed, wanted: &Observed) -> Vec<String> {
+    let fields = |o: &Observed| match o {
+        Observed::Absent => [None, None, None],
+        Observed::Present {
+            retry_attempts,
+            max_event_age,
+            on_failure,
+        } => [
+            retry_attempts.map(|n| n.to_string()),
+            max_event_age.map(|n| n.to_string()),
+            on_failure.clone(),
+        ],
+    };
+    let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_owned());
+    ["retry attempts", "max event age", "on-failure destination"]
+        .iter()
+        .zip(fields(now).iter().zip(fields(wanted).iter()))
+        .filter(|(_, (now, wanted))| now != wanted)
+        .map(|(field, (now, wanted))| format!("{field} {} -> {}", show(now), show(wanted)))
+        .collect()
+}
+
 pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
     let (action, op) = match observed {
         Observed::Absent => (Action::Create, Op::Put),
@@ -67,13 +90,12 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
         name: function_name(destination),
         destination: Some(destination.to_owned()),
         action,
-        detail: if op == Op::Put {
-            format!(
+        detail: match observed {
+            Observed::Absent => format!(
                 "{} retries, {} s, then the failure queue",
                 ctx.spec.retry_attempts, ctx.spec.max_event_age
-            )
-        } else {
-            String::new()
+            ),
+            present => changes(present, &desired(ctx)).join(", "),
         },
         op,
     }

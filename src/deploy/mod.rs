@@ -965,14 +965,21 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
         ctx.spec.replicate_deletes = first.replicate_deletes;
         ctx.spec.metrics = first.metrics;
         ctx.spec.request_payer = first.request_payer;
+        // What that deploy asked for, where it kept a record; else the
+        // file's values or the defaults stand.
+        let recorded = first.recorded;
+        ctx.spec.memory = recorded.memory.unwrap_or(ctx.spec.memory);
+        ctx.spec.timeout = recorded.timeout.unwrap_or(ctx.spec.timeout);
+        ctx.spec.retry_attempts = recorded.retry_attempts.unwrap_or(ctx.spec.retry_attempts);
+        ctx.spec.max_event_age = recorded.max_event_age.unwrap_or(ctx.spec.max_event_age);
     }
     Ok(edges)
 }
 
-/// `s3fan status`: what is deployed, and how it differs from what deploy
-/// would make of the same destinations and settings (the same planning code
-/// as deploy). Key filter, deletes and key prefixes are read back from the
-/// functions; memory, timeout and tags come from `s3fan.toml` or the defaults.
+/// `s3fan status`: what is deployed, and how it differs from what the last
+/// deploy made (the same planning code as deploy): every setting is read
+/// back from the functions, where deploy recorded it, so only changes made
+/// outside s3fan are drift.
 pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
     let mut ctx = Context::connect(spec, code).await?;
     let edges = adopt_deployed(&mut ctx).await?;
