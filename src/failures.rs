@@ -97,6 +97,9 @@ pub struct FailuresReport {
     pub source: String,
     pub queue: String,
     pub events: Vec<FailedEvent>,
+    /// Messages received by someone else and not yet back (a `retry` that
+    /// is running): not listed, but waiting all the same.
+    pub in_flight: u64,
 }
 
 impl FailuresReport {
@@ -107,6 +110,9 @@ impl FailuresReport {
             self.events.len(),
             self.queue
         );
+        if self.in_flight > 0 {
+            out.push_str(&format!("  {}\n", in_flight_note(self.in_flight)));
+        }
         for event in &self.events {
             out.push_str(&format!(
                 "  {} -> {}: {}\n",
@@ -127,6 +133,14 @@ impl FailuresReport {
         }
         out
     }
+}
+
+/// What a count of failed events leaves out: those someone is retrying now.
+pub fn in_flight_note(in_flight: u64) -> String {
+    format!(
+        "and {in_flight} in flight: received by a `s3fan retry` that is still running (or \
+         ended without releasing them); they are listed again within 15 minutes"
+    )
 }
 
 /// Where the failure queue is, and which function copies where.
@@ -168,6 +182,37 @@ impl Queue {
             .await
             .map(|out| out.messages.unwrap_or_default())
             .map_err(|err| aws_failure(format!("cannot read SQS queue {}", self.name), &err))
+    }
+
+    /// Messages received and not yet back: SQS's own count.
+    async fn in_flight(&self) -> Result<u64, DeployError> {
+        match crate::deploy::queue::observe(&self.ctx).await? {
+            crate::deploy::queue::Observed::Present { in_flight, .. } => Ok(in_flight),
+            crate::deploy::queue::Observed::Absent => Ok(0),
+        }
+    }
+
+    /// Makes `message` visible again at once, for the next `failures` or
+    /// `retry`: otherwise a message `retry` kept stays hidden for the whole
+    /// visibility timeout it was received with.
+    async fn release(&self, message: &Message) -> Result<(), String> {
+        self.ctx
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                aws_failure(
+                    "kept in the queue, but cannot make it visible again (it shows again in \
+                     15 minutes)",
+                    &err,
+                )
+                .0
+            })
     }
 
     fn destination(&self, function: &str) -> Option<String> {
@@ -224,6 +269,7 @@ pub async fn failures(spec: Spec) -> Result<FailuresReport, DeployError> {
         };
     }
     Ok(FailuresReport {
+        in_flight: queue.in_flight().await?,
         source: queue.ctx.spec.source.clone(),
         queue: queue.name.clone(),
         events,
@@ -246,6 +292,8 @@ pub struct RetryReport {
     pub source: String,
     pub delivered: usize,
     pub kept: usize,
+    /// Messages someone else had received, which this run could not see.
+    pub in_flight: u64,
     pub events: Vec<RetriedEvent>,
 }
 
@@ -255,6 +303,9 @@ impl RetryReport {
             "s3fan retry: s3://{}: {} delivered, {} kept in the queue\n",
             self.source, self.delivered, self.kept
         );
+        if self.in_flight > 0 {
+            out.push_str(&format!("  {}\n", in_flight_note(self.in_flight)));
+        }
         for event in self.events.iter().filter(|e| e.outcome == "kept") {
             out.push_str(&format!(
                 "  kept {}: {}\n",
@@ -273,6 +324,9 @@ const RETRY_VISIBILITY: Duration = Duration::from_secs(900);
 pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, DeployError> {
     let queue = open(spec).await?;
     let mut events = Vec::new();
+    // Hidden while this run goes on, so that it sees each message once;
+    // released before it returns.
+    let mut kept = Vec::new();
     loop {
         let messages = queue.receive(RETRY_VISIBILITY).await?;
         if messages.is_empty() {
@@ -309,6 +363,9 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
                     }),
                 Err(error) => Some(error),
             };
+            if error.is_some() {
+                kept.push(message);
+            }
             events.push(RetriedEvent {
                 message_id,
                 objects,
@@ -317,8 +374,18 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
             });
         }
     }
+    for message in &kept {
+        if let Err(error) = queue.release(message).await {
+            let id = message.message_id().unwrap_or_default();
+            if let Some(event) = events.iter_mut().find(|e| e.message_id == id) {
+                let said = event.error.take().unwrap_or_default();
+                event.error = Some(format!("{said}; {error}"));
+            }
+        }
+    }
     let delivered = events.iter().filter(|e| e.outcome == "delivered").count();
     Ok(RetryReport {
+        in_flight: queue.in_flight().await?,
         ok: delivered == events.len(),
         source: queue.ctx.spec.source.clone(),
         delivered,

@@ -417,12 +417,39 @@ async fn snapshot(clients: &Clients, source: &str, destinations: &[String]) -> V
             "invoke_config": invoke_config,
         }));
     }
+    // Every role deploy names after a destination, found by its name and
+    // not through a function: a role whose function is gone still may read
+    // the source and write the destination.
+    let mut roles = Vec::new();
+    for destination in destinations {
+        let name = format!("s3fan-{}", common::function_name_for(destination));
+        if clients
+            .iam
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let policies = clients
+            .iam
+            .list_role_policies()
+            .role_name(&name)
+            .send()
+            .await
+            .map(|out| out.policy_names().to_vec())
+            .unwrap_or_default();
+        roles.push(json!({"role": name, "inline_policies": policies}));
+    }
     let mut text = json!({
         "topic": topic,
         "subscriptions": subscriptions,
         "notifications": notifications,
         "queue": queue,
         "functions": functions,
+        "roles": roles,
     })
     .to_string();
     // Longest first: one name may be the start of another (x-1, x-10).
@@ -562,6 +589,30 @@ async fn an_interrupted_deploy_or_destroy_completes_when_run_again() {
             snapshot(&clients, &source, &destinations).await,
             untouched,
             "after write {nth} ({refused:?}) of destroy was refused, and destroy ran again"
+        );
+    }
+    // A deploy interrupted at each of its writes, then destroyed: nothing of
+    // s3fan's is left, roles included (a deploy stopped after CreateRole and
+    // before CreateFunction leaves a role that no function leads to).
+    for nth in 1..=deploy_writes.len() {
+        let (source, destinations) = fresh_buckets(&clients).await;
+        let untouched = snapshot(&clients, &source, &destinations).await;
+        let deploy = fanout_args("deploy", &source, &destinations);
+        proxy.fail_write(nth);
+        let interrupted = s3fan_at(&proxy.endpoint, &access_key(), &deploy).await;
+        let refused = proxy.writes().get(nth - 1).cloned();
+        assert!(
+            !interrupted.success,
+            "deploy with write {nth} ({refused:?}) refused"
+        );
+        proxy.fail_write(0);
+        aws.drain();
+        let destroy = ["destroy", "--source", source.as_str()];
+        assert_ok(&s3fan_at(&proxy.endpoint, &access_key(), &destroy).await);
+        assert_eq!(
+            snapshot(&clients, &source, &destinations).await,
+            untouched,
+            "after write {nth} ({refused:?}) of deploy was refused, and destroy ran"
         );
     }
     eprintln!(

@@ -449,6 +449,51 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
             .starts_with("kept: 1")
     );
 
+    // A retry before the cause is fixed keeps the event, and keeps it in
+    // sight: the very next retry, failures and status all see it.
+    for round in ["first", "second, at once"] {
+        let kept = aws
+            .s3fan(
+                &access_key(),
+                &["retry", "--source", &source, "--output", "json"],
+            )
+            .await;
+        assert!(!kept.success, "a kept event is a failure: {}", kept.stdout);
+        let report = kept.json();
+        assert_eq!(
+            (&report["delivered"], &report["kept"], &report["in_flight"]),
+            (&json!(0), &json!(1), &json!(0)),
+            "{round} retry: {report}"
+        );
+    }
+    let listed = aws
+        .s3fan(
+            &access_key(),
+            &["failures", "--source", &source, "--output", "json"],
+        )
+        .await
+        .json();
+    assert_eq!(
+        (
+            listed["events"].as_array().map(Vec::len),
+            &listed["in_flight"]
+        ),
+        (Some(1), &json!(0)),
+        "{listed}"
+    );
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await
+        .json();
+    assert_eq!(
+        (&status["failed_events"], &status["failed_in_flight"]),
+        (&json!(1), &json!(0)),
+        "{status}"
+    );
+
     // Once the cause is fixed, retry delivers it and empties the queue.
     clients.create_bucket(&destination).await;
     let retried = aws

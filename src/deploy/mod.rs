@@ -473,7 +473,7 @@ impl Step {
         let destination = |c: &Option<String>| c.clone().unwrap_or_default();
         match self {
             Step::Topic(c) => topic::apply(ctx, c.op).await,
-            Step::Queue(c) => queue::apply(ctx, c.op).await,
+            Step::Queue(c) => queue::apply(ctx, &c.op).await,
             Step::InvokeConfig(c) => invoke_config::apply(ctx, &c.name, c.op).await,
             Step::Notification(c) => notification::apply(ctx, &c.op).await,
             Step::Role(c) => role::apply(ctx, &destination(&c.destination), c.op).await,
@@ -730,16 +730,21 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
 
-    let stale = edges
+    let found = found_destinations(ctx, edges).await?;
+    let stale = found
         .iter()
-        .filter(|e| e.source == ctx.spec.source && !ctx.spec.destinations.contains(&e.destination));
+        .filter(|e| !ctx.spec.destinations.contains(&e.destination));
     let mut removals =
         join_all(stale.map(|edge| plan_removal(ctx, edge, &subscriptions, "no longer listed")))
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
     // The queue's policy names the roles, which exist from stage two on.
-    removals.push(vec![Step::Queue(queue::plan_policy(ctx, &queue_state))]);
+    removals.push(vec![Step::Queue(queue::plan_policy(
+        ctx,
+        &queue_state,
+        &ctx.spec.destinations,
+    ))]);
 
     Ok(Plan {
         stages: vec![
@@ -753,6 +758,25 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
             vec![vec![Step::Notification(notification_change)]],
         ],
     })
+}
+
+/// This fan-out's destinations as AWS has them: each function's, and each
+/// role's whose function is gone or was never made (found by the role's
+/// tags), so that nothing deploy made is out of reach of a removal.
+async fn found_destinations(
+    ctx: &Context,
+    edges: &[inventory::Edge],
+) -> Result<Vec<inventory::Edge>, DeployError> {
+    let mut found: Vec<inventory::Edge> = inventory::of_source(edges, &ctx.spec.source)
+        .into_iter()
+        .cloned()
+        .collect();
+    for destination in role::tagged_destinations(ctx).await? {
+        if !found.iter().any(|e| e.destination == destination) {
+            found.push(inventory::Edge::role_only(&ctx.spec.source, &destination));
+        }
+    }
+    Ok(found)
 }
 
 /// Subscription, permission, function, role: in that order, so the topic
@@ -806,20 +830,19 @@ fn set_detail(step: &mut Step, why: &str) {
 }
 
 /// `s3fan destroy`: everything deploy made for the source (or only the named
-/// destinations), and nothing else.
+/// destinations), and nothing else. Destinations are found through their
+/// functions and through their roles' tags, so a role whose function is
+/// already gone (an interrupted destroy or deploy) is removed too.
 pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Report, DeployError> {
     let ctx = Context::connect(spec, code).await?;
     let edges = inventory::list(&ctx).await?;
+    let deployed = found_destinations(&ctx, &edges).await?;
     let subscriptions = subscription::observe_all(&ctx).await?;
     let everything = ctx.spec.destinations.is_empty();
-    let targets: Vec<&inventory::Edge> = edges
+    let (targets, remaining): (Vec<&inventory::Edge>, Vec<&inventory::Edge>) = deployed
         .iter()
-        .filter(|e| {
-            e.source == ctx.spec.source
-                && (everything || ctx.spec.destinations.contains(&e.destination))
-        })
-        .collect();
-    let removals = join_all(
+        .partition(|e| everything || ctx.spec.destinations.contains(&e.destination));
+    let mut removals = join_all(
         targets
             .iter()
             .map(|edge| plan_removal(&ctx, edge, &subscriptions, "")),
@@ -834,6 +857,18 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
             &ctx,
             &notification_state,
         ))]]);
+    }
+    if !everything {
+        // The queue stays: it admits exactly the roles that stay, and a
+        // removed role may no longer send to it.
+        if let queue_state @ queue::Observed::Present { .. } = queue::observe(&ctx).await? {
+            let staying: Vec<String> = remaining.iter().map(|e| e.destination.clone()).collect();
+            removals.push(vec![Step::Queue(queue::plan_policy(
+                &ctx,
+                &queue_state,
+                &staying,
+            ))]);
+        }
     }
     stages.push(removals);
     if everything {
@@ -876,6 +911,8 @@ pub struct StatusReport {
     pub topic: Option<String>,
     /// Failed events waiting in the failure queue; `None` without a queue.
     pub failed_events: Option<u64>,
+    /// Of those, the ones a running `retry` holds (not listed by `failures`).
+    pub failed_in_flight: u64,
     pub notification: bool,
     pub destinations: Vec<DestinationStatus>,
     /// Changes `deploy` with the deployed destinations would make.
@@ -897,6 +934,10 @@ impl StatusReport {
             match self.failed_events {
                 None => "no failure queue".to_owned(),
                 Some(0) => "none waiting".to_owned(),
+                Some(n) if self.failed_in_flight > 0 => format!(
+                    "{n} failed events waiting: `s3fan failures` lists them, {}",
+                    crate::failures::in_flight_note(self.failed_in_flight)
+                ),
                 Some(n) => format!("{n} failed events waiting: `s3fan failures` lists them"),
             }
         ));
@@ -988,9 +1029,13 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         topic::Observed::Absent => None,
         topic::Observed::Present { .. } => Some(ctx.topic_arn()),
     };
-    let failed_events = match queue::observe(&ctx).await? {
-        queue::Observed::Absent => None,
-        queue::Observed::Present { messages, .. } => Some(messages),
+    let (failed_events, failed_in_flight) = match queue::observe(&ctx).await? {
+        queue::Observed::Absent => (None, 0),
+        queue::Observed::Present {
+            messages,
+            in_flight,
+            ..
+        } => (Some(messages), in_flight),
     };
     let notification_state = notification::observe(&ctx).await?;
     let notification = notification_state
@@ -1014,6 +1059,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         account: ctx.scope.account.clone(),
         topic,
         failed_events,
+        failed_in_flight,
         notification,
         destinations: ours
             .iter()

@@ -24,14 +24,18 @@ pub enum Observed {
         policy: Option<Value>,
         /// Failed events waiting (visible or in flight).
         messages: u64,
+        /// Of those, the ones received and not yet back (in flight).
+        in_flight: u64,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Nothing,
     Create,
-    SetPolicy,
+    /// The policy document to set; empty removes the policy (no role is
+    /// left to admit).
+    SetPolicy(String),
     Delete,
 }
 
@@ -72,18 +76,19 @@ pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
         policy: get(QueueAttributeName::Policy).and_then(|p| decode_iam_document(p)),
         messages: count(QueueAttributeName::ApproximateNumberOfMessages)
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         url,
     })
 }
 
-pub fn desired_policy(ctx: &Context) -> Value {
-    let roles: Vec<String> = ctx
-        .spec
-        .destinations
+/// The policy that admits exactly the roles of `destinations`; none when
+/// there are none (a policy must name a principal).
+pub fn desired_policy(ctx: &Context, destinations: &[String]) -> Option<Value> {
+    let roles: Vec<String> = destinations
         .iter()
         .map(|destination| ctx.scope.role_arn(&role_name(destination)))
         .collect();
-    queue_policy(&ctx.failure_queue_arn(), &roles)
+    (!roles.is_empty()).then(|| queue_policy(&ctx.failure_queue_arn(), &roles))
 }
 
 fn change(ctx: &Context, action: Action, detail: &str, op: Op) -> Change<Op> {
@@ -105,18 +110,21 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Change<Op> {
     }
 }
 
-/// After the roles: the policy names exactly this fan-out's roles.
-pub fn plan_policy(ctx: &Context, observed: &Observed) -> Change<Op> {
-    let wanted = desired_policy(ctx);
-    let (action, op) = match observed {
-        Observed::Present {
-            policy: Some(policy),
-            ..
-        } if *policy == wanted => (Action::Unchanged, Op::Nothing),
-        Observed::Present {
-            policy: Some(_), ..
-        } => (Action::Update, Op::SetPolicy),
-        _ => (Action::Create, Op::SetPolicy),
+/// After the roles: the policy names exactly the roles of `destinations`,
+/// the fan-out's destinations once the plan is applied (deploy's list, or
+/// what a `destroy --dest` leaves).
+pub fn plan_policy(ctx: &Context, observed: &Observed, destinations: &[String]) -> Change<Op> {
+    let wanted = desired_policy(ctx, destinations);
+    let set = || Op::SetPolicy(wanted.as_ref().map(Value::to_string).unwrap_or_default());
+    let current = match observed {
+        Observed::Present { policy, .. } => policy.as_ref(),
+        Observed::Absent => None,
+    };
+    let (action, op) = match (current, &wanted) {
+        (current, wanted) if current == wanted.as_ref() => (Action::Unchanged, Op::Nothing),
+        (Some(_), Some(_)) => (Action::Update, set()),
+        (Some(_), None) => (Action::Delete, set()),
+        (None, _) => (Action::Create, set()),
     };
     Change {
         kind: Kind::QueuePolicy,
@@ -146,7 +154,7 @@ pub fn plan_delete(ctx: &Context, observed: &Observed) -> Change<Op> {
     }
 }
 
-pub async fn apply(ctx: &Context, op: Op) -> Result<(), DeployError> {
+pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
     let name = failure_queue_name(&ctx.spec.source);
     match op {
         Op::Nothing => Ok(()),
@@ -164,7 +172,7 @@ pub async fn apply(ctx: &Context, op: Op) -> Result<(), DeployError> {
                 .map(|_| ())
                 .map_err(|err| aws_failure(format!("cannot create SQS queue {name}"), &err))
         }
-        Op::SetPolicy => set_policy(ctx, &name).await,
+        Op::SetPolicy(policy) => set_policy(ctx, &name, policy).await,
         Op::Delete => {
             let url = queue_url(ctx, &name).await?;
             ctx.sqs
@@ -206,9 +214,8 @@ pub(crate) async fn queue_url(ctx: &Context, name: &str) -> Result<String, Deplo
 
 /// A role made moments ago may not yet be accepted as a principal: retried
 /// for up to a minute, as function creation is.
-async fn set_policy(ctx: &Context, name: &str) -> Result<(), DeployError> {
+async fn set_policy(ctx: &Context, name: &str, policy: &str) -> Result<(), DeployError> {
     let url = queue_url(ctx, name).await?;
-    let policy = desired_policy(ctx).to_string();
     let mut wait = Duration::from_secs(2);
     let started = std::time::Instant::now();
     loop {
@@ -216,7 +223,7 @@ async fn set_policy(ctx: &Context, name: &str) -> Result<(), DeployError> {
             .sqs
             .set_queue_attributes()
             .queue_url(&url)
-            .attributes(QueueAttributeName::Policy, &policy)
+            .attributes(QueueAttributeName::Policy, policy)
             .send()
             .await;
         match result {

@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
-use super::names::{ROLE_POLICY_NAME, failure_queue_name, function_name, role_name};
+use super::names::{
+    ROLE_POLICY_NAME, TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, failure_queue_name,
+    function_name, role_name,
+};
 use super::plan::{Action, Change, Kind};
 use super::policy::{
     decode_iam_document, role_policy, trust_policy, with_kms_grants, with_owner_acl,
@@ -131,6 +134,58 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
         detail: detail.to_owned(),
         op,
     }
+}
+
+/// The destinations of this fan-out whose roles exist, found by the tags
+/// deploy gives every role, not through their functions: a destroy
+/// interrupted after a function is deleted, or a deploy interrupted before
+/// one was made, leaves a role no function leads to, and that role may
+/// still read the source and write the destination.
+pub async fn tagged_destinations(ctx: &Context) -> Result<Vec<String>, DeployError> {
+    use futures::{StreamExt, TryStreamExt};
+    // Deploy describes each role by its source: a cheap first sieve, before
+    // the tags (which ListRoles does not return) decide.
+    let described = format!("from s3://{} to", ctx.spec.source);
+    let mut candidates = Vec::new();
+    let mut pages = ctx.iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| aws_failure("cannot list IAM roles", &err))?;
+        candidates.extend(
+            page.roles()
+                .iter()
+                .filter(|role| role.role_name().starts_with("s3fan-"))
+                .filter(|role| role.description().is_none_or(|d| d.contains(&described)))
+                .map(|role| role.role_name().to_owned()),
+        );
+    }
+    let found: Vec<Option<String>> = futures::stream::iter(candidates)
+        .map(|name| async move {
+            let tags = match ctx.iam.list_role_tags().role_name(&name).send().await {
+                Ok(out) => out.tags,
+                Err(err) if is_code(&err, &["NoSuchEntity"]) => return Ok(None),
+                Err(err) => {
+                    return Err(aws_failure(
+                        format!("cannot read the tags of IAM role {name}"),
+                        &err,
+                    ));
+                }
+            };
+            let tag = |key: &str| {
+                tags.iter()
+                    .find(|tag| tag.key() == key)
+                    .map(|tag| tag.value().to_owned())
+            };
+            let ours = tag(TAG_MANAGED_BY).as_deref() == Some("s3fan")
+                && tag(TAG_SOURCE).as_deref() == Some(ctx.spec.source.as_str());
+            // Only a role of exactly the name deploy gives that destination.
+            Ok(tag(TAG_DESTINATION).filter(|destination| ours && role_name(destination) == name))
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    let mut destinations: Vec<String> = found.into_iter().flatten().collect();
+    destinations.sort();
+    Ok(destinations)
 }
 
 pub fn plan_delete(destination: &str, observed: &Observed) -> Change<Op> {
