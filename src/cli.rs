@@ -347,6 +347,7 @@ fn target_spec(source: Option<String>, dest: Vec<String>, aws: &AwsArgs) -> Resu
     let source = source
         .or(file.source)
         .ok_or_else(|| spec::SpecError::NoSource.to_string())?;
+    let source = spec::parse_source(&source).map_err(|err| err.to_string())?;
     spec::check_bucket_name("source", &source).map_err(|err| err.to_string())?;
     let mut destinations = Vec::new();
     let mut key_prefixes = std::collections::BTreeMap::new();
@@ -405,7 +406,10 @@ async fn status_command(args: TargetArgs) -> Printed {
     let spec = target_spec(args.source, Vec::new(), &args.aws)?;
     // Compares deployed code with this binary where it is a Linux build.
     let code = Code::load(None).ok();
-    let report = deploy::status(spec, code).await.map_err(explain)?;
+    // Read-only: there is nothing to say about changes.
+    let report = deploy::status(spec, code)
+        .await
+        .map_err(|err| err.to_string())?;
     print(&report, report.render_text(), true, args.aws.output)
 }
 
@@ -435,7 +439,13 @@ async fn backfill_command(args: BackfillArgs) -> Printed {
                 .into(),
         );
     }
-    let fanout = sync::connect(spec, prefix).await.map_err(explain)?;
+    let fanout = sync::connect(spec, prefix).await.map_err(|err| {
+        if args.dry_run {
+            err.to_string()
+        } else {
+            explain(err)
+        }
+    })?;
     if args.via_lambda {
         let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
         return print(&report, report.render_text(), report.ok, aws.output);

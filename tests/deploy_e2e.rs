@@ -544,6 +544,199 @@ async fn destinations_are_added_and_removed() {
     );
 }
 
+/// The failure queue's policy, as a JSON document.
+async fn queue_policy(clients: &Clients, source: &str) -> Value {
+    let url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(format!("{source}-fanout-failures"))
+        .send()
+        .await
+        .expect("the failure queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .expect("queue attributes");
+    attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy))
+        .map(|p| serde_json::from_str(p).expect("a JSON policy"))
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_one_destination_leaves_the_queue_admitting_exactly_the_rest() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-one");
+    let (a, b) = (unique("dst-one-a"), unique("dst-one-b"));
+    buckets(&clients, &[&source, &a, &b]).await;
+    // Buckets as the aws cli and IAM write them.
+    let (as_url, as_arn) = (format!("s3://{source}"), format!("arn:aws:s3:::{a}"));
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &as_url, "--dest", &as_arn, "--dest", &b,
+            ],
+        )
+        .await,
+    );
+    assert!(function_exists(&clients, &a).await && function_exists(&clients, &b).await);
+    let role = |d: &str| format!("arn:aws:iam::123456789012:role/s3fan-{d}");
+    let mut both = vec![role(&a), role(&b)];
+    both.sort();
+    assert_eq!(
+        queue_policy(&clients, &source).await["Statement"][0]["Principal"]["AWS"],
+        json!(both)
+    );
+
+    let destroyed = aws
+        .s3fan(
+            &access_key(),
+            &["destroy", "--source", &source, "--dest", &a],
+        )
+        .await;
+    assert_ok(&destroyed);
+    assert!(
+        !destroyed.stdout.contains("created"),
+        "destroy creates nothing: {}",
+        destroyed.stdout
+    );
+    assert!(!function_exists(&clients, &a).await);
+    assert_eq!(
+        queue_policy(&clients, &source).await["Statement"][0]["Principal"]["AWS"],
+        json!([role(&b)]),
+        "the removed role may no longer send to the queue"
+    );
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await;
+    assert_ok(&status);
+    assert_eq!(status.json()["drift"], json!([]), "{}", status.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_whose_function_is_gone_is_drift_and_the_next_deploy_removes_it() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-orphan");
+    let (kept, orphan) = (unique("dst-orphan-a"), unique("dst-orphan-b"));
+    buckets(&clients, &[&source, &kept, &orphan]).await;
+    assert_ok(
+        &aws.s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &source, "--dest", &kept, "--dest", &orphan,
+            ],
+        )
+        .await,
+    );
+    // What an interrupted destroy leaves: the function gone, its role not.
+    clients
+        .sns
+        .unsubscribe()
+        .subscription_arn(
+            clients
+                .sns
+                .list_subscriptions_by_topic()
+                .topic_arn(topic_arn(&source))
+                .send()
+                .await
+                .expect("subscriptions")
+                .subscriptions()
+                .iter()
+                .find(|s| s.endpoint() == Some(function_arn(&orphan).as_str()))
+                .and_then(|s| s.subscription_arn())
+                .expect("the orphan's subscription"),
+        )
+        .send()
+        .await
+        .expect("unsubscribe");
+    clients
+        .lambda
+        .delete_function()
+        .function_name(&orphan)
+        .send()
+        .await
+        .expect("delete the function by hand");
+    let role = format!("s3fan-{orphan}");
+
+    let status = aws
+        .s3fan(
+            &access_key(),
+            &["status", "--source", &source, "--output", "json"],
+        )
+        .await
+        .json();
+    assert!(
+        status["drift"].as_array().is_some_and(|d| d
+            .iter()
+            .any(|c| c["kind"] == "role" && c["name"] == role.as_str() && c["action"] == "delete")),
+        "status shows the role left behind: {status}"
+    );
+    let run = aws
+        .s3fan(
+            &access_key(),
+            &[
+                "deploy", "--source", &source, "--dest", &kept, "--output", "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    assert_eq!(name_of(&run.json(), "role", &orphan), role);
+    assert!(
+        clients
+            .iam
+            .get_role()
+            .role_name(&role)
+            .send()
+            .await
+            .is_err(),
+        "the role no function led to is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_source_with_nothing_deployed_says_so() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-nothing");
+    buckets(&clients, &[&source]).await;
+    let run = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert_ok(&run);
+    assert!(
+        run.stdout
+            .contains(&format!("nothing is deployed for s3://{source}")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("in sync"), "{}", run.stdout);
+    // A read-only command that fails never says "Nothing was changed".
+    let missing = unique("no-such-src");
+    let run = aws
+        .s3fan(&access_key(), &["status", "--source", &missing])
+        .await;
+    assert_refused(&run, &["does not exist"]);
+    assert!(
+        !run.stderr.contains("Nothing was changed"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A bucket that already notifies others: a queue on deletes, a function on
 /// new images.
 async fn existing_notifications(clients: &Clients, bucket: &str) -> NotificationConfiguration {

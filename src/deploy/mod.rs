@@ -637,6 +637,18 @@ impl Report {
                 "{pending} to change, {} unchanged; nothing was changed (dry run)\n",
                 s.unchanged
             ));
+        } else if self.command == "destroy" {
+            // destroy creates and updates nothing (but the failure queue's
+            // policy, when one destination goes): no "0 created".
+            let updated = if s.updated > 0 {
+                format!("{} updated, ", s.updated)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "{} deleted, {updated}{} unchanged, {} failed\n",
+                s.deleted, s.unchanged, s.failed
+            ));
         } else {
             out.push_str(&format!(
                 "{} created, {} updated, {} deleted, {} unchanged, {} failed\n",
@@ -920,6 +932,14 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// Whether anything of the fan-out exists at all.
+    pub fn deployed(&self) -> bool {
+        self.topic.is_some()
+            || self.failed_events.is_some()
+            || self.notification
+            || !self.destinations.is_empty()
+    }
+
     pub fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan status: s3://{} (account {}, {})\n",
@@ -949,8 +969,20 @@ impl StatusReport {
                 "absent"
             }
         ));
+        if !self.deployed() {
+            // Not "in sync": there is nothing to be in sync.
+            out.push_str(&format!(
+                "nothing is deployed for s3://{0}: `s3fan deploy --source {0} --dest DST` makes \
+                 the fan-out\n",
+                self.source
+            ));
+            return out;
+        }
         if self.destinations.is_empty() {
-            out.push_str("  no destinations deployed\n");
+            out.push_str(
+                "  no destinations deployed: what is left is half a fan-out; `s3fan deploy` \
+                 finishes it, `s3fan destroy` removes it\n",
+            );
         }
         for d in &self.destinations {
             out.push_str(&format!(
@@ -967,7 +999,9 @@ impl StatusReport {
                 d.last_modified
             ));
         }
-        if self.drift.is_empty() {
+        if self.destinations.is_empty() {
+            // Without destinations there is no deploy to compare with.
+        } else if self.drift.is_empty() {
             out.push_str("in sync: deploy would change nothing\n");
         } else {
             out.push_str("drift (what deploy would change):\n");

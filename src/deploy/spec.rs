@@ -164,10 +164,18 @@ impl Spec {
     }
 }
 
-/// Splits `DST` or `DST:PREFIX` (bucket names never contain a colon).
+/// Splits `DST` or `DST:PREFIX` (bucket names never contain a colon), also
+/// written `s3://DST/PREFIX`; a bucket ARN names the bucket alone.
 pub fn parse_destination(text: &str) -> Result<(String, Option<String>), SpecError> {
-    let Some((bucket, prefix)) = text.split_once(':') else {
-        return Ok((text.to_owned(), None));
+    let (bucket, prefix) = match bucket_reference("destination", text)? {
+        Some(written) => written,
+        None => match text.split_once(':') {
+            Some((bucket, prefix)) => (bucket, Some(prefix)),
+            None => (text, None),
+        },
+    };
+    let Some(prefix) = prefix else {
+        return Ok((bucket.to_owned(), None));
     };
     let bad = |rule: &'static str| SpecError::KeyPrefix {
         destination: text.to_owned(),
@@ -197,6 +205,57 @@ pub fn parse_destination(text: &str) -> Result<(String, Option<String>), SpecErr
         ));
     }
     Ok((bucket.to_owned(), Some(prefix.to_owned())))
+}
+
+/// The source bucket as given: `NAME`, `s3://NAME` or its ARN. A key prefix
+/// is refused with the flag that says it: the source is a whole bucket.
+pub fn parse_source(text: &str) -> Result<String, SpecError> {
+    match bucket_reference("source", text)? {
+        Some((bucket, Some(prefix))) => Err(SpecError::SourceWithPrefix {
+            given: text.to_owned(),
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        }),
+        Some((bucket, None)) => Ok(bucket.to_owned()),
+        None => Ok(text.to_owned()),
+    }
+}
+
+/// `s3://NAME`, `s3://NAME/PREFIX` and bucket ARNs (`arn:aws:s3:::NAME`), as
+/// the aws cli and IAM write buckets; `None` for anything else (a plain
+/// name, or `NAME:PREFIX`). Without this, `s3://photos` would be read as
+/// the bucket `s3` with the key prefix `//photos`.
+fn bucket_reference<'a>(
+    role: &'static str,
+    text: &'a str,
+) -> Result<Option<(&'a str, Option<&'a str>)>, SpecError> {
+    if let Some(rest) = text.strip_prefix("s3://") {
+        return Ok(Some(match rest.split_once('/') {
+            Some((bucket, prefix)) if !prefix.is_empty() => (bucket, Some(prefix)),
+            Some((bucket, _)) => (bucket, None),
+            None => (rest, None),
+        }));
+    }
+    if !text.starts_with("arn:") {
+        return Ok(None);
+    }
+    let not_a_bucket = |rule: &'static str| SpecError::NotABucket {
+        role,
+        given: text.to_owned(),
+        rule,
+    };
+    match text.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "s3", "", "", resource] if !resource.contains('/') => Ok(Some((resource, None))),
+        ["arn", _, "s3", "", "", _] => Err(not_a_bucket(
+            "it is an object's ARN: name the bucket alone, as arn:aws:s3:::NAME or NAME",
+        )),
+        ["arn", _, "s3", ..] => Err(not_a_bucket(
+            "access points and other S3 resources are not supported: name the bucket, as NAME",
+        )),
+        _ => Err(not_a_bucket(
+            "a bucket's ARN is arn:aws:s3:::NAME; or name the bucket alone",
+        )),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -247,6 +306,21 @@ pub enum SpecError {
         given: String,
         destination: String,
     },
+    #[error(
+        "--source {given:?} has a key prefix: the source is a whole bucket; to copy only keys \
+         under it, pass --source {bucket} --prefix {prefix}"
+    )]
+    SourceWithPrefix {
+        given: String,
+        bucket: String,
+        prefix: String,
+    },
+    #[error("{role} {given:?} is not a bucket: {rule}")]
+    NotABucket {
+        role: &'static str,
+        given: String,
+        rule: &'static str,
+    },
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
     KeyPrefix {
         destination: String,
@@ -275,7 +349,7 @@ pub fn load_file(dir: &Path) -> Result<FileConfig, SpecError> {
 
 /// Flags win over the file; tags merge, flags winning per key.
 pub fn resolve(flags: Flags, file: FileConfig) -> Result<Spec, SpecError> {
-    let source = flags.source.or(file.source).ok_or(SpecError::NoSource)?;
+    let source = parse_source(&flags.source.or(file.source).ok_or(SpecError::NoSource)?)?;
     let listed = if flags.dest.is_empty() {
         file.dest.unwrap_or_default()
     } else {
@@ -722,6 +796,54 @@ mod tests {
             resolve(flags("src", &[&long]), FileConfig::default()),
             Err(SpecError::KeyPrefix { .. })
         ));
+    }
+
+    #[test]
+    fn buckets_may_be_written_as_s3_urls_and_arns() {
+        let spec = resolve(
+            flags(
+                "s3://photos",
+                &[
+                    "s3://plain",
+                    "s3://kpx/in/",
+                    "arn:aws:s3:::backup",
+                    "s3://slash/",
+                ],
+            ),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(spec.source, "photos");
+        assert_eq!(
+            spec.destinations,
+            ["plain", "kpx", "backup", "slash"].map(String::from)
+        );
+        assert_eq!(spec.key_prefix("kpx"), Some("in/"));
+        assert_eq!(spec.key_prefix("backup"), None);
+        assert_eq!(spec.key_prefix("slash"), None);
+        assert_eq!(parse_source("arn:aws-cn:s3:::photos"), Ok("photos".into()));
+        // Never a bucket "arn" or "s3" with a key prefix.
+        let err = parse_source("s3://photos/in/").unwrap_err().to_string();
+        assert!(err.contains("--source photos --prefix in/"), "{err}");
+        for (bad, says) in [
+            ("arn:aws:s3:::backup/key", "object's ARN"),
+            (
+                "arn:aws:s3:us-east-1:123456789012:accesspoint/ap",
+                "access points",
+            ),
+            (
+                "arn:aws:sns:us-east-1:123456789012:topic",
+                "arn:aws:s3:::NAME",
+            ),
+        ] {
+            let err = parse_destination(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains(says),
+                "{err}"
+            );
+        }
+        let err = resolve(flags("s3://", &["dst"]), FileConfig::default()).unwrap_err();
+        assert!(matches!(err, SpecError::BucketName { .. }), "{err}");
     }
 
     #[test]
