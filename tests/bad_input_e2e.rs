@@ -288,7 +288,9 @@ async fn errors_are_sentences_and_the_raw_detail_waits_for_debug() {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
     ];
     let garbage = garbage_server();
-    let cases: [(&str, &str, &[(&str, &str)], &str); 3] = [
+    /// What is wrong, where s3fan is sent, its extra variables, what it says.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         (
             "unreachable",
             "http://127.0.0.1:1",
