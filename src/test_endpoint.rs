@@ -23,9 +23,24 @@ pub async fn serve(route: Route) -> (Client, Arc<Mutex<Vec<String>>>) {
     (client(&endpoint), seen)
 }
 
+/// A route that also reads the request's body: query-protocol APIs (IAM,
+/// SQS, STS) send every action as `POST /`, named in the body.
+pub type BodyRoute = fn(&str, &str, &str) -> Reply;
+
 /// Serves `route` on a free loopback port; returns its endpoint URL and the
 /// requests received, as `serve` does.
 pub async fn listen(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
+    listen_answering(Arc::new(move |method, target, _| route(method, target))).await
+}
+
+/// `listen`, for a route that reads bodies.
+pub async fn listen_with_bodies(route: BodyRoute) -> (String, Arc<Mutex<Vec<String>>>) {
+    listen_answering(Arc::new(route)).await
+}
+
+type Answer = Arc<dyn Fn(&str, &str, &str) -> Reply + Send + Sync>;
+
+async fn listen_answering(route: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -33,6 +48,7 @@ pub async fn listen(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let log = log.clone();
+            let route = route.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -55,7 +71,8 @@ pub async fn listen(route: Route) -> (String, Arc<Mutex<Vec<String>>>) {
                     "{method} {target}\n{head}{}",
                     String::from_utf8_lossy(&body)
                 ));
-                let (status, headers, body) = route(&method, &target);
+                let (status, headers, body) =
+                    route(&method, &target, &String::from_utf8_lossy(&body));
                 if let Some((_, ms)) = headers.iter().find(|(name, _)| *name == "x-test-delay-ms") {
                     let ms = ms.parse().unwrap_or(0);
                     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

@@ -685,6 +685,7 @@ async fn a_role_whose_function_is_gone_is_drift_and_the_next_deploy_removes_it()
             .any(|c| c["kind"] == "role" && c["name"] == role.as_str() && c["action"] == "delete")),
         "status shows the role left behind: {status}"
     );
+    assert_eq!(status["orphaned_roles"], json!([role]), "{status}");
     let run = aws
         .s3fan(
             &access_key(),

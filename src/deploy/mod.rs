@@ -691,7 +691,8 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
             ctx.spec.source
         )));
     }
-    let plan = plan_deploy(&ctx, &edges).await?;
+    let found = found_destinations(&ctx, &edges).await?;
+    let plan = plan_deploy(&ctx, &found).await?;
     let changes = if dry_run {
         plan.outcomes(Status::Planned)
     } else {
@@ -700,7 +701,9 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
     Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
 }
 
-async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, DeployError> {
+/// `found`: this fan-out's destinations as AWS has them
+/// ([`found_destinations`]); those not listed any more are removed.
+async fn plan_deploy(ctx: &Context, found: &[inventory::Edge]) -> Result<Plan, DeployError> {
     let topic_state = topic::observe(ctx).await?;
     let queue_state = queue::observe(ctx).await?;
     let notification_state = notification::observe(ctx).await?;
@@ -742,7 +745,6 @@ async fn plan_deploy(ctx: &Context, edges: &[inventory::Edge]) -> Result<Plan, D
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
 
-    let found = found_destinations(ctx, edges).await?;
     let stale = found
         .iter()
         .filter(|e| !ctx.spec.destinations.contains(&e.destination));
@@ -926,6 +928,10 @@ pub struct StatusReport {
     /// Of those, the ones a running `retry` holds (not listed by `failures`).
     pub failed_in_flight: u64,
     pub notification: bool,
+    /// Roles of this fan-out whose function is gone (an interrupted deploy
+    /// or destroy); `destroy` removes them, as does the next `deploy`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_roles: Vec<String>,
     pub destinations: Vec<DestinationStatus>,
     /// Changes `deploy` with the deployed destinations would make.
     pub drift: Vec<Outcome>,
@@ -937,6 +943,7 @@ impl StatusReport {
         self.topic.is_some()
             || self.failed_events.is_some()
             || self.notification
+            || !self.orphaned_roles.is_empty()
             || !self.destinations.is_empty()
     }
 
@@ -977,6 +984,12 @@ impl StatusReport {
                 self.source
             ));
             return out;
+        }
+        for role in &self.orphaned_roles {
+            out.push_str(&format!(
+                "  left behind   IAM role {role}, whose function is gone (an interrupted deploy or \
+                 destroy): `s3fan destroy` or the next `s3fan deploy` removes it\n"
+            ));
         }
         if self.destinations.is_empty() {
             out.push_str(
@@ -1076,11 +1089,18 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         .topic_configurations()
         .iter()
         .any(|e| e.id() == Some(names::NOTIFICATION_ID));
+    let found = found_destinations(&ctx, &edges).await?;
+    // Roles no function leads to: left by an interrupted deploy or destroy.
+    let orphaned_roles: Vec<String> = found
+        .iter()
+        .filter(|e| !ours.iter().any(|o| o.destination == e.destination))
+        .map(|e| names::role_name(&e.destination))
+        .collect();
     let drift = if ctx.spec.destinations.is_empty() {
         Vec::new()
     } else {
         encryption::observe_keys(&mut ctx).await?;
-        plan_deploy(&ctx, &edges)
+        plan_deploy(&ctx, &found)
             .await?
             .outcomes(Status::Planned)
             .into_iter()
@@ -1095,6 +1115,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         failed_events,
         failed_in_flight,
         notification,
+        orphaned_roles,
         destinations: ours
             .iter()
             .map(|e| DestinationStatus {

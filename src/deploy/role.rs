@@ -303,6 +303,87 @@ mod tests {
         }
     }
 
+    /// IAM with four roles named like s3fan's: this fan-out's, another
+    /// source's, one tagged for this source under a name deploy would not
+    /// give its destination, and one without tags.
+    fn iam(_: &str, _: &str, body: &str) -> crate::test_endpoint::Reply {
+        let roles = [
+            (
+                "s3fan-dst",
+                "s3fan: copies new objects from s3://src to s3://dst",
+            ),
+            (
+                "s3fan-other",
+                "s3fan: copies new objects from s3://elsewhere to s3://other",
+            ),
+            (
+                "s3fan-renamed",
+                "s3fan: copies new objects from s3://src to s3://dst2",
+            ),
+            (
+                "s3fan-bare",
+                "s3fan: copies new objects from s3://src to s3://bare",
+            ),
+        ];
+        let tags = |source: &str, destination: &str| {
+            format!(
+                "<member><Key>managed-by</Key><Value>s3fan</Value></member>\
+                 <member><Key>s3fan:source</Key><Value>{source}</Value></member>\
+                 <member><Key>s3fan:destination</Key><Value>{destination}</Value></member>"
+            )
+        };
+        let answer = if body.contains("Action=ListRoles") {
+            let members: String = roles
+                .iter()
+                .map(|(name, description)| {
+                    format!(
+                        "<member><RoleName>{name}</RoleName><Description>{description}</Description>\
+                         <Path>/</Path><RoleId>AROA{name}</RoleId>\
+                         <Arn>arn:aws:iam::123456789012:role/{name}</Arn>\
+                         <CreateDate>2026-12-01T00:00:00Z</CreateDate></member>"
+                    )
+                })
+                .collect();
+            format!(
+                "<ListRolesResponse><ListRolesResult><IsTruncated>false</IsTruncated>\
+                 <Roles>{members}</Roles></ListRolesResult></ListRolesResponse>"
+            )
+        } else {
+            let role = body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("RoleName="))
+                .unwrap_or_default();
+            let tags = match role {
+                "s3fan-dst" => tags("src", "dst"),
+                "s3fan-other" => tags("elsewhere", "other"),
+                "s3fan-renamed" => tags("src", "dst2"),
+                _ => String::new(),
+            };
+            format!(
+                "<ListRoleTagsResponse><ListRoleTagsResult><IsTruncated>false</IsTruncated>\
+                 <Tags>{tags}</Tags></ListRoleTagsResult></ListRoleTagsResponse>"
+            )
+        };
+        (200, vec![], answer)
+    }
+
+    #[tokio::test]
+    async fn only_roles_tagged_for_this_source_under_their_own_name_are_found() {
+        let (endpoint, seen) = crate::test_endpoint::listen_with_bodies(iam).await;
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
+        assert_eq!(tagged_destinations(&ctx).await.unwrap(), ["dst"]);
+        let asked_for_tags = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains("Action=ListRoleTags"))
+            .count();
+        assert_eq!(
+            asked_for_tags, 3,
+            "another source's role is sieved out by its description"
+        );
+    }
+
     #[tokio::test]
     async fn the_aws_managed_key_by_alias_arn_gives_no_kms_statement() {
         let (endpoint, seen) = listen(s3).await;
