@@ -111,7 +111,10 @@ impl FailuresReport {
             self.queue
         );
         if self.in_flight > 0 {
-            out.push_str(&format!("  {}\n", in_flight_note(self.in_flight)));
+            out.push_str(&format!(
+                "  {}\n",
+                crate::deploy::queue::in_flight_note(self.in_flight)
+            ));
         }
         for event in &self.events {
             out.push_str(&format!(
@@ -133,14 +136,6 @@ impl FailuresReport {
         }
         out
     }
-}
-
-/// What a count of failed events leaves out: those someone is retrying now.
-pub fn in_flight_note(in_flight: u64) -> String {
-    format!(
-        "and {in_flight} in flight: received by a `s3fan retry` that is still running (or \
-         ended without releasing them); they are listed again within 15 minutes"
-    )
 }
 
 /// Where the failure queue is, and which function copies where.
@@ -304,7 +299,10 @@ impl RetryReport {
             self.source, self.delivered, self.kept
         );
         if self.in_flight > 0 {
-            out.push_str(&format!("  {}\n", in_flight_note(self.in_flight)));
+            out.push_str(&format!(
+                "  {}\n",
+                crate::deploy::queue::in_flight_note(self.in_flight)
+            ));
         }
         for event in self.events.iter().filter(|e| e.outcome == "kept") {
             out.push_str(&format!(

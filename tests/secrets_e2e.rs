@@ -80,9 +80,19 @@ async fn credentials_reach_no_output_no_function_environment_and_no_log() {
         vec!["failures", "--source", &source],
         vec!["retry", "--source", &source],
         vec!["destroy", "--source", &source, "--dry-run"],
+        // --debug shows the SDK's log and raw errors, at every level
+        // RUST_LOG asks: never a credential.
+        vec!["status", "--source", &source, "--debug"],
+        vec!["deploy", "--source", &source, "--dest", &missing, "--debug"],
     ];
+    let deployer_tracing = [deployer[0], deployer[1], ("RUST_LOG", "trace")];
     for args in &runs {
-        let run = s3fan_with_env(&aws.endpoint, &key, &deployer, args).await;
+        let env = if args.contains(&"--debug") {
+            &deployer_tracing[..]
+        } else {
+            &deployer[..]
+        };
+        let run = s3fan_with_env(&aws.endpoint, &key, env, args).await;
         assert!(
             !run.stdout.is_empty() || !run.stderr.is_empty(),
             "{args:?} says something"

@@ -963,7 +963,7 @@ impl StatusReport {
                 Some(0) => "none waiting".to_owned(),
                 Some(n) if self.failed_in_flight > 0 => format!(
                     "{n} failed events waiting: `s3fan failures` lists them, {}",
-                    crate::failures::in_flight_note(self.failed_in_flight)
+                    queue::in_flight_note(self.failed_in_flight)
                 ),
                 Some(n) => format!("{n} failed events waiting: `s3fan failures` lists them"),
             }

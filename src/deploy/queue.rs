@@ -39,6 +39,14 @@ pub enum Op {
     Delete,
 }
 
+/// What a count of failed events leaves out: those someone is retrying now.
+pub fn in_flight_note(in_flight: u64) -> String {
+    format!(
+        "and {in_flight} in flight: received by a `s3fan retry` that is still running (or \
+         ended without releasing them); they are listed again within 15 minutes"
+    )
+}
+
 /// How long a failed event is kept: SQS's maximum, 14 days.
 const RETENTION_SECONDS: &str = "1209600";
 
