@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::deploy::spec::{self, Flags, Spec};
 use crate::deploy::{self, Code, DeployError};
-use crate::handler::copy::CopySettings;
+use crate::handler::limits::CopySettings;
 use crate::package::Bootstrap;
 use crate::sync;
 

@@ -15,9 +15,11 @@ use serde_json::Value;
 use crate::deploy::inventory::{self, Edge};
 use crate::deploy::spec::Spec;
 use crate::deploy::{Context, DeployError, aws_failure};
-use crate::handler::copy::{self, CopySettings, DeleteOutcome};
+use crate::handler::copy;
 use crate::handler::event::{Notice, parse_invocation};
-use crate::handler::plan::{S3Options, Step, Target, plan};
+use crate::handler::limits::CopySettings;
+use crate::handler::plan::{Step, plan};
+use crate::handler::s3::{DeleteOutcome, S3Clients};
 
 /// What Lambda sends to an on-failure destination, as far as s3fan needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,7 +217,7 @@ impl Queue {
             format!(
                 "s3://{}/{}",
                 edge.destination,
-                edge.key_prefix.as_deref().unwrap_or("")
+                edge.settings.key_prefix.as_deref().unwrap_or("")
             )
         })
     }
@@ -401,22 +403,10 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
             record.function
         )
     })?;
-    let target = Target {
-        bucket: edge.destination.clone(),
-        prefix: edge.filter_prefix.clone(),
-        suffix: edge.filter_suffix.clone(),
-        replicate_deletes: edge.replicate_deletes,
-        key_prefix: edge.key_prefix.clone(),
-        options: S3Options {
-            storage_class: edge.storage_class.clone(),
-            kms_key: edge.dest_kms_key.clone(),
-            owner: edge.dest_account.clone(),
-            request_payer: edge.request_payer,
-        },
-    };
-    let clients = copy::S3Clients {
+    let target = edge.settings.target(edge.destination.clone());
+    let clients = S3Clients {
         source: queue.ctx.s3.clone(),
-        destination: queue.ctx.s3_in(edge.destination_region.as_deref()),
+        destination: queue.ctx.s3_in(edge.settings.destination_region.as_deref()),
     };
     let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
     let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;

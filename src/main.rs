@@ -11,6 +11,7 @@ mod deploy;
 mod failures;
 mod handler;
 mod package;
+mod settings;
 mod sync;
 #[cfg(test)]
 mod test_endpoint;

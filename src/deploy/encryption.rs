@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::policy::Scope;
+use super::names::Scope;
 use super::{Context, DeployError, aws_failure, is_code};
 use aws_sdk_s3::types::ServerSideEncryption;
 

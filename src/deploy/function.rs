@@ -11,80 +11,13 @@ use aws_sdk_lambda::types::{
     Architecture as LambdaArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime,
 };
 
-use super::names::{
-    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
-    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
-    SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR, function_name, role_name,
-};
+use super::names::{function_name, role_name};
 use super::plan::{Action, Change, Kind};
 use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::settings::{Deployed as Recorded, FunctionSettings};
 
 const RUNTIME: Runtime = Runtime::Providedal2023;
 const HANDLER: &str = "bootstrap";
-
-/// The record of what the last deploy asked for that AWS keeps elsewhere
-/// (memory, timeout, the asynchronous retries), so that `status` compares
-/// what is in AWS with what s3fan made, not with the defaults or today's
-/// `s3fan.toml`. Written here and read here only; the handler ignores it.
-const DEPLOYED_VAR: &str = "S3FAN_DEPLOYED";
-
-/// What [`DEPLOYED_VAR`] records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Recorded {
-    pub memory: Option<i32>,
-    pub timeout: Option<i32>,
-    pub retry_attempts: Option<i32>,
-    pub max_event_age: Option<i32>,
-}
-
-impl Recorded {
-    fn of(ctx: &Context) -> Recorded {
-        Recorded {
-            memory: Some(ctx.spec.memory),
-            timeout: Some(ctx.spec.timeout),
-            retry_attempts: Some(ctx.spec.retry_attempts),
-            max_event_age: Some(ctx.spec.max_event_age),
-        }
-    }
-
-    fn fields(&self) -> [(&'static str, Option<i32>); 4] {
-        [
-            ("memory", self.memory),
-            ("timeout", self.timeout),
-            ("retry_attempts", self.retry_attempts),
-            ("max_event_age", self.max_event_age),
-        ]
-    }
-
-    /// `memory=128 timeout=300 retry_attempts=2 max_event_age=21600`.
-    fn to_value(self) -> String {
-        self.fields()
-            .iter()
-            .filter_map(|(name, value)| Some(format!("{name}={}", (*value)?)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The record in a function's environment; fields it lacks (a function
-    /// deployed by an older s3fan has no record) stay `None`.
-    pub fn from_environment(environment: &HashMap<String, String>) -> Recorded {
-        let mut recorded = Recorded::default();
-        let Some(value) = environment.get(DEPLOYED_VAR) else {
-            return recorded;
-        };
-        for (name, number) in value.split(' ').filter_map(|pair| pair.split_once('=')) {
-            let number = number.parse().ok();
-            match name {
-                "memory" => recorded.memory = number,
-                "timeout" => recorded.timeout = number,
-                "retry_attempts" => recorded.retry_attempts = number,
-                "max_event_age" => recorded.max_event_age = number,
-                _ => {}
-            }
-        }
-        recorded
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -161,50 +94,39 @@ pub async fn observe_named(ctx: &Context, name: &str) -> Result<Observed, Deploy
     })))
 }
 
+/// What deploy tells the function of `destination`.
+fn desired_settings(ctx: &Context, destination: &str) -> FunctionSettings {
+    FunctionSettings {
+        source: Some(ctx.spec.source.clone()),
+        destination: Some(destination.to_owned()),
+        // The notification's filter, checked again by the handler.
+        filter_prefix: ctx.spec.prefix.clone(),
+        filter_suffix: ctx.spec.suffix.clone(),
+        replicate_deletes: ctx.spec.replicate_deletes,
+        metrics: ctx.spec.metrics,
+        key_prefix: ctx.spec.key_prefix(destination).map(str::to_owned),
+        storage_class: ctx.spec.storage_class(destination).map(str::to_owned),
+        kms_key: ctx.spec.dest_kms_key(destination).map(str::to_owned),
+        owner: ctx.other_account(destination).map(str::to_owned),
+        request_payer: ctx.spec.request_payer,
+        // Copies are written in the destination's region; only named when
+        // it is not the function's own.
+        destination_region: ctx
+            .destination_regions
+            .get(destination)
+            .filter(|region| **region != ctx.scope.region)
+            .cloned(),
+        deployed: Recorded {
+            memory: Some(ctx.spec.memory),
+            timeout: Some(ctx.spec.timeout),
+            retry_attempts: Some(ctx.spec.retry_attempts),
+            max_event_age: Some(ctx.spec.max_event_age),
+        },
+    }
+}
+
 fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, String> {
-    let mut environment = HashMap::from([
-        (DEST_BUCKET_VAR.to_owned(), destination.to_owned()),
-        (SOURCE_BUCKET_VAR.to_owned(), ctx.spec.source.clone()),
-    ]);
-    // The notification's filter, checked again by the handler.
-    if let Some(prefix) = &ctx.spec.prefix {
-        environment.insert(KEY_PREFIX_VAR.to_owned(), prefix.clone());
-    }
-    if let Some(suffix) = &ctx.spec.suffix {
-        environment.insert(KEY_SUFFIX_VAR.to_owned(), suffix.clone());
-    }
-    if ctx.spec.replicate_deletes {
-        environment.insert(REPLICATE_DELETES_VAR.to_owned(), "true".to_owned());
-    }
-    if ctx.spec.metrics {
-        environment.insert(METRICS_VAR.to_owned(), "true".to_owned());
-    }
-    if let Some(key_prefix) = ctx.spec.key_prefix(destination) {
-        environment.insert(DEST_PREFIX_VAR.to_owned(), key_prefix.to_owned());
-    }
-    if let Some(account) = ctx.other_account(destination) {
-        environment.insert(DEST_ACCOUNT_VAR.to_owned(), account.to_owned());
-    }
-    if let Some(key) = ctx.spec.dest_kms_key(destination) {
-        environment.insert(DEST_KMS_KEY_VAR.to_owned(), key.to_owned());
-    }
-    if let Some(class) = ctx.spec.storage_class(destination) {
-        environment.insert(STORAGE_CLASS_VAR.to_owned(), class.to_owned());
-    }
-    if ctx.spec.request_payer {
-        environment.insert(REQUEST_PAYER_VAR.to_owned(), "requester".to_owned());
-    }
-    environment.insert(DEPLOYED_VAR.to_owned(), Recorded::of(ctx).to_value());
-    // Copies are written in the destination's region; only named when it
-    // is not the function's own.
-    if let Some(region) = ctx
-        .destination_regions
-        .get(destination)
-        .filter(|region| **region != ctx.scope.region)
-    {
-        environment.insert(DEST_REGION_VAR.to_owned(), region.clone());
-    }
-    environment
+    desired_settings(ctx, destination).to_env()
 }
 
 /// Plans the function; refuses to take over a function of the same name
@@ -231,8 +153,8 @@ pub fn plan(
             }),
         ),
         Observed::Present(deployed) => {
-            let owner = deployed.environment.get(SOURCE_BUCKET_VAR);
-            if owner != Some(&ctx.spec.source) {
+            let owner = FunctionSettings::from_env(&deployed.environment).source;
+            if owner.as_ref() != Some(&ctx.spec.source) {
                 return Err(DeployError(match owner {
                     Some(other) => format!(
                         "Lambda function {name} (for destination {destination}) already belongs to \
@@ -316,30 +238,32 @@ fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) 
         deployed.timeout.map(|t| t.to_string()),
         ctx.spec.timeout.to_string(),
     );
-    let wanted = desired_environment(ctx, destination);
-    let mut names: Vec<&String> = wanted.keys().chain(deployed.environment.keys()).collect();
+    // Variable by variable, less the record of the deployed settings: it
+    // follows the fields above, and is named only when nothing else
+    // differs (a function deployed before the record existed).
+    let wanted = desired_settings(ctx, destination).to_env();
+    let without_record = FunctionSettings {
+        deployed: Recorded::default(),
+        ..desired_settings(ctx, destination)
+    }
+    .to_env();
+    let mut names: Vec<&String> = wanted
+        .keys()
+        .chain(deployed.environment.keys())
+        .filter(|name| !wanted.contains_key(*name) || without_record.contains_key(*name))
+        .collect();
     names.sort();
     names.dedup();
-    let mut record_only = false;
     for name in names {
         let (now, then) = (deployed.environment.get(name), wanted.get(name));
-        if now == then {
-            continue;
+        if now != then {
+            let quoted =
+                |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("{v:?}"));
+            changes.push(format!("{name} {} -> {}", quoted(now), quoted(then)));
         }
-        // The record follows the fields above; name it only when nothing
-        // else differs (a function deployed before the record existed).
-        if name == DEPLOYED_VAR {
-            record_only = true;
-            continue;
-        }
-        let quoted =
-            |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("{v:?}"));
-        changes.push(format!("{name} {} -> {}", quoted(now), quoted(then)));
     }
-    if record_only && changes.is_empty() {
-        changes.push(format!(
-            "{DEPLOYED_VAR} (the record of the deployed settings)"
-        ));
+    if changes.is_empty() && deployed.environment != wanted {
+        changes.push("the record of the deployed settings in the environment".to_owned());
     }
     changes
 }
@@ -572,7 +496,7 @@ mod tests {
         let ctx = Context::offline(spec, "http://127.0.0.1:9");
         let environment = desired_environment(&ctx, "dst");
         assert_eq!(
-            Recorded::from_environment(&environment),
+            FunctionSettings::from_env(&environment).deployed,
             Recorded {
                 memory: Some(256),
                 timeout: Some(60),
@@ -581,7 +505,7 @@ mod tests {
             }
         );
         assert_eq!(
-            Recorded::from_environment(&HashMap::new()),
+            FunctionSettings::from_env(&HashMap::new()).deployed,
             Recorded::default(),
             "a function of an older s3fan has no record"
         );

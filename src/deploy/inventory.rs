@@ -1,16 +1,12 @@
-//! Every s3fan function in the region, found by the variables deploy sets on
-//! each (`S3FAN_SOURCE_BUCKET`, `S3FAN_DEST_BUCKET`). One paginated
+//! Every s3fan function in the region, found by the settings deploy gives
+//! each (its source and destination, see `crate::settings`). One paginated
 //! ListFunctions gives what a re-run must remove (destinations no longer
 //! listed) and the fan-out graph that a new deploy must not close into a loop.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::names::{
-    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
-    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
-    SOURCE_BUCKET_VAR, STORAGE_CLASS_VAR,
-};
 use super::{Context, DeployError, aws_failure};
+use crate::settings::FunctionSettings;
 
 /// One deployed edge of some fan-out: a function copying source -> destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,24 +14,8 @@ pub struct Edge {
     pub function: String,
     pub source: String,
     pub destination: String,
-    /// `--dest DST:PREFIX`'s prefix.
-    pub key_prefix: Option<String>,
-    /// The fan-out's settings as the last deploy gave them to the handler.
-    pub filter_prefix: Option<String>,
-    pub filter_suffix: Option<String>,
-    pub replicate_deletes: bool,
-    pub metrics: bool,
-    /// `--storage-class` for this destination.
-    pub storage_class: Option<String>,
-    pub request_payer: bool,
-    /// The destination's region, when deploy found it elsewhere.
-    pub destination_region: Option<String>,
-    /// `--dest-kms-key` for this destination.
-    pub dest_kms_key: Option<String>,
-    /// `--dest-account`, when the destination is another account's.
-    pub dest_account: Option<String>,
-    /// What the last deploy asked for of memory, timeout and retries.
-    pub recorded: super::function::Recorded,
+    /// Everything else the last deploy told the function.
+    pub settings: FunctionSettings,
     pub code_sha256: String,
     pub last_modified: String,
 }
@@ -63,29 +43,15 @@ pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
             let Some(variables) = function.environment().and_then(|e| e.variables()) else {
                 continue;
             };
-            if let (Some(source), Some(destination)) = (
-                variables.get(SOURCE_BUCKET_VAR),
-                variables.get(DEST_BUCKET_VAR),
-            ) {
+            let settings = FunctionSettings::from_env(variables);
+            if let (Some(source), Some(destination)) =
+                (settings.source.clone(), settings.destination.clone())
+            {
                 edges.push(Edge {
                     function: function.function_name().unwrap_or_default().to_owned(),
-                    source: source.clone(),
-                    destination: destination.clone(),
-                    key_prefix: variables.get(DEST_PREFIX_VAR).cloned(),
-                    filter_prefix: variables.get(KEY_PREFIX_VAR).cloned(),
-                    filter_suffix: variables.get(KEY_SUFFIX_VAR).cloned(),
-                    replicate_deletes: variables
-                        .get(REPLICATE_DELETES_VAR)
-                        .is_some_and(|v| v == "true"),
-                    metrics: variables.get(METRICS_VAR).is_some_and(|v| v == "true"),
-                    storage_class: variables.get(STORAGE_CLASS_VAR).cloned(),
-                    destination_region: variables.get(DEST_REGION_VAR).cloned(),
-                    dest_kms_key: variables.get(DEST_KMS_KEY_VAR).cloned(),
-                    dest_account: variables.get(DEST_ACCOUNT_VAR).cloned(),
-                    request_payer: variables
-                        .get(REQUEST_PAYER_VAR)
-                        .is_some_and(|v| v == "requester"),
-                    recorded: super::function::Recorded::from_environment(variables),
+                    source,
+                    destination,
+                    settings,
                     code_sha256: function.code_sha256().unwrap_or_default().to_owned(),
                     last_modified: function.last_modified().unwrap_or_default().to_owned(),
                 });
@@ -145,19 +111,7 @@ mod tests {
             function: destination.into(),
             source: source.into(),
             destination: destination.into(),
-            key_prefix: None,
-            filter_prefix: None,
-            filter_suffix: None,
-            replicate_deletes: false,
-            metrics: false,
-            storage_class: None,
-            request_payer: false,
-            destination_region: None,
-            dest_kms_key: None,
-            dest_account: None,
-            recorded: Default::default(),
-            code_sha256: String::new(),
-            last_modified: String::new(),
+            ..Edge::default()
         }
     }
 

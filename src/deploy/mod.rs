@@ -30,8 +30,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::package::{Architecture, Bootstrap};
+use crate::settings::FunctionSettings;
+use names::Scope;
 use plan::{Action, Change, Outcome, Status, Summary};
-use policy::Scope;
 use spec::Spec;
 
 /// A failure with its context: what was being done, and what AWS said.
@@ -1036,18 +1037,18 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
     let ours = inventory::of_source(&edges, &ctx.spec.source);
     ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
     // Each destination's setting, where its function has one.
-    let per_destination = |setting: fn(&inventory::Edge) -> &Option<String>| {
+    let per_destination = |setting: fn(&FunctionSettings) -> &Option<String>| {
         ours.iter()
-            .filter_map(|e| Some((e.destination.clone(), setting(e).clone()?)))
+            .filter_map(|e| Some((e.destination.clone(), setting(&e.settings).clone()?)))
             .collect::<BTreeMap<_, _>>()
     };
-    ctx.spec.key_prefixes = per_destination(|e| &e.key_prefix);
-    ctx.spec.storage_classes = per_destination(|e| &e.storage_class);
-    ctx.spec.dest_kms_keys = per_destination(|e| &e.dest_kms_key);
-    ctx.spec.dest_accounts = per_destination(|e| &e.dest_account);
+    ctx.spec.key_prefixes = per_destination(|s| &s.key_prefix);
+    ctx.spec.storage_classes = per_destination(|s| &s.storage_class);
+    ctx.spec.dest_kms_keys = per_destination(|s| &s.kms_key);
+    ctx.spec.dest_accounts = per_destination(|s| &s.owner);
     // Where the functions write, as deployed; `destination_regions` asks S3.
-    ctx.destination_regions = per_destination(|e| &e.destination_region);
-    if let Some(first) = ours.first() {
+    ctx.destination_regions = per_destination(|s| &s.destination_region);
+    if let Some(first) = ours.first().map(|e| &e.settings) {
         ctx.spec.prefix = first.filter_prefix.clone();
         ctx.spec.suffix = first.filter_suffix.clone();
         ctx.spec.replicate_deletes = first.replicate_deletes;
@@ -1055,7 +1056,7 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
         ctx.spec.request_payer = first.request_payer;
         // What that deploy asked for, where it kept a record; else the
         // file's values or the defaults stand.
-        let recorded = first.recorded;
+        let recorded = first.deployed;
         ctx.spec.memory = recorded.memory.unwrap_or(ctx.spec.memory);
         ctx.spec.timeout = recorded.timeout.unwrap_or(ctx.spec.timeout);
         ctx.spec.retry_attempts = recorded.retry_attempts.unwrap_or(ctx.spec.retry_attempts);
@@ -1120,7 +1121,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
             .iter()
             .map(|e| DestinationStatus {
                 destination: e.destination.clone(),
-                key_prefix: e.key_prefix.clone(),
+                key_prefix: e.settings.key_prefix.clone(),
                 function: e.function.clone(),
                 code_sha256: e.code_sha256.clone(),
                 last_modified: e.last_modified.clone(),

@@ -1,5 +1,6 @@
-//! The names deploy gives to what it creates. Stable, so that a re-run finds
-//! what an earlier run made, and valid for each service's own rules.
+//! The names deploy gives to what it creates, and their ARNs in the scope
+//! (partition, account, region) of the fan-out. Stable, so that a re-run
+//! finds what an earlier run made, and valid for each service's own rules.
 //!
 //! The function rule (also in the README): a destination bucket whose name is
 //! a valid Lambda function name (no dots; bucket names are at most 63
@@ -23,6 +24,45 @@ pub fn failure_queue_name(source: &str) -> String {
     format!("{}-failures", topic_name(source))
 }
 
+/// Who deploys where: the account and region that own the fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+}
+
+impl Scope {
+    pub fn topic_arn(&self, topic: &str) -> String {
+        format!(
+            "arn:{}:sns:{}:{}:{topic}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    pub fn role_arn(&self, role: &str) -> String {
+        format!("arn:{}:iam::{}:role/{role}", self.partition, self.account)
+    }
+
+    pub fn queue_arn(&self, queue: &str) -> String {
+        format!(
+            "arn:{}:sqs:{}:{}:{queue}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    pub fn bucket_arn(&self, bucket: &str) -> String {
+        format!("arn:{}:s3:::{bucket}", self.partition)
+    }
+
+    pub fn log_group_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:/aws/lambda/{function}",
+            self.partition, self.region, self.account
+        )
+    }
+}
+
 /// The Id of s3fan's entry in the source bucket's notification configuration.
 pub const NOTIFICATION_ID: &str = "s3fan-fanout";
 
@@ -31,16 +71,6 @@ pub const PERMISSION_STATEMENT_ID: &str = "s3fan-sns-invoke";
 
 /// The name of the inline policy on each function's role.
 pub const ROLE_POLICY_NAME: &str = "s3fan-replication";
-
-/// Environment variables that tie a function to its fan-out: the handler
-/// reads the destination and key filter (defined beside the code that reads
-/// them); deploy finds its functions by the source.
-pub use crate::handler::{
-    DEST_ACCOUNT_VAR, DEST_BUCKET_VAR, DEST_KMS_KEY_VAR, DEST_PREFIX_VAR, DEST_REGION_VAR,
-    KEY_PREFIX_VAR, KEY_SUFFIX_VAR, METRICS_VAR, REPLICATE_DELETES_VAR, REQUEST_PAYER_VAR,
-    STORAGE_CLASS_VAR,
-};
-pub const SOURCE_BUCKET_VAR: &str = "S3FAN_SOURCE_BUCKET";
 
 /// Tag keys on everything deploy makes.
 pub const TAG_MANAGED_BY: &str = "managed-by";

@@ -5,45 +5,7 @@
 use serde_json::{Value, json};
 
 use super::encryption::KmsKey;
-
-/// Who deploys where: the account and region that own the fan-out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub partition: String,
-    pub account: String,
-    pub region: String,
-}
-
-impl Scope {
-    pub fn topic_arn(&self, topic: &str) -> String {
-        format!(
-            "arn:{}:sns:{}:{}:{topic}",
-            self.partition, self.region, self.account
-        )
-    }
-
-    pub fn role_arn(&self, role: &str) -> String {
-        format!("arn:{}:iam::{}:role/{role}", self.partition, self.account)
-    }
-
-    pub fn queue_arn(&self, queue: &str) -> String {
-        format!(
-            "arn:{}:sqs:{}:{}:{queue}",
-            self.partition, self.region, self.account
-        )
-    }
-
-    pub fn bucket_arn(&self, bucket: &str) -> String {
-        format!("arn:{}:s3:::{bucket}", self.partition)
-    }
-
-    fn log_group_arn(&self, function: &str) -> String {
-        format!(
-            "arn:{}:logs:{}:{}:log-group:/aws/lambda/{function}",
-            self.partition, self.region, self.account
-        )
-    }
-}
+use super::names::Scope;
 
 /// The topic's policy: only S3, only for the source bucket, only from the
 /// caller's account, may publish. (The original allowed Principal `AWS: *`.)

@@ -1,13 +1,9 @@
-//! CloudWatch metrics without an API call: with `S3FAN_METRICS=true` (deploy
-//! `--metrics`), each record's outcome is also written to the log as one
+//! CloudWatch metrics without an API call: with deploy `--metrics`, each record's outcome is also written to the log as one
 //! line in the Embedded Metric Format, which CloudWatch Logs turns into
 //! metrics in the `s3fan` namespace, by destination.
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
 use serde_json::{Value, json};
-
-/// Set to `true` by `deploy --metrics`.
-pub const METRICS_VAR: &str = "S3FAN_METRICS";
 
 pub const NAMESPACE: &str = "s3fan";
 

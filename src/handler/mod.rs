@@ -5,14 +5,15 @@
 //! shared by every invocation of this execution environment.
 
 pub(crate) mod copy;
-mod destination;
 pub mod event;
 #[cfg(test)]
 mod hostile_input;
 pub mod key;
+pub(crate) mod limits;
 mod metrics;
 mod multipart;
 pub(crate) mod plan;
+pub(crate) mod s3;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -21,12 +22,12 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde_json::Value;
 
-use copy::{Copied, CopyOutcome, CopySettings, DeleteOutcome, Failure, S3Clients};
-pub use destination::DEST_BUCKET_VAR;
-use destination::destination_bucket;
+use limits::CopySettings;
 use metrics::Counted;
-pub use metrics::METRICS_VAR;
-use plan::{CopyRequest, S3Options, Step, Target, plan};
+use plan::{CopyRequest, Step, Target, plan};
+use s3::{Copied, CopyOutcome, DeleteOutcome, Failure, S3Clients};
+
+use crate::settings::{FunctionSettings, destination_bucket};
 
 /// Lambda starts a custom runtime's `bootstrap` with this variable set;
 /// nothing else does.
@@ -59,8 +60,9 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
+    let told = FunctionSettings::from_process_env();
     let destination = destination_bucket(
-        std::env::var(DEST_BUCKET_VAR).ok(),
+        told.destination.clone(),
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
     );
     let config = crate::aws::sdk_config(None, None).await;
@@ -72,24 +74,10 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         Ok((destination, settings)) => {
             tracing::info!(destination = %destination, version = crate::version::LONG, "s3fan handler ready");
             Ok(Replicator {
-                target: Target {
-                    bucket: destination,
-                    prefix: non_empty_var(KEY_PREFIX_VAR),
-                    suffix: non_empty_var(KEY_SUFFIX_VAR),
-                    replicate_deletes: non_empty_var(REPLICATE_DELETES_VAR).as_deref()
-                        == Some("true"),
-                    key_prefix: non_empty_var(DEST_PREFIX_VAR),
-                    options: S3Options {
-                        storage_class: non_empty_var(STORAGE_CLASS_VAR),
-                        kms_key: non_empty_var(DEST_KMS_KEY_VAR),
-                        owner: non_empty_var(DEST_ACCOUNT_VAR),
-                        request_payer: non_empty_var(REQUEST_PAYER_VAR).as_deref()
-                            == Some("requester"),
-                    },
-                },
+                target: told.target(destination),
                 settings,
-                metrics: non_empty_var(METRICS_VAR).as_deref() == Some("true"),
-                s3: S3Clients::for_regions(&config, non_empty_var(DEST_REGION_VAR)),
+                metrics: told.metrics,
+                s3: S3Clients::for_regions(&config, told.destination_region.clone()),
             })
         }
         // A misconfigured function still serves invocations, each failing
@@ -151,29 +139,6 @@ impl From<InvocationError> for Diagnostic {
             error_message: err.to_string(),
         }
     }
-}
-
-/// The key filter deploy sets beside the destination.
-pub const KEY_PREFIX_VAR: &str = "S3FAN_KEY_PREFIX";
-pub const KEY_SUFFIX_VAR: &str = "S3FAN_KEY_SUFFIX";
-/// Set to `true` by `deploy --replicate-deletes`.
-pub const REPLICATE_DELETES_VAR: &str = "S3FAN_REPLICATE_DELETES";
-/// The key prefix of `--dest DST:PREFIX`.
-pub const DEST_PREFIX_VAR: &str = "S3FAN_DEST_PREFIX";
-/// The storage class of `--storage-class`.
-pub const STORAGE_CLASS_VAR: &str = "S3FAN_STORAGE_CLASS";
-/// Set to `requester` by `deploy --request-payer`.
-pub const REQUEST_PAYER_VAR: &str = "S3FAN_REQUEST_PAYER";
-/// The account of `--dest-account`: copies must land in a bucket it owns,
-/// and are handed to it (ACL bucket-owner-full-control).
-pub const DEST_ACCOUNT_VAR: &str = "S3FAN_DEST_ACCOUNT";
-/// The KMS key of `--dest-kms-key`.
-pub const DEST_KMS_KEY_VAR: &str = "S3FAN_DEST_KMS_KEY";
-/// The destination's region, when it is not the function's own.
-pub const DEST_REGION_VAR: &str = "S3FAN_DEST_REGION";
-
-fn non_empty_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
 struct Replicator {

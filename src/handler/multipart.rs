@@ -7,23 +7,15 @@
 //! (GetObjectTagging). On any failure the upload is aborted, so no orphan
 //! parts are left to be billed.
 
-use super::copy::S3Clients;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
-
 use tokio::time::Instant;
 
-use super::copy::{CopyOutcome, CopySettings, Failure, deadline_exceeded, failure, status};
 use super::key::copy_source;
+use super::limits::{CopySettings, MAX_PART, MAX_PARTS, MIN_PART};
 use super::plan::CopyRequest;
-
-pub const MIB: u64 = 1024 * 1024;
-pub const GIB: u64 = 1024 * MIB;
-/// S3's limits for a multipart upload.
-pub const MIN_PART: u64 = 5 * MIB;
-pub const MAX_PART: u64 = 5 * GIB;
-pub const MAX_PARTS: u64 = 10_000;
+use super::s3::{CopyOutcome, Failure, S3Clients, deadline_exceeded, failure, status};
 
 /// One part: its number (from 1) and inclusive byte range in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +319,7 @@ fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::limits::{GIB, MIB};
     use crate::test_endpoint::{Reply, header, serve};
 
     const TIB: u64 = 1024 * GIB;

@@ -14,8 +14,10 @@ use super::listing::Entry;
 use super::progress::Progress;
 use super::{Destination, Fanout, sample};
 use crate::deploy::DeployError;
-use crate::handler::copy::{self, CopyOutcome, CopySettings};
+use crate::handler::copy;
+use crate::handler::limits::CopySettings;
 use crate::handler::plan::CopyRequest;
+use crate::handler::s3::CopyOutcome;
 
 pub const DEFAULT_CONCURRENCY: u16 = 16;
 

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use crate::deploy::spec::Spec;
 use crate::deploy::{Context, DeployError, adopt_deployed, destination_regions};
-use crate::handler::copy::S3Clients;
 use crate::handler::plan::S3Options;
+use crate::handler::s3::S3Clients;
 
 /// What to compare: the source, its key filter, and each destination with
 /// its key prefix.

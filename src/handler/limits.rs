@@ -1,0 +1,109 @@
+//! How big and how many: S3's limits for copies and the settings that tune
+//! them (`S3FAN_MULTIPART_THRESHOLD`, `S3FAN_PART_SIZE`,
+//! `S3FAN_COPY_CONCURRENCY`), read by the function and by the local backfill
+//! and retry alike. Pure: no S3 call here.
+
+pub const MIB: u64 = 1024 * 1024;
+pub const GIB: u64 = 1024 * MIB;
+/// S3's limits for a multipart upload.
+pub const MIN_PART: u64 = 5 * MIB;
+pub const MAX_PART: u64 = 5 * GIB;
+pub const MAX_PARTS: u64 = 10_000;
+
+/// How copies are made; from the function's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySettings {
+    /// Objects larger than this are copied in parts (`S3FAN_MULTIPART_THRESHOLD`).
+    pub multipart_threshold: u64,
+    /// Preferred part size (`S3FAN_PART_SIZE`).
+    pub part_size: u64,
+    /// Parts copied at once (`S3FAN_COPY_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+impl Default for CopySettings {
+    fn default() -> CopySettings {
+        CopySettings {
+            multipart_threshold: 5 * GIB,
+            // Measured in bench/RESULTS.md: larger parts amortise each
+            // request's cost, and parts in flight are used up to what the
+            // server can do; S3 copies parts on its own fleet, so 8 at a
+            // time of 256 MiB (grown by the part plan past 2.5 TiB).
+            part_size: 256 * MIB,
+            concurrency: 8,
+        }
+    }
+}
+
+impl CopySettings {
+    /// The settings of this process: the function's, or the local backfill
+    /// and retry commands', which honour the same variables.
+    pub fn from_process_env() -> Result<CopySettings, String> {
+        CopySettings::from_env(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `get`; an unusable value is an error that
+    /// names the variable.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<CopySettings, String> {
+        let defaults = CopySettings::default();
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+            let Some(text) = get(name) else {
+                return Ok(default);
+            };
+            match text.trim().parse::<u64>() {
+                Ok(value) if (min..=max).contains(&value) => Ok(value),
+                _ => Err(format!(
+                    "{name}={text:?} is not a whole number of bytes from {min} to {max}"
+                )),
+            }
+        };
+        Ok(CopySettings {
+            multipart_threshold: number(
+                "S3FAN_MULTIPART_THRESHOLD",
+                defaults.multipart_threshold,
+                MIN_PART,
+                MAX_PART,
+            )?,
+            part_size: number("S3FAN_PART_SIZE", defaults.part_size, MIN_PART, MAX_PART)?,
+            concurrency: number("S3FAN_COPY_CONCURRENCY", defaults.concurrency as u64, 1, 64)?
+                as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_environment_and_name_bad_values() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            CopySettings::from_env(env(&[])),
+            Ok(CopySettings::default())
+        );
+        let set = CopySettings::from_env(env(&[
+            ("S3FAN_MULTIPART_THRESHOLD", "5242880"),
+            ("S3FAN_COPY_CONCURRENCY", "3"),
+        ]))
+        .unwrap();
+        assert_eq!((set.multipart_threshold, set.concurrency), (5 * MIB, 3));
+        let err = CopySettings::from_env(env(&[("S3FAN_PART_SIZE", "1MB")])).unwrap_err();
+        assert!(
+            err.contains("S3FAN_PART_SIZE") && err.contains("5242880"),
+            "{err}"
+        );
+        assert!(
+            CopySettings::from_env(env(&[("S3FAN_MULTIPART_THRESHOLD", "6000000000")])).is_err(),
+            "over 5 GiB"
+        );
+        assert!(CopySettings::from_env(env(&[("S3FAN_COPY_CONCURRENCY", "0")])).is_err());
+    }
+}
