@@ -1,0 +1,184 @@
+//! `s3fan deploy`: observe, plan, apply, so that a re-run converges on what
+//! the flags ask and a no-change re-run writes nothing.
+
+use futures::future::join_all;
+
+use super::context::{Code, Context, destination_regions};
+use super::engine::{Plan, Step};
+use super::error::DeployError;
+use super::plan::Status;
+use super::report::Report;
+use super::spec::Spec;
+use super::{
+    dest_policy, encryption, function, inventory, invoke_config, names, notification, permission,
+    queue, role, subscription, topic,
+};
+
+/// `s3fan deploy`.
+pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
+    let mut ctx = Context::connect(spec, Some(code)).await?;
+    destination_regions(&mut ctx).await?;
+    encryption::observe_keys(&mut ctx).await?;
+    let edges = inventory::list(&ctx).await?;
+    if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
+        return Err(DeployError(format!(
+            "this would make a replication loop: {}; every copy would trigger another forever. \
+             Remove the destination that leads back to {}",
+            cycle.join(" -> "),
+            ctx.spec.source
+        )));
+    }
+    let found = found_destinations(&ctx, &edges).await?;
+    let plan = plan_deploy(&ctx, &found).await?;
+    let changes = if dry_run {
+        plan.outcomes(Status::Planned)
+    } else {
+        plan.apply(&ctx).await
+    };
+    Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
+}
+
+/// `found`: this fan-out's destinations as AWS has them
+/// ([`found_destinations`]); those not listed any more are removed.
+pub(super) async fn plan_deploy(
+    ctx: &Context,
+    found: &[inventory::Edge],
+) -> Result<Plan, DeployError> {
+    let topic_state = topic::observe(ctx).await?;
+    let queue_state = queue::observe(ctx).await?;
+    let notification_state = notification::observe(ctx).await?;
+    let subscriptions = subscription::observe_all(ctx).await?;
+    // Fails before any change if another configuration overlaps ours.
+    let notification_change = notification::plan(ctx, &notification_state)?;
+
+    let wanted = join_all(ctx.spec.destinations.iter().map(|destination| {
+        let subscriptions = &subscriptions;
+        async move {
+            let function = names::function_name(destination);
+            let role = role::observe(ctx, destination).await?;
+            let deployed = function::observe(ctx, destination).await?;
+            let permission = permission::observe(ctx, &function).await?;
+            let invoke_config = invoke_config::observe(ctx, &function).await?;
+            let mut steps = vec![Step::Role(role::plan(ctx, destination, &role))];
+            // After the role: S3 refuses a policy naming a missing principal.
+            if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
+                let policy = dest_policy::observe(ctx, destination).await?;
+                steps.push(Step::DestinationPolicy(dest_policy::plan(
+                    ctx,
+                    destination,
+                    &policy,
+                )));
+            }
+            steps.extend([
+                Step::Function(function::plan(ctx, destination, &deployed)?),
+                Step::InvokeConfig(invoke_config::plan(ctx, destination, &invoke_config)),
+                Step::Permission {
+                    function: function.clone(),
+                    change: permission::plan(ctx, destination, &permission),
+                },
+                Step::Subscription(subscription::plan(ctx, destination, subscriptions)),
+            ]);
+            Ok::<_, DeployError>(steps)
+        }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+
+    let stale = found
+        .iter()
+        .filter(|e| !ctx.spec.destinations.contains(&e.destination));
+    let mut removals =
+        join_all(stale.map(|edge| plan_removal(ctx, edge, &subscriptions, "no longer listed")))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+    // The queue's policy names the roles, which exist from stage two on.
+    removals.push(vec![Step::Queue(queue::plan_policy(
+        ctx,
+        &queue_state,
+        &ctx.spec.destinations,
+    ))]);
+
+    Ok(Plan {
+        stages: vec![
+            vec![
+                vec![Step::Topic(topic::plan(ctx, &topic_state))],
+                vec![Step::Queue(queue::plan(ctx, &queue_state))],
+            ],
+            wanted,
+            removals,
+            // Last: events flow only once every destination can take them.
+            vec![vec![Step::Notification(notification_change)]],
+        ],
+    })
+}
+
+/// This fan-out's destinations as AWS has them: each function's, and each
+/// role's whose function is gone or was never made (found by the role's
+/// tags), so that nothing deploy made is out of reach of a removal.
+pub(super) async fn found_destinations(
+    ctx: &Context,
+    edges: &[inventory::Edge],
+) -> Result<Vec<inventory::Edge>, DeployError> {
+    let mut found: Vec<inventory::Edge> = inventory::of_source(edges, &ctx.spec.source)
+        .into_iter()
+        .cloned()
+        .collect();
+    for destination in role::tagged_destinations(ctx).await? {
+        if !found.iter().any(|e| e.destination == destination) {
+            found.push(inventory::Edge::role_only(&ctx.spec.source, &destination));
+        }
+    }
+    Ok(found)
+}
+
+/// Subscription, permission, function, role: in that order, so the topic
+/// never delivers to a function that is gone.
+pub(super) async fn plan_removal(
+    ctx: &Context,
+    edge: &inventory::Edge,
+    subscriptions: &[subscription::Subscription],
+    why: &str,
+) -> Result<Vec<Step>, DeployError> {
+    let function = &edge.function;
+    let destination = &edge.destination;
+    let deployed = function::observe_named(ctx, function).await?;
+    let permission = permission::observe(ctx, function).await?;
+    let role = role::observe(ctx, destination).await?;
+    let mut steps = vec![
+        Step::Subscription(subscription::plan_delete(
+            ctx,
+            function,
+            destination,
+            subscriptions,
+        )),
+        Step::Permission {
+            function: function.clone(),
+            change: permission::plan_delete(function, destination, &permission),
+        },
+        Step::Function(function::plan_delete(function, destination, &deployed)),
+        Step::Role(role::plan_delete(destination, &role)),
+    ];
+    for step in &mut steps {
+        set_detail(step, why);
+    }
+    Ok(steps)
+}
+
+pub(super) fn set_detail(step: &mut Step, why: &str) {
+    let detail = match step {
+        Step::Topic(c) => &mut c.detail,
+        Step::Queue(c) => &mut c.detail,
+        Step::Notification(c) => &mut c.detail,
+        Step::Role(c) => &mut c.detail,
+        Step::Function(c) => &mut c.detail,
+        Step::InvokeConfig(c) => &mut c.detail,
+        Step::Permission { change, .. } => &mut change.detail,
+        Step::Subscription(c) => &mut c.detail,
+        Step::DestinationPolicy(c) => &mut c.detail,
+    };
+    if detail.is_empty() {
+        *detail = why.to_owned();
+    }
+}

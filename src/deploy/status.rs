@@ -1,0 +1,243 @@
+//! `s3fan status`: what is deployed, its health as far as the failure
+//! queue shows it, and what was changed outside s3fan since the last deploy.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::context::{Code, Context};
+use super::converge::{found_destinations, plan_deploy};
+use super::error::DeployError;
+use super::plan::{self, Outcome, Status};
+use super::spec::Spec;
+use super::{encryption, inventory, names, notification, queue, topic};
+use crate::settings::FunctionSettings;
+
+/// What `s3fan status` reports for one destination's function.
+#[derive(Debug, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    /// Where copies go in the destination (`--dest DST:PREFIX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    pub function: String,
+    pub code_sha256: String,
+    pub last_modified: String,
+    /// Whether the deployed code is exactly this binary's package (unknown
+    /// where this binary is not a Linux build).
+    pub runs_this_binary: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub source: String,
+    pub region: String,
+    pub account: String,
+    pub topic: Option<String>,
+    /// Failed events waiting in the failure queue; `None` without a queue.
+    pub failed_events: Option<u64>,
+    /// Of those, the ones a running `retry` holds (not listed by `failures`).
+    pub failed_in_flight: u64,
+    pub notification: bool,
+    /// Roles of this fan-out whose function is gone (an interrupted deploy
+    /// or destroy); `destroy` removes them, as does the next `deploy`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_roles: Vec<String>,
+    pub destinations: Vec<DestinationStatus>,
+    /// Changes `deploy` with the deployed destinations would make.
+    pub drift: Vec<Outcome>,
+}
+
+impl StatusReport {
+    /// Whether anything of the fan-out exists at all.
+    pub fn deployed(&self) -> bool {
+        self.topic.is_some()
+            || self.failed_events.is_some()
+            || self.notification
+            || !self.orphaned_roles.is_empty()
+            || !self.destinations.is_empty()
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut out = format!(
+            "s3fan status: s3://{} (account {}, {})\n",
+            self.source, self.account, self.region
+        );
+        out.push_str(&format!(
+            "  topic         {}\n",
+            self.topic.as_deref().unwrap_or("absent")
+        ));
+        out.push_str(&format!(
+            "  failures      {}\n",
+            match self.failed_events {
+                None => "no failure queue".to_owned(),
+                Some(0) => "none waiting".to_owned(),
+                Some(n) if self.failed_in_flight > 0 => format!(
+                    "{n} failed events waiting: `s3fan failures` lists them, {}",
+                    queue::in_flight_note(self.failed_in_flight)
+                ),
+                Some(n) => format!("{n} failed events waiting: `s3fan failures` lists them"),
+            }
+        ));
+        out.push_str(&format!(
+            "  notification  {}\n",
+            if self.notification {
+                "s3:ObjectCreated:* -> topic"
+            } else {
+                "absent"
+            }
+        ));
+        if !self.deployed() {
+            // Not "in sync": there is nothing to be in sync.
+            out.push_str(&format!(
+                "nothing is deployed for s3://{0}: `s3fan deploy --source {0} --dest DST` makes \
+                 the fan-out\n",
+                self.source
+            ));
+            return out;
+        }
+        for role in &self.orphaned_roles {
+            out.push_str(&format!(
+                "  left behind   IAM role {role}, whose function is gone (an interrupted deploy or \
+                 destroy): `s3fan destroy` or the next `s3fan deploy` removes it\n"
+            ));
+        }
+        if self.destinations.is_empty() {
+            out.push_str(
+                "  no destinations deployed: what is left is half a fan-out; `s3fan deploy` \
+                 finishes it, `s3fan destroy` removes it\n",
+            );
+        }
+        for d in &self.destinations {
+            out.push_str(&format!(
+                "  destination   s3://{}/{} via function {} (code {}, {}; last modified {})\n",
+                d.destination,
+                d.key_prefix.as_deref().unwrap_or(""),
+                d.function,
+                d.code_sha256,
+                match d.runs_this_binary {
+                    Some(true) => "this binary",
+                    Some(false) => "another build",
+                    None => "build unknown",
+                },
+                d.last_modified
+            ));
+        }
+        if self.destinations.is_empty() {
+            // Without destinations there is no deploy to compare with.
+        } else if self.drift.is_empty() {
+            out.push_str("in sync: deploy would change nothing\n");
+        } else {
+            out.push_str("drift (what deploy would change):\n");
+            for change in &self.drift {
+                out.push_str(&plan::render_line(change));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Takes the deployed destinations of `ctx.spec.source`, with their key
+/// prefixes and the fan-out's key filter, into `ctx.spec`: what the handler
+/// was given is the record of the last deploy's flags. Returns every s3fan
+/// function found in the region.
+pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, DeployError> {
+    let edges = inventory::list(ctx).await?;
+    let ours = inventory::of_source(&edges, &ctx.spec.source);
+    ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
+    // Each destination's setting, where its function has one.
+    let per_destination = |setting: fn(&FunctionSettings) -> &Option<String>| {
+        ours.iter()
+            .filter_map(|e| Some((e.destination.clone(), setting(&e.settings).clone()?)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    ctx.spec.key_prefixes = per_destination(|s| &s.key_prefix);
+    ctx.spec.storage_classes = per_destination(|s| &s.storage_class);
+    ctx.spec.dest_kms_keys = per_destination(|s| &s.kms_key);
+    ctx.spec.dest_accounts = per_destination(|s| &s.owner);
+    // Where the functions write, as deployed; `destination_regions` asks S3.
+    ctx.destination_regions = per_destination(|s| &s.destination_region);
+    if let Some(first) = ours.first().map(|e| &e.settings) {
+        ctx.spec.prefix = first.filter_prefix.clone();
+        ctx.spec.suffix = first.filter_suffix.clone();
+        ctx.spec.replicate_deletes = first.replicate_deletes;
+        ctx.spec.metrics = first.metrics;
+        ctx.spec.request_payer = first.request_payer;
+        // What that deploy asked for, where it kept a record; else the
+        // file's values or the defaults stand.
+        let recorded = first.deployed;
+        ctx.spec.memory = recorded.memory.unwrap_or(ctx.spec.memory);
+        ctx.spec.timeout = recorded.timeout.unwrap_or(ctx.spec.timeout);
+        ctx.spec.retry_attempts = recorded.retry_attempts.unwrap_or(ctx.spec.retry_attempts);
+        ctx.spec.max_event_age = recorded.max_event_age.unwrap_or(ctx.spec.max_event_age);
+    }
+    Ok(edges)
+}
+
+/// `s3fan status`: what is deployed, and how it differs from what the last
+/// deploy made (the same planning code as deploy): every setting is read
+/// back from the functions, where deploy recorded it, so only changes made
+/// outside s3fan are drift.
+pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
+    let mut ctx = Context::connect(spec, code).await?;
+    let edges = adopt_deployed(&mut ctx).await?;
+    let ours = inventory::of_source(&edges, &ctx.spec.source);
+    let topic = match topic::observe(&ctx).await? {
+        topic::Observed::Absent => None,
+        topic::Observed::Present { .. } => Some(ctx.topic_arn()),
+    };
+    let (failed_events, failed_in_flight) = match queue::observe(&ctx).await? {
+        queue::Observed::Absent => (None, 0),
+        queue::Observed::Present {
+            messages,
+            in_flight,
+            ..
+        } => (Some(messages), in_flight),
+    };
+    let notification_state = notification::observe(&ctx).await?;
+    let notification = notification_state
+        .topic_configurations()
+        .iter()
+        .any(|e| e.id() == Some(names::NOTIFICATION_ID));
+    let found = found_destinations(&ctx, &edges).await?;
+    // Roles no function leads to: left by an interrupted deploy or destroy.
+    let orphaned_roles: Vec<String> = found
+        .iter()
+        .filter(|e| !ours.iter().any(|o| o.destination == e.destination))
+        .map(|e| names::role_name(&e.destination))
+        .collect();
+    let drift = if ctx.spec.destinations.is_empty() {
+        Vec::new()
+    } else {
+        encryption::observe_keys(&mut ctx).await?;
+        plan_deploy(&ctx, &found)
+            .await?
+            .outcomes(Status::Planned)
+            .into_iter()
+            .filter(|o| o.action.changes_something())
+            .collect()
+    };
+    Ok(StatusReport {
+        source: ctx.spec.source.clone(),
+        region: ctx.scope.region.clone(),
+        account: ctx.scope.account.clone(),
+        topic,
+        failed_events,
+        failed_in_flight,
+        notification,
+        orphaned_roles,
+        destinations: ours
+            .iter()
+            .map(|e| DestinationStatus {
+                destination: e.destination.clone(),
+                key_prefix: e.settings.key_prefix.clone(),
+                function: e.function.clone(),
+                code_sha256: e.code_sha256.clone(),
+                last_modified: e.last_modified.clone(),
+                runs_this_binary: ctx.code.as_ref().map(|code| e.code_sha256 == code.sha256),
+            })
+            .collect(),
+        drift,
+    })
+}
