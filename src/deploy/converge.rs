@@ -59,24 +59,17 @@ pub(super) async fn plan_deploy(
             let deployed = function::observe(ctx, destination).await?;
             let permission = permission::observe(ctx, &function).await?;
             let invoke_config = invoke_config::observe(ctx, &function).await?;
-            let mut steps = vec![Step::Role(role::plan(ctx, destination, &role))];
+            let mut steps = vec![Step::from(role::plan(ctx, destination, &role))];
             // After the role: S3 refuses a policy naming a missing principal.
             if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
                 let policy = dest_policy::observe(ctx, destination).await?;
-                steps.push(Step::DestinationPolicy(dest_policy::plan(
-                    ctx,
-                    destination,
-                    &policy,
-                )));
+                steps.push(Step::from(dest_policy::plan(ctx, destination, &policy)));
             }
             steps.extend([
-                Step::Function(function::plan(ctx, destination, &deployed)?),
-                Step::InvokeConfig(invoke_config::plan(ctx, destination, &invoke_config)),
-                Step::Permission {
-                    function: function.clone(),
-                    change: permission::plan(ctx, destination, &permission),
-                },
-                Step::Subscription(subscription::plan(ctx, destination, subscriptions)),
+                Step::from(function::plan(ctx, destination, &deployed)?),
+                Step::from(invoke_config::plan(ctx, destination, &invoke_config)),
+                Step::permission(&function, permission::plan(ctx, destination, &permission)),
+                Step::from(subscription::plan(ctx, destination, subscriptions)),
             ]);
             Ok::<_, DeployError>(steps)
         }
@@ -94,7 +87,7 @@ pub(super) async fn plan_deploy(
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
     // The queue's policy names the roles, which exist from stage two on.
-    removals.push(vec![Step::Queue(queue::plan_policy(
+    removals.push(vec![Step::from(queue::plan_policy(
         ctx,
         &queue_state,
         &ctx.spec.destinations,
@@ -103,13 +96,13 @@ pub(super) async fn plan_deploy(
     Ok(Plan {
         stages: vec![
             vec![
-                vec![Step::Topic(topic::plan(ctx, &topic_state))],
-                vec![Step::Queue(queue::plan(ctx, &queue_state))],
+                vec![Step::from(topic::plan(ctx, &topic_state))],
+                vec![Step::from(queue::plan(ctx, &queue_state))],
             ],
             wanted,
             removals,
             // Last: events flow only once every destination can take them.
-            vec![vec![Step::Notification(notification_change)]],
+            vec![vec![Step::from(notification_change)]],
         ],
     })
 }
@@ -147,18 +140,18 @@ pub(super) async fn plan_removal(
     let permission = permission::observe(ctx, function).await?;
     let role = role::observe(ctx, destination).await?;
     let mut steps = vec![
-        Step::Subscription(subscription::plan_delete(
+        Step::from(subscription::plan_delete(
             ctx,
             function,
             destination,
             subscriptions,
         )),
-        Step::Permission {
-            function: function.clone(),
-            change: permission::plan_delete(function, destination, &permission),
-        },
-        Step::Function(function::plan_delete(function, destination, &deployed)),
-        Step::Role(role::plan_delete(destination, &role)),
+        Step::permission(
+            function,
+            permission::plan_delete(function, destination, &permission),
+        ),
+        Step::from(function::plan_delete(function, destination, &deployed)),
+        Step::from(role::plan_delete(destination, &role)),
     ];
     for step in &mut steps {
         set_detail(step, why);
@@ -166,19 +159,8 @@ pub(super) async fn plan_removal(
     Ok(steps)
 }
 
-pub(super) fn set_detail(step: &mut Step, why: &str) {
-    let detail = match step {
-        Step::Topic(c) => &mut c.detail,
-        Step::Queue(c) => &mut c.detail,
-        Step::Notification(c) => &mut c.detail,
-        Step::Role(c) => &mut c.detail,
-        Step::Function(c) => &mut c.detail,
-        Step::InvokeConfig(c) => &mut c.detail,
-        Step::Permission { change, .. } => &mut change.detail,
-        Step::Subscription(c) => &mut c.detail,
-        Step::DestinationPolicy(c) => &mut c.detail,
-    };
-    if detail.is_empty() {
-        *detail = why.to_owned();
+fn set_detail(step: &mut Step, why: &str) {
+    if step.change.detail.is_empty() {
+        step.change.detail = why.to_owned();
     }
 }

@@ -35,7 +35,7 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
     let mut stages = Vec::new();
     if everything {
         let notification_state = notification::observe(&ctx).await?;
-        stages.push(vec![vec![Step::Notification(notification::plan_delete(
+        stages.push(vec![vec![Step::from(notification::plan_delete(
             &ctx,
             &notification_state,
         ))]]);
@@ -45,7 +45,7 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
         // removed role may no longer send to it.
         if let queue_state @ queue::Observed::Present { .. } = queue::observe(&ctx).await? {
             let staying: Vec<String> = remaining.iter().map(|e| e.destination.clone()).collect();
-            removals.push(vec![Step::Queue(queue::plan_policy(
+            removals.push(vec![Step::from(queue::plan_policy(
                 &ctx,
                 &queue_state,
                 &staying,
@@ -57,8 +57,8 @@ pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Re
         let topic_state = topic::observe(&ctx).await?;
         let queue_state = queue::observe(&ctx).await?;
         stages.push(vec![
-            vec![Step::Topic(topic::plan_delete(&ctx, &topic_state))],
-            vec![Step::Queue(queue::plan_delete(&ctx, &queue_state))],
+            vec![Step::from(topic::plan_delete(&ctx, &topic_state))],
+            vec![Step::from(queue::plan_delete(&ctx, &queue_state))],
         ]);
     }
     let plan = Plan { stages };

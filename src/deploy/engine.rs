@@ -12,62 +12,90 @@ use super::{
     topic,
 };
 
-/// One change of any resource, with what its apply needs.
-pub enum Step {
-    Topic(Change<topic::Op>),
-    Queue(Change<queue::Op>),
-    Notification(Change<notification::Op>),
-    Role(Change<role::Op>),
-    Function(Change<function::Op>),
-    InvokeConfig(Change<invoke_config::Op>),
-    Permission {
-        function: String,
-        change: Change<permission::Op>,
-    },
-    Subscription(Change<subscription::Op>),
-    DestinationPolicy(Change<dest_policy::Op>),
+/// One change of any resource: what it is, which every kind shows and
+/// counts alike, and what its apply needs, which is each kind's own.
+pub struct Step {
+    pub change: Change<()>,
+    op: StepOp,
 }
 
+/// What applying a step takes, by kind of resource.
+enum StepOp {
+    Topic(topic::Op),
+    Queue(queue::Op),
+    Notification(notification::Op),
+    Role(role::Op),
+    Function(function::Op),
+    InvokeConfig(invoke_config::Op),
+    Permission {
+        function: String,
+        op: permission::Op,
+    },
+    Subscription(subscription::Op),
+    DestinationPolicy(dest_policy::Op),
+}
+
+/// A resource's planned change becomes a step: `Step::from(role::plan(..))`.
+macro_rules! step_from {
+    ($($module:ident => $variant:ident),* $(,)?) => {$(
+        impl From<Change<$module::Op>> for Step {
+            fn from(change: Change<$module::Op>) -> Step {
+                let (change, op) = change.split();
+                Step { change, op: StepOp::$variant(op) }
+            }
+        }
+    )*};
+}
+
+step_from!(
+    topic => Topic,
+    queue => Queue,
+    notification => Notification,
+    role => Role,
+    function => Function,
+    invoke_config => InvokeConfig,
+    subscription => Subscription,
+    dest_policy => DestinationPolicy,
+);
+
 impl Step {
-    pub(super) fn outcome(&self, status: Status) -> Outcome {
-        match self {
-            Step::Topic(c) => Outcome::of(c, status),
-            Step::Queue(c) => Outcome::of(c, status),
-            Step::Notification(c) => Outcome::of(c, status),
-            Step::Role(c) => Outcome::of(c, status),
-            Step::Function(c) => Outcome::of(c, status),
-            Step::InvokeConfig(c) => Outcome::of(c, status),
-            Step::Permission { change, .. } => Outcome::of(change, status),
-            Step::Subscription(c) => Outcome::of(c, status),
-            Step::DestinationPolicy(c) => Outcome::of(c, status),
+    /// The permission of `function` (its change is named by the statement).
+    pub fn permission(function: &str, change: Change<permission::Op>) -> Step {
+        let (change, op) = change.split();
+        Step {
+            change,
+            op: StepOp::Permission {
+                function: function.to_owned(),
+                op,
+            },
         }
     }
 
-    pub(super) fn action(&self) -> Action {
-        self.outcome(Status::Planned).action
+    pub(super) fn outcome(&self, status: Status) -> Outcome {
+        Outcome::of(&self.change, status)
     }
 
+    pub(super) fn action(&self) -> Action {
+        self.change.action
+    }
+
+    /// The one place each kind of step is told apart.
     pub(super) async fn apply(&self, ctx: &Context) -> Result<(), DeployError> {
         if !self.action().changes_something() {
             return Ok(());
         }
-        let destination = |c: &Option<String>| c.clone().unwrap_or_default();
-        match self {
-            Step::Topic(c) => topic::apply(ctx, c.op).await,
-            Step::Queue(c) => queue::apply(ctx, &c.op).await,
-            Step::InvokeConfig(c) => invoke_config::apply(ctx, &c.name, c.op).await,
-            Step::Notification(c) => notification::apply(ctx, &c.op).await,
-            Step::Role(c) => role::apply(ctx, &destination(&c.destination), c.op).await,
-            Step::Function(c) => {
-                function::apply(ctx, &c.name, &destination(&c.destination), c.op).await
-            }
-            Step::Permission { function, change } => {
-                permission::apply(ctx, function, change.op).await
-            }
-            Step::Subscription(c) => subscription::apply(ctx, &c.name, &c.op).await,
-            Step::DestinationPolicy(c) => {
-                dest_policy::apply(ctx, &destination(&c.destination), &c.op).await
-            }
+        let name = &self.change.name;
+        let destination = self.change.destination.clone().unwrap_or_default();
+        match &self.op {
+            StepOp::Topic(op) => topic::apply(ctx, *op).await,
+            StepOp::Queue(op) => queue::apply(ctx, op).await,
+            StepOp::InvokeConfig(op) => invoke_config::apply(ctx, name, *op).await,
+            StepOp::Notification(op) => notification::apply(ctx, op).await,
+            StepOp::Role(op) => role::apply(ctx, &destination, *op).await,
+            StepOp::Function(op) => function::apply(ctx, name, &destination, *op).await,
+            StepOp::Permission { function, op } => permission::apply(ctx, function, *op).await,
+            StepOp::Subscription(op) => subscription::apply(ctx, name, op).await,
+            StepOp::DestinationPolicy(op) => dest_policy::apply(ctx, &destination, op).await,
         }
     }
 }

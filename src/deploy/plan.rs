@@ -87,6 +87,27 @@ pub struct Change<Op> {
 }
 
 impl<Op> Change<Op> {
+    /// What the change is, apart from what its apply needs.
+    pub fn split(self) -> (Change<()>, Op) {
+        let Change {
+            kind,
+            name,
+            destination,
+            action,
+            detail,
+            op,
+        } = self;
+        let change = Change {
+            kind,
+            name,
+            destination,
+            action,
+            detail,
+            op: (),
+        };
+        (change, op)
+    }
+
     /// Removing a resource: `Delete` while it is there, else `Unchanged`
     /// ("already gone"), which makes every removal idempotent.
     pub fn removal(

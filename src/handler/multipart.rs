@@ -15,7 +15,9 @@ use tokio::time::Instant;
 use super::key::copy_source;
 use super::limits::{CopySettings, MAX_PART, MAX_PARTS, MIN_PART};
 use super::plan::CopyRequest;
-use super::s3::{CopyOutcome, Failure, S3Clients, deadline_exceeded, failure, status};
+use super::s3::{
+    CopyOutcome, Failure, S3Clients, deadline_exceeded, failure, source_changed, status,
+};
 
 /// One part: its number (from 1) and inclusive byte range in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,18 +158,17 @@ pub async fn copy_in_parts(
         // The parts are all from the event's object; if the source changed
         // since the last of them, a newer event copies the newer object, and
         // completing this one could land after it.
-        if still_matches(s3, request, if_match.as_deref()).await? {
-            completed.sort_by_key(|p| p.part_number());
-            Ok(Some(completed))
-        } else {
-            Ok(None)
+        if !still_matches(s3, request, if_match.as_deref()).await? {
+            return Err(Interrupted::SourceChanged);
         }
+        completed.sort_by_key(|p| p.part_number());
+        Ok(completed)
     };
     let copied = tokio::time::timeout_at(deadline, copying)
         .await
-        .unwrap_or_else(|_| Err(deadline_exceeded(request)));
+        .unwrap_or_else(|_| Err(deadline_exceeded(request).into()));
     let result = match copied {
-        Ok(Some(completed)) => s3
+        Ok(completed) => s3
             .destination
             .complete_multipart_upload()
             .bucket(&request.destination_bucket)
@@ -183,43 +184,58 @@ pub async fn copy_in_parts(
             .send()
             .await
             .map(|_| (CopyOutcome::Copied, count))
-            .map_err(|err| failure(request, &err)),
-        Ok(None) => Err(Failure::about(
-            request,
-            "PreconditionFailed",
-            "the source changed before the copy completed",
-        )),
-        Err(err) => Err(err),
+            .map_err(|err| Interrupted::Failed(failure(request, &err))),
+        Err(interrupted) => Err(interrupted),
     };
-    match result {
-        Ok(done) => Ok(done),
-        Err(err) => {
-            let aborted = s3
-                .destination
-                .abort_multipart_upload()
-                .bucket(&request.destination_bucket)
-                .key(&request.destination_key)
-                .set_expected_bucket_owner(request.options.owner.clone())
-                .set_request_payer(request.options.payer())
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            if let Err(abort) = aborted {
-                let abort = failure(request, &abort);
-                return Err(Failure {
-                    message: format!(
-                        "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
-                         so its parts remain until a lifecycle rule or a retry removes them",
-                        err.message, abort.code, abort.message
-                    ),
-                    ..err
-                });
-            }
-            if matches!(err.code.as_str(), "PreconditionFailed" | "NoSuchKey") {
-                return Ok((CopyOutcome::SourceChanged, count));
-            }
-            Err(err)
+    let interrupted = match result {
+        Ok(done) => return Ok(done),
+        Err(interrupted) => interrupted,
+    };
+    let aborted = s3
+        .destination
+        .abort_multipart_upload()
+        .bucket(&request.destination_bucket)
+        .key(&request.destination_key)
+        .set_expected_bucket_owner(request.options.owner.clone())
+        .set_request_payer(request.options.payer())
+        .upload_id(&upload_id)
+        .send()
+        .await;
+    match (interrupted, aborted) {
+        (Interrupted::SourceChanged, Ok(_)) => Ok((CopyOutcome::SourceChanged, count)),
+        (Interrupted::Failed(err), Ok(_)) => Err(err),
+        (interrupted, Err(abort)) => {
+            let err = match interrupted {
+                Interrupted::Failed(err) => err,
+                Interrupted::SourceChanged => Failure::about(
+                    request,
+                    "PreconditionFailed",
+                    "the source changed before the copy completed",
+                ),
+            };
+            let abort = failure(request, &abort);
+            Err(Failure {
+                message: format!(
+                    "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
+                     so its parts remain until a lifecycle rule or a retry removes them",
+                    err.message, abort.code, abort.message
+                ),
+                ..err
+            })
         }
+    }
+}
+
+/// Why the parts stopped before the upload could be completed. A source
+/// that changed is no failure: the newer write's own event copies it.
+enum Interrupted {
+    SourceChanged,
+    Failed(Failure),
+}
+
+impl From<Failure> for Interrupted {
+    fn from(failure: Failure) -> Interrupted {
+        Interrupted::Failed(failure)
     }
 }
 
@@ -264,7 +280,7 @@ async fn copy_part(
     upload_id: &str,
     if_match: Option<&str>,
     part: Part,
-) -> Result<CompletedPart, Failure> {
+) -> Result<CompletedPart, Interrupted> {
     let copied = s3
         .destination
         .upload_part_copy()
@@ -279,7 +295,13 @@ async fn copy_part(
         .set_copy_source_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
         .await
-        .map_err(|err| failure(request, &err))?;
+        .map_err(|err| {
+            if source_changed(&err) {
+                Interrupted::SourceChanged
+            } else {
+                Interrupted::Failed(failure(request, &err))
+            }
+        })?;
     let etag = copied
         .copy_part_result()
         .and_then(|r| r.e_tag())
