@@ -15,11 +15,11 @@ use serde_json::Value;
 use crate::deploy::inventory::{self, Edge};
 use crate::deploy::spec::Spec;
 use crate::deploy::{Context, DeployError, aws_failure};
-use crate::handler::copy;
 use crate::handler::event::{Notice, parse_invocation};
 use crate::handler::limits::CopySettings;
-use crate::handler::plan::{Step, plan};
-use crate::handler::s3::{DeleteOutcome, S3Clients};
+use crate::handler::plan::plan;
+use crate::handler::runner::Runner;
+use crate::handler::s3::S3Clients;
 
 /// What Lambda sends to an on-failure destination, as far as s3fan needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -410,22 +410,17 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
     };
     let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
     let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;
-    let mut failures = Vec::new();
-    for step in plan(notices, &target) {
-        let failure = match step {
-            Step::Copy(request) => copy::copy(&clients, settings, &request, deadline)
-                .await
-                .err()
-                .map(|f| f.to_string()),
-            Step::Delete(request) => match copy::delete_object(&clients, &request).await {
-                Ok(DeleteOutcome::Deleted | DeleteOutcome::SourceRecreated) => None,
-                Err(f) => Some(f.to_string()),
-            },
-            Step::Skip { .. } => None,
-            Step::Refuse { notice, reason } => Some(format!("{notice}: {reason}")),
-        };
-        failures.extend(failure);
-    }
+    // The handler's own runner: the same copies, deletes and refusals.
+    let runner = Runner {
+        s3: &clients,
+        settings,
+        destination: &edge.destination,
+        metrics: false,
+    };
+    let failures = runner
+        .run(plan(notices, &target), deadline, "retry")
+        .await
+        .failures;
     if failures.is_empty() {
         Ok(())
     } else {

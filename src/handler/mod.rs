@@ -1,7 +1,7 @@
 //! Lambda mode: the function that copies each new object to its destination.
 //!
-//! Parsing ([`event`]) and deciding ([`plan`]) are pure; [`copy`] is the thin
-//! layer of S3 calls around them. The S3 client is built once, at init, and
+//! Parsing ([`event`]) and deciding ([`plan`]) are pure; [`runner`] runs the
+//! steps through [`copy`], the thin layer of S3 calls around them. The S3 client is built once, at init, and
 //! shared by every invocation of this execution environment.
 
 pub(crate) mod copy;
@@ -13,19 +13,19 @@ pub(crate) mod limits;
 mod metrics;
 mod multipart;
 pub(crate) mod plan;
+pub(crate) mod runner;
 pub(crate) mod s3;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde::Serialize;
 use serde_json::Value;
 
 use limits::CopySettings;
-use metrics::Counted;
-use plan::{CopyRequest, Step, Target, plan};
-use s3::{Copied, CopyOutcome, DeleteOutcome, Failure, S3Clients};
+use plan::{Target, plan};
+use runner::{Runner, Summary, now_ms};
+use s3::S3Clients;
 
 use crate::settings::{FunctionSettings, destination_bucket};
 
@@ -98,23 +98,6 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// What one successful invocation did; returned as the function's result.
-#[derive(Debug, Default, Serialize)]
-struct Summary {
-    copied: usize,
-    /// Late events: the source was written, deleted or written again since,
-    /// and that change's own event brings the destination up to date.
-    source_changed: usize,
-    skipped: usize,
-    /// Only functions deployed with --replicate-deletes delete.
-    #[serde(skip_serializing_if = "is_zero")]
-    deleted: usize,
-}
-
-fn is_zero(count: &usize) -> bool {
-    *count == 0
-}
-
 /// Why an invocation failed. Lambda retries failed asynchronous invocations,
 /// so a failure must mean "trying again may help or a human must look".
 #[derive(Debug, thiserror::Error)]
@@ -158,102 +141,22 @@ impl Replicator {
         let notices = event::parse_invocation(&event.payload).inspect_err(|err| {
             tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
         })?;
-        let steps = plan(notices, &self.target);
-        let total = steps.len();
-        let mut summary = Summary::default();
-        let mut failures = Vec::new();
-        for step in steps {
-            match step {
-                Step::Copy(request) => {
-                    let started = Instant::now();
-                    let result = copy::copy(&self.s3, &self.settings, &request, deadline).await;
-                    log_copy(&request, &result, started.elapsed(), &request_id);
-                    let (counted, bytes) = match &result {
-                        Ok(copied) if copied.outcome == CopyOutcome::Copied => {
-                            (Counted::Copied, copied.bytes.unwrap_or(0))
-                        }
-                        Ok(_) => (Counted::SourceChanged, 0),
-                        Err(_) => (Counted::Failed, 0),
-                    };
-                    self.count(counted, bytes, started.elapsed());
-                    match result {
-                        Ok(Copied {
-                            outcome: CopyOutcome::Copied,
-                            ..
-                        }) => summary.copied += 1,
-                        Ok(Copied {
-                            outcome: CopyOutcome::SourceChanged,
-                            ..
-                        }) => summary.source_changed += 1,
-                        Err(failure) => failures.push(failure.to_string()),
-                    }
-                }
-                Step::Delete(request) => {
-                    let started = Instant::now();
-                    let result = copy::delete_object(&self.s3, &request).await;
-                    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    self.count(
-                        match &result {
-                            Ok(DeleteOutcome::Deleted) => Counted::Deleted,
-                            Ok(DeleteOutcome::SourceRecreated) => Counted::SourceChanged,
-                            Err(_) => Counted::Failed,
-                        },
-                        0,
-                        started.elapsed(),
-                    );
-                    let (bucket, key) = (&request.source_bucket, &request.key);
-                    let (destination, destination_key) =
-                        (&request.destination_bucket, &request.destination_key);
-                    match result {
-                        Ok(outcome) => {
-                            let outcome = match outcome {
-                                DeleteOutcome::Deleted => {
-                                    summary.deleted += 1;
-                                    "deleted"
-                                }
-                                DeleteOutcome::SourceRecreated => {
-                                    summary.source_changed += 1;
-                                    "source_recreated"
-                                }
-                            };
-                            tracing::info!(request_id = %request_id, bucket = %bucket, key = %key, destination = %destination, destination_key = %destination_key, outcome, duration_ms);
-                        }
-                        Err(failure) => {
-                            tracing::error!(request_id = %request_id, bucket = %bucket, key = %key, destination = %destination, destination_key = %destination_key, outcome = "failed", duration_ms, error_code = %failure.code, error = %failure.message);
-                            failures.push(failure.to_string());
-                        }
-                    }
-                }
-                Step::Skip { notice, reason } => {
-                    tracing::info!(request_id = %request_id, notice = %notice, destination = %self.target.bucket, outcome = "skipped", reason = %reason);
-                    summary.skipped += 1;
-                }
-                Step::Refuse { notice, reason } => {
-                    tracing::error!(request_id = %request_id, notice = %notice, destination = %self.target.bucket, outcome = "refused", error = %reason);
-                    self.count(Counted::Failed, 0, Duration::ZERO);
-                    failures.push(format!("{notice}: {reason}"));
-                }
-            }
-        }
-        if failures.is_empty() {
-            Ok(summary)
+        let runner = Runner {
+            s3: &self.s3,
+            settings: &self.settings,
+            destination: &self.target.bucket,
+            metrics: self.metrics,
+        };
+        let ran = runner
+            .run(plan(notices, &self.target), deadline, &request_id)
+            .await;
+        if ran.failures.is_empty() {
+            Ok(ran.summary)
         } else {
-            Err(InvocationError::RecordsFailed { failures, total })
-        }
-    }
-}
-
-impl Replicator {
-    /// The record as CloudWatch metrics, when the function was deployed with them.
-    fn count(&self, counted: Counted, bytes: u64, elapsed: Duration) {
-        if self.metrics {
-            metrics::emit(&metrics::record(
-                &self.target.bucket,
-                counted,
-                bytes,
-                elapsed.as_secs_f64() * 1000.0,
-                now_ms(),
-            ));
+            Err(InvocationError::RecordsFailed {
+                failures: ran.failures,
+                total: ran.total,
+            })
         }
     }
 }
@@ -266,50 +169,6 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 /// Runtime API gives it), less the margin.
 fn copy_budget(deadline_ms: u64, now_ms: u64) -> Duration {
     Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The one structured line per copied record.
-fn log_copy(
-    request: &CopyRequest,
-    result: &Result<Copied, Failure>,
-    elapsed: Duration,
-    request_id: &str,
-) {
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    match result {
-        Ok(copied) => tracing::info!(
-            request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
-            version_id = request.version_id.as_deref(),
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
-            bytes = copied.bytes,
-            method = if copied.parts == 0 { "copy_object" } else { "multipart" },
-            parts = copied.parts,
-            outcome = copied.outcome.as_str(),
-            duration_ms,
-        ),
-        Err(failure) => tracing::error!(
-            request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
-            version_id = request.version_id.as_deref(),
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
-            bytes = request.size,
-            outcome = "failed",
-            duration_ms,
-            error_code = %failure.code,
-            error = %failure.message,
-        ),
-    }
 }
 
 /// JSON lines on stdout, which Lambda sends to CloudWatch Logs, at the
