@@ -183,7 +183,7 @@ impl Queue {
 
     /// Messages received and not yet back: SQS's own count.
     async fn in_flight(&self) -> Result<u64, DeployError> {
-        match crate::deploy::queue::observe(&self.ctx).await? {
+        match crate::deploy::queue::read(&self.ctx, &self.name, self.url.clone()).await? {
             crate::deploy::queue::Observed::Present { in_flight, .. } => Ok(in_flight),
             crate::deploy::queue::Observed::Absent => Ok(0),
         }

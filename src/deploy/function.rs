@@ -241,10 +241,11 @@ fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) 
     // Variable by variable, less the record of the deployed settings: it
     // follows the fields above, and is named only when nothing else
     // differs (a function deployed before the record existed).
-    let wanted = desired_settings(ctx, destination).to_env();
+    let settings = desired_settings(ctx, destination);
+    let wanted = settings.to_env();
     let without_record = FunctionSettings {
         deployed: Recorded::default(),
-        ..desired_settings(ctx, destination)
+        ..settings
     }
     .to_env();
     let mut names: Vec<&String> = wanted

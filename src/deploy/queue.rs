@@ -67,6 +67,11 @@ pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
         }
         Err(err) => return Err(aws_failure(format!("cannot find SQS queue {name}"), &err)),
     };
+    read(ctx, &name, url).await
+}
+
+/// The queue `name` at `url`: its policy and how many failed events wait.
+pub(crate) async fn read(ctx: &Context, name: &str, url: String) -> Result<Observed, DeployError> {
     let attributes = ctx
         .sqs
         .get_queue_attributes()
