@@ -12,9 +12,11 @@ use aws_sdk_sqs::types::Message;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::deploy::inventory::{self, Edge};
-use crate::deploy::spec::Spec;
-use crate::deploy::{Context, DeployError, aws_failure};
+use crate::deploy::queue;
+use crate::fanout::inventory::{self, Edge};
+use crate::fanout::names::failure_queue_name;
+use crate::fanout::spec::Spec;
+use crate::fanout::{DeployError, Session, aws_failure};
 use crate::handler::event::{Notice, parse_invocation};
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::plan;
@@ -104,8 +106,8 @@ pub struct FailuresReport {
     pub in_flight: u64,
 }
 
-impl FailuresReport {
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for FailuresReport {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan failures: s3://{} ({} failed events in {})\n",
             self.source,
@@ -113,10 +115,7 @@ impl FailuresReport {
             self.queue
         );
         if self.in_flight > 0 {
-            out.push_str(&format!(
-                "  {}\n",
-                crate::deploy::queue::in_flight_note(self.in_flight)
-            ));
+            out.push_str(&format!("  {}\n", queue::in_flight_note(self.in_flight)));
         }
         for event in &self.events {
             out.push_str(&format!(
@@ -138,28 +137,34 @@ impl FailuresReport {
         }
         out
     }
+
+    fn ok(&self) -> bool {
+        true
+    }
 }
 
 /// Where the failure queue is, and which function copies where.
 struct Queue {
-    ctx: Context,
+    session: Session,
+    source: String,
     url: String,
     name: String,
     functions: HashMap<String, Edge>,
 }
 
 async fn open(spec: Spec) -> Result<Queue, DeployError> {
-    let ctx = Context::connect(spec, None).await?;
-    let name = crate::deploy::names::failure_queue_name(&ctx.spec.source);
-    let url = crate::deploy::queue::queue_url(&ctx, &name).await?;
-    let functions = inventory::list(&ctx)
+    let session = Session::connect(&spec).await?;
+    let name = failure_queue_name(&spec.source);
+    let url = queue::queue_url(&session, &spec.source, &name).await?;
+    let functions = inventory::list(&session)
         .await?
         .into_iter()
-        .filter(|edge| edge.source == ctx.spec.source)
+        .filter(|edge| edge.source == spec.source)
         .map(|edge| (edge.function.clone(), edge))
         .collect();
     Ok(Queue {
-        ctx,
+        session,
+        source: spec.source,
         url,
         name,
         functions,
@@ -168,7 +173,7 @@ async fn open(spec: Spec) -> Result<Queue, DeployError> {
 
 impl Queue {
     async fn receive(&self, visibility: Duration) -> Result<Vec<Message>, DeployError> {
-        self.ctx
+        self.session
             .sqs
             .receive_message()
             .queue_url(&self.url)
@@ -183,9 +188,9 @@ impl Queue {
 
     /// Messages received and not yet back: SQS's own count.
     async fn in_flight(&self) -> Result<u64, DeployError> {
-        match crate::deploy::queue::read(&self.ctx, &self.name, self.url.clone()).await? {
-            crate::deploy::queue::Observed::Present { in_flight, .. } => Ok(in_flight),
-            crate::deploy::queue::Observed::Absent => Ok(0),
+        match queue::read(&self.session, &self.name, self.url.clone()).await? {
+            queue::Observed::Present { in_flight, .. } => Ok(in_flight),
+            queue::Observed::Absent => Ok(0),
         }
     }
 
@@ -193,7 +198,7 @@ impl Queue {
     /// `retry`: otherwise a message `retry` kept stays hidden for the whole
     /// visibility timeout it was received with.
     async fn release(&self, message: &Message) -> Result<(), String> {
-        self.ctx
+        self.session
             .sqs
             .change_message_visibility()
             .queue_url(&self.url)
@@ -267,7 +272,7 @@ pub async fn failures(spec: Spec) -> Result<FailuresReport, DeployError> {
     }
     Ok(FailuresReport {
         in_flight: queue.in_flight().await?,
-        source: queue.ctx.spec.source.clone(),
+        source: queue.source.clone(),
         queue: queue.name.clone(),
         events,
     })
@@ -294,17 +299,14 @@ pub struct RetryReport {
     pub events: Vec<RetriedEvent>,
 }
 
-impl RetryReport {
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for RetryReport {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan retry: s3://{}: {} delivered, {} kept in the queue\n",
             self.source, self.delivered, self.kept
         );
         if self.in_flight > 0 {
-            out.push_str(&format!(
-                "  {}\n",
-                crate::deploy::queue::in_flight_note(self.in_flight)
-            ));
+            out.push_str(&format!("  {}\n", queue::in_flight_note(self.in_flight)));
         }
         for event in self.events.iter().filter(|e| e.outcome == "kept") {
             out.push_str(&format!(
@@ -314,6 +316,10 @@ impl RetryReport {
             ));
         }
         out
+    }
+
+    fn ok(&self) -> bool {
+        self.ok
     }
 }
 
@@ -346,7 +352,7 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
             };
             let error = match result {
                 Ok(()) => queue
-                    .ctx
+                    .session
                     .sqs
                     .delete_message()
                     .queue_url(&queue.url)
@@ -387,7 +393,7 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
     Ok(RetryReport {
         in_flight: queue.in_flight().await?,
         ok: delivered == events.len(),
-        source: queue.ctx.spec.source.clone(),
+        source: queue.source.clone(),
         delivered,
         kept: events.len() - delivered,
         events,
@@ -405,8 +411,10 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
     })?;
     let target = edge.settings.target(edge.destination.clone());
     let clients = S3Clients {
-        source: queue.ctx.s3.clone(),
-        destination: queue.ctx.s3_in(edge.settings.destination_region.as_deref()),
+        source: queue.session.s3.clone(),
+        destination: queue
+            .session
+            .s3_in(edge.settings.destination_region.as_deref()),
     };
     let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
     let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;

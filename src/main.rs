@@ -9,8 +9,10 @@ mod aws;
 mod cli;
 mod deploy;
 mod failures;
+mod fanout;
 mod handler;
 mod package;
+mod report;
 mod settings;
 mod sync;
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
@@ -72,6 +73,27 @@ pub struct GlibcVersion(pub u32, pub u32);
 impl std::fmt::Display for GlibcVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// The function's code: the zip, its CodeSha256 as Lambda reports it, and
+/// the architecture read from the executable.
+pub struct Code {
+    pub zip: Vec<u8>,
+    pub sha256: String,
+    pub architecture: Architecture,
+}
+
+impl Code {
+    /// The zip of the executable at `path`, or of the running s3fan.
+    pub fn load(path: Option<&Path>) -> Result<Code, PackageError> {
+        let bootstrap = Bootstrap::load(path)?;
+        let zip = bootstrap.zip()?;
+        Ok(Code {
+            sha256: aws_smithy_types::base64::encode(sha2::Sha256::digest(&zip)),
+            zip,
+            architecture: bootstrap.architecture,
+        })
     }
 }
 

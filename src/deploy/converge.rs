@@ -3,24 +3,25 @@
 
 use futures::future::join_all;
 
-use super::context::{Code, Context, destination_regions};
 use super::engine::{Plan, Step};
-use super::error::DeployError;
 use super::plan::Status;
 use super::report::Report;
-use super::spec::Spec;
 use super::{
-    dest_policy, encryption, function, inventory, invoke_config, names, notification, permission,
-    queue, role, subscription, topic,
+    dest_policy, encryption, function, invoke_config, notification, permission, queue, role,
+    subscription, topic,
 };
+use crate::fanout::Context;
+use crate::fanout::DeployError;
+use crate::fanout::spec::Spec;
+use crate::fanout::{inventory, names};
+use crate::package::Code;
 
 /// `s3fan deploy`.
 pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
-    let mut ctx = Context::connect(spec, Some(code)).await?;
-    destination_regions(&mut ctx).await?;
-    encryption::observe_keys(&mut ctx).await?;
+    let ctx = Context::connect(spec, Some(code)).await?;
+    let keys = encryption::observe_keys(&ctx).await?;
     let edges = inventory::list(&ctx).await?;
-    if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.destinations) {
+    if let Some(cycle) = inventory::find_loop(&edges, &ctx.spec.source, &ctx.spec.buckets()) {
         return Err(DeployError(format!(
             "this would make a replication loop: {}; every copy would trigger another forever. \
              Remove the destination that leads back to {}",
@@ -29,7 +30,7 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
         )));
     }
     let found = found_destinations(&ctx, &edges).await?;
-    let plan = plan_deploy(&ctx, &found).await?;
+    let plan = plan_deploy(&ctx, &keys, &found).await?;
     let changes = if dry_run {
         plan.outcomes(Status::Planned)
     } else {
@@ -42,6 +43,7 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
 /// ([`found_destinations`]); those not listed any more are removed.
 pub(super) async fn plan_deploy(
     ctx: &Context,
+    keys: &encryption::Keys,
     found: &[inventory::Edge],
 ) -> Result<Plan, DeployError> {
     let topic_state = topic::observe(ctx).await?;
@@ -51,36 +53,43 @@ pub(super) async fn plan_deploy(
     // Fails before any change if another configuration overlaps ours.
     let notification_change = notification::plan(ctx, &notification_state)?;
 
-    let wanted = join_all(ctx.spec.destinations.iter().map(|destination| {
-        let subscriptions = &subscriptions;
-        async move {
-            let function = names::function_name(destination);
-            let role = role::observe(ctx, destination).await?;
-            let deployed = function::observe(ctx, destination).await?;
-            let permission = permission::observe(ctx, &function).await?;
-            let invoke_config = invoke_config::observe(ctx, &function).await?;
-            let mut steps = vec![Step::from(role::plan(ctx, destination, &role))];
-            // After the role: S3 refuses a policy naming a missing principal.
-            if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
-                let policy = dest_policy::observe(ctx, destination).await?;
-                steps.push(Step::from(dest_policy::plan(ctx, destination, &policy)));
-            }
-            steps.extend([
-                Step::from(function::plan(ctx, destination, &deployed)?),
-                Step::from(invoke_config::plan(ctx, destination, &invoke_config)),
-                Step::permission(&function, permission::plan(ctx, destination, &permission)),
-                Step::from(subscription::plan(ctx, destination, subscriptions)),
-            ]);
-            Ok::<_, DeployError>(steps)
-        }
-    }))
+    let wanted = join_all(
+        ctx.spec
+            .destinations
+            .iter()
+            .map(|d| &d.bucket)
+            .map(|destination| {
+                let subscriptions = &subscriptions;
+                async move {
+                    let function = names::function_name(destination);
+                    let role = role::observe(ctx, destination).await?;
+                    let deployed = function::observe(ctx, destination).await?;
+                    let permission = permission::observe(ctx, &function).await?;
+                    let invoke_config = invoke_config::observe(ctx, &function).await?;
+                    let mut steps = vec![Step::from(role::plan(ctx, keys, destination, &role))];
+                    // After the role: S3 refuses a policy naming a missing principal.
+                    if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
+                        let policy = dest_policy::observe(ctx, destination).await?;
+                        steps.push(Step::from(dest_policy::plan(ctx, destination, &policy)));
+                    }
+                    steps.extend([
+                        Step::from(function::plan(ctx, destination, &deployed)?),
+                        Step::from(invoke_config::plan(ctx, destination, &invoke_config)),
+                        Step::permission(
+                            &function,
+                            permission::plan(ctx, destination, &permission),
+                        ),
+                        Step::from(subscription::plan(ctx, destination, subscriptions)),
+                    ]);
+                    Ok::<_, DeployError>(steps)
+                }
+            }),
+    )
     .await
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
 
-    let stale = found
-        .iter()
-        .filter(|e| !ctx.spec.destinations.contains(&e.destination));
+    let stale = found.iter().filter(|e| !ctx.spec.names(&e.destination));
     let mut removals =
         join_all(stale.map(|edge| plan_removal(ctx, edge, &subscriptions, "no longer listed")))
             .await
@@ -90,7 +99,7 @@ pub(super) async fn plan_deploy(
     removals.push(vec![Step::from(queue::plan_policy(
         ctx,
         &queue_state,
-        &ctx.spec.destinations,
+        &ctx.spec.buckets(),
     ))]);
 
     Ok(Plan {

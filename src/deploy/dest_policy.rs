@@ -7,10 +7,10 @@
 
 use serde_json::{Value, json};
 
-use super::names::role_name;
 use super::plan::{Action, Change, Kind};
 use super::policy::destination_bucket_statement;
-use super::{Context, DeployError, aws_failure, is_code};
+use crate::fanout::names::role_name;
+use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -46,7 +46,7 @@ fn way_out(destination: &str) -> String {
 
 pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, DeployError> {
     let answer = ctx
-        .s3_for(destination)
+        .s3_for(destination)?
         .get_bucket_policy()
         .bucket(destination)
         .send()
@@ -115,7 +115,7 @@ pub async fn apply(ctx: &Context, destination: &str, op: &Op) -> Result<(), Depl
     let Op::Put(policy) = op else {
         return Ok(());
     };
-    ctx.s3_for(destination)
+    ctx.s3_for(destination)?
         .put_bucket_policy()
         .bucket(destination)
         .policy(policy.to_string())
@@ -136,12 +136,11 @@ pub async fn apply(ctx: &Context, destination: &str, op: &Op) -> Result<(), Depl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::spec::Spec;
+    use crate::fanout::spec::Spec;
 
     fn ctx() -> Context {
         let mut spec = Spec::for_test("src", &["backup"]);
-        spec.dest_accounts
-            .insert("backup".into(), "210987654321".into());
+        spec.destinations[0].account = Some("210987654321".into());
         Context::offline(spec, "http://127.0.0.1:9")
     }
 

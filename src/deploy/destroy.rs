@@ -1,29 +1,41 @@
 //! `s3fan destroy`: what deploy made for one source, and nothing else.
 
+use std::collections::BTreeMap;
+
 use futures::future::join_all;
 
-use super::context::{Code, Context};
 use super::converge::{found_destinations, plan_removal};
 use super::engine::{Plan, Step};
-use super::error::DeployError;
 use super::plan::Status;
 use super::report::Report;
-use super::spec::Spec;
-use super::{inventory, notification, queue, subscription, topic};
+use super::{notification, queue, subscription, topic};
+use crate::fanout::DeployError;
+use crate::fanout::inventory;
+use crate::fanout::spec::Spec;
+use crate::fanout::{Context, Session};
+use crate::package::Code;
 
 /// `s3fan destroy`: everything deploy made for the source (or only the named
 /// destinations), and nothing else. Destinations are found through their
 /// functions and through their roles' tags, so a role whose function is
 /// already gone (an interrupted destroy or deploy) is removed too.
-pub async fn destroy(spec: Spec, code: Option<Code>, dry_run: bool) -> Result<Report, DeployError> {
-    let ctx = Context::connect(spec, code).await?;
+pub async fn destroy(
+    mut spec: Spec,
+    code: Option<Code>,
+    dry_run: bool,
+) -> Result<Report, DeployError> {
+    let session = Session::connect(&spec).await?;
+    // The destinations named only choose what goes: nothing is copied, and
+    // a bucket already deleted needs no region.
+    let named = std::mem::take(&mut spec.destinations);
+    let ctx = Context::new(session, spec, BTreeMap::new(), code)?;
     let edges = inventory::list(&ctx).await?;
     let deployed = found_destinations(&ctx, &edges).await?;
     let subscriptions = subscription::observe_all(&ctx).await?;
-    let everything = ctx.spec.destinations.is_empty();
+    let everything = named.is_empty();
     let (targets, remaining): (Vec<&inventory::Edge>, Vec<&inventory::Edge>) = deployed
         .iter()
-        .partition(|e| everything || ctx.spec.destinations.contains(&e.destination));
+        .partition(|e| everything || named.iter().any(|d| d.bucket == e.destination));
     let mut removals = join_all(
         targets
             .iter()

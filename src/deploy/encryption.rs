@@ -4,11 +4,13 @@
 //! grant: the latter's key policy admits every principal of the account
 //! through S3.
 
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types::ServerSideEncryption;
 use serde_json::{Value, json};
 
-use super::names::Scope;
-use super::{Context, DeployError, aws_failure, is_code};
-use aws_sdk_s3::types::ServerSideEncryption;
+use crate::fanout::names::Scope;
+use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
 /// The alias of the AWS managed key S3 uses when a bucket asks for SSE-KMS
 /// without naming a key.
@@ -95,7 +97,7 @@ pub async fn default_key(
     region: &str,
 ) -> Result<Option<KmsKey>, DeployError> {
     let answer = ctx
-        .s3_for(bucket)
+        .s3_in(Some(region))
         .get_bucket_encryption()
         .bucket(bucket)
         .send()
@@ -145,31 +147,35 @@ pub async fn default_key(
     }))
 }
 
-/// Reads the keys of the source and of every destination into the context:
-/// the source's default key, and per destination `--dest-kms-key` or else
-/// its default key.
-pub async fn observe_keys(ctx: &mut Context) -> Result<(), DeployError> {
-    let source = ctx.spec.source.clone();
-    let source_region = ctx.scope.region.clone();
-    let source_key = default_key(ctx, &source, &source_region).await?;
-    let mut keys = std::collections::BTreeMap::new();
+/// The KMS keys the roles need grants for.
+#[derive(Debug, Default)]
+pub struct Keys {
+    /// The customer managed key of the source's default encryption.
+    pub source: Option<KmsKey>,
+    /// Per destination, the key its copies are encrypted with:
+    /// `--dest-kms-key`, or else its default key.
+    pub destinations: BTreeMap<String, KmsKey>,
+}
+
+/// Reads the keys of the source and of every destination.
+pub async fn observe_keys(ctx: &Context) -> Result<Keys, DeployError> {
+    let source = default_key(ctx, &ctx.spec.source, &ctx.scope.region).await?;
+    let mut destinations = BTreeMap::new();
     for destination in &ctx.spec.destinations {
-        let region = ctx
-            .destination_regions
-            .get(destination)
-            .cloned()
-            .unwrap_or_else(|| source_region.clone());
-        let key = match ctx.spec.dest_kms_key(destination) {
-            Some(given) => KmsKey::parse(given, &ctx.scope, &region),
-            None => default_key(ctx, destination, &region).await?,
+        let bucket = &destination.bucket;
+        let region = ctx.region_of(bucket).unwrap_or(&ctx.scope.region);
+        let key = match &destination.kms_key {
+            Some(given) => KmsKey::parse(given, &ctx.scope, region),
+            None => default_key(ctx, bucket, region).await?,
         };
         if let Some(key) = key {
-            keys.insert(destination.clone(), key);
+            destinations.insert(bucket.clone(), key);
         }
     }
-    ctx.source_key = source_key;
-    ctx.destination_keys = keys;
-    Ok(())
+    Ok(Keys {
+        source,
+        destinations,
+    })
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 
 use futures::future::join_all;
 
-use super::context::Context;
-use super::error::DeployError;
 use super::plan::{Action, Change, Outcome, Status};
 use super::{
     dest_policy, function, invoke_config, notification, permission, queue, role, subscription,
     topic,
 };
+use crate::fanout::Context;
+use crate::fanout::DeployError;
 
 /// One change of any resource: what it is, which every kind shows and
 /// counts alike, and what its apply needs, which is each kind's own.
@@ -91,7 +91,7 @@ impl Step {
             StepOp::Queue(op) => queue::apply(ctx, op).await,
             StepOp::InvokeConfig(op) => invoke_config::apply(ctx, name, *op).await,
             StepOp::Notification(op) => notification::apply(ctx, op).await,
-            StepOp::Role(op) => role::apply(ctx, &destination, *op).await,
+            StepOp::Role(op) => role::apply(ctx, &destination, op.clone()).await,
             StepOp::Function(op) => function::apply(ctx, name, &destination, *op).await,
             StepOp::Permission { function, op } => permission::apply(ctx, function, *op).await,
             StepOp::Subscription(op) => subscription::apply(ctx, name, op).await,

@@ -11,9 +11,9 @@ use aws_sdk_lambda::types::{
     Architecture as LambdaArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime,
 };
 
-use super::names::{function_name, role_name};
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::fanout::names::{function_name, role_name};
+use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 use crate::settings::{Deployed as Recorded, FunctionSettings};
 
 const RUNTIME: Runtime = Runtime::Providedal2023;
@@ -96,33 +96,7 @@ pub async fn observe_named(ctx: &Context, name: &str) -> Result<Observed, Deploy
 
 /// What deploy tells the function of `destination`.
 fn desired_settings(ctx: &Context, destination: &str) -> FunctionSettings {
-    FunctionSettings {
-        source: Some(ctx.spec.source.clone()),
-        destination: Some(destination.to_owned()),
-        // The notification's filter, checked again by the handler.
-        filter_prefix: ctx.spec.prefix.clone(),
-        filter_suffix: ctx.spec.suffix.clone(),
-        replicate_deletes: ctx.spec.replicate_deletes,
-        metrics: ctx.spec.metrics,
-        key_prefix: ctx.spec.key_prefix(destination).map(str::to_owned),
-        storage_class: ctx.spec.storage_class(destination).map(str::to_owned),
-        kms_key: ctx.spec.dest_kms_key(destination).map(str::to_owned),
-        owner: ctx.other_account(destination).map(str::to_owned),
-        request_payer: ctx.spec.request_payer,
-        // Copies are written in the destination's region; only named when
-        // it is not the function's own.
-        destination_region: ctx
-            .destination_regions
-            .get(destination)
-            .filter(|region| **region != ctx.scope.region)
-            .cloned(),
-        deployed: Recorded {
-            memory: Some(ctx.spec.memory),
-            timeout: Some(ctx.spec.timeout),
-            retry_attempts: Some(ctx.spec.retry_attempts),
-            max_event_age: Some(ctx.spec.max_event_age),
-        },
-    }
+    ctx.function_settings(destination)
 }
 
 fn desired_environment(ctx: &Context, destination: &str) -> HashMap<String, String> {
@@ -390,7 +364,7 @@ async fn create(ctx: &Context, name: &str, destination: &str) -> Result<(), Depl
             Ok(_) => return Ok(()),
             Err(err)
                 if is_code(&err, &["InvalidParameterValueException"])
-                    && super::message_of(&err).contains("role")
+                    && crate::fanout::message_of(&err).contains("role")
                     && waited < Duration::from_secs(60) =>
             {
                 tokio::time::sleep(delay).await;
@@ -441,7 +415,7 @@ async fn wait_until_updated(ctx: &Context, name: &str) -> Result<(), DeployError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::spec::Spec;
+    use crate::fanout::spec::{DestinationSpec, Spec};
 
     /// The function's environment is readable by anyone with
     /// lambda:GetFunctionConfiguration: it must hold names and switches only,
@@ -453,18 +427,17 @@ mod tests {
         spec.suffix = Some(".jpg".into());
         spec.replicate_deletes = true;
         spec.metrics = true;
-        spec.key_prefixes.insert("dst".into(), "copies/".into());
+        spec.destinations[0] = DestinationSpec {
+            key_prefix: Some("copies/".into()),
+            storage_class: Some("GLACIER_IR".into()),
+            kms_key: Some("alias/backups".into()),
+            account: Some("210987654321".into()),
+            ..DestinationSpec::new("dst")
+        };
         spec.tags.insert("team".into(), "data".into());
-        spec.storage_classes
-            .insert("dst".into(), "GLACIER_IR".into());
         spec.request_payer = true;
-        spec.dest_kms_keys
-            .insert("dst".into(), "alias/backups".into());
-        spec.dest_accounts
-            .insert("dst".into(), "210987654321".into());
-        let mut ctx = Context::offline(spec, "http://127.0.0.1:9");
-        ctx.destination_regions
-            .insert("dst".into(), "eu-west-1".into());
+        let regions = [("dst".to_owned(), "eu-west-1".to_owned())].into();
+        let ctx = Context::offline_in(spec, "http://127.0.0.1:9", regions);
         let expected = [
             ("S3FAN_DEST_BUCKET", "dst"),
             ("S3FAN_SOURCE_BUCKET", "src"),

@@ -2,9 +2,9 @@
 //! retries a failed event, for how long, and the failure queue as its
 //! on-failure destination (the original lost an event after the retries).
 
-use super::names::function_name;
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, is_code};
+use crate::fanout::names::function_name;
+use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {

@@ -4,17 +4,13 @@
 //! state is read), then applies idempotent steps. Each AWS resource lives in
 //! one module with the same shape: `observe`, `plan`, `apply`.
 
-mod context;
 mod converge;
 mod dest_policy;
 mod destroy;
 mod encryption;
 mod engine;
-mod error;
 mod function;
-pub mod inventory;
 mod invoke_config;
-pub mod names;
 mod notification;
 mod permission;
 pub mod plan;
@@ -22,13 +18,11 @@ mod policy;
 pub(crate) mod queue;
 mod report;
 mod role;
-pub mod spec;
 mod status;
 mod subscription;
 mod topic;
 
-pub use context::{Code, Context, destination_regions};
 pub use converge::deploy;
 pub use destroy::destroy;
-pub(crate) use error::{DeployError, aws_failure, gone_is_fine, is_code, message_of};
-pub use status::{adopt_deployed, status};
+pub use report::Report;
+pub use status::{StatusReport, status};

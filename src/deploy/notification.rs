@@ -17,9 +17,9 @@ use aws_sdk_s3::types::{
     S3KeyFilter, TopicConfiguration,
 };
 
-use super::names::NOTIFICATION_ID;
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure};
+use crate::fanout::names::NOTIFICATION_ID;
+use crate::fanout::{Context, DeployError, aws_failure};
 
 /// The bucket's configuration as read, minus nothing.
 pub type Observed = NotificationConfiguration;
@@ -341,7 +341,7 @@ fn filters_overlap(a: &(String, String), b: &(String, String)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::spec::Spec;
+    use crate::fanout::spec::Spec;
     use aws_sdk_s3::types::QueueConfiguration;
 
     fn offline(prefix: Option<&str>) -> Context {

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::names::{PERMISSION_STATEMENT_ID, function_name};
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::fanout::names::{PERMISSION_STATEMENT_ID, function_name};
+use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -124,7 +124,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::deploy::spec::Spec;
+    use crate::fanout::spec::Spec;
     use crate::test_endpoint::{Reply, body, listen};
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:src-fanout";

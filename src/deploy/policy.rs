@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::encryption::KmsKey;
-use super::names::Scope;
+use crate::fanout::names::Scope;
 
 /// The topic's policy: only S3, only for the source bucket, only from the
 /// caller's account, may publish. (The original allowed Principal `AWS: *`.)
@@ -190,7 +190,7 @@ pub fn destination_bucket_statement(
     }
     let role_arn = scope.role_arn(role);
     json!({
-        "Sid": super::names::bucket_statement_id(&role_arn),
+        "Sid": crate::fanout::names::bucket_statement_id(&role_arn),
         "Effect": "Allow",
         "Principal": {"AWS": role_arn},
         "Action": actions,

@@ -11,10 +11,10 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
-use super::names::{failure_queue_name, role_name};
 use super::plan::{Action, Change, Kind};
 use super::policy::{decode_iam_document, queue_policy};
-use super::{Context, DeployError, aws_failure, is_code};
+use crate::fanout::names::{failure_queue_name, role_name};
+use crate::fanout::{Context, DeployError, Session, aws_failure, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -71,8 +71,12 @@ pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
 }
 
 /// The queue `name` at `url`: its policy and how many failed events wait.
-pub(crate) async fn read(ctx: &Context, name: &str, url: String) -> Result<Observed, DeployError> {
-    let attributes = ctx
+pub(crate) async fn read(
+    session: &Session,
+    name: &str,
+    url: String,
+) -> Result<Observed, DeployError> {
+    let attributes = session
         .sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -187,7 +191,7 @@ pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
         }
         Op::SetPolicy(policy) => set_policy(ctx, &name, policy).await,
         Op::Delete => {
-            let url = queue_url(ctx, &name).await?;
+            let url = queue_url(ctx, &ctx.spec.source, &name).await?;
             ctx.sqs
                 .delete_queue()
                 .queue_url(url)
@@ -201,8 +205,12 @@ pub async fn apply(ctx: &Context, op: &Op) -> Result<(), DeployError> {
 
 /// The URL of the failure queue `name`; `deploy` makes it, everything else
 /// only finds it.
-pub(crate) async fn queue_url(ctx: &Context, name: &str) -> Result<String, DeployError> {
-    let out = ctx
+pub(crate) async fn queue_url(
+    session: &Session,
+    source: &str,
+    name: &str,
+) -> Result<String, DeployError> {
+    let out = session
         .sqs
         .get_queue_url()
         .queue_name(name)
@@ -212,8 +220,7 @@ pub(crate) async fn queue_url(ctx: &Context, name: &str) -> Result<String, Deplo
             aws_failure(
                 format!(
                     "cannot find the failure queue {name} (s3fan deploy makes it; was the \
-                     fan-out of {} deployed?)",
-                    ctx.spec.source
+                     fan-out of {source} deployed?)"
                 ),
                 &err,
             )
@@ -228,7 +235,7 @@ pub(crate) async fn queue_url(ctx: &Context, name: &str) -> Result<String, Deplo
 /// A role made moments ago may not yet be accepted as a principal: retried
 /// for up to a minute, as function creation is.
 async fn set_policy(ctx: &Context, name: &str, policy: &str) -> Result<(), DeployError> {
-    let url = queue_url(ctx, name).await?;
+    let url = queue_url(ctx, &ctx.spec.source, name).await?;
     let mut wait = Duration::from_secs(2);
     let started = std::time::Instant::now();
     loop {

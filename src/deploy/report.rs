@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::context::Context;
 use super::dest_policy;
 use super::plan::{self, Outcome, Status, Summary};
+use crate::fanout::Context;
 
 /// What a command did (or would do), for the text and JSON output.
 #[derive(Debug, Serialize)]
@@ -62,6 +62,7 @@ impl Report {
             .spec
             .destinations
             .iter()
+            .map(|d| &d.bucket)
             .filter_map(|destination| {
                 Some(OwnerStatement {
                     destination: destination.clone(),
@@ -72,8 +73,10 @@ impl Report {
             .collect();
         self
     }
+}
 
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for Report {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan {}{}: s3://{} (account {}, {})\n",
             self.command,
@@ -134,5 +137,9 @@ impl Report {
             ));
         }
         out
+    }
+
+    fn ok(&self) -> bool {
+        self.ok
     }
 }

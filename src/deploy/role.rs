@@ -3,15 +3,16 @@
 
 use serde_json::Value;
 
-use super::names::{
-    ROLE_POLICY_NAME, TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, failure_queue_name,
-    function_name, role_name,
-};
+use super::encryption::Keys;
 use super::plan::{Action, Change, Kind};
 use super::policy::{
     decode_iam_document, role_policy, trust_policy, with_kms_grants, with_owner_acl,
 };
-use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::fanout::names::{
+    ROLE_POLICY_NAME, TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, failure_queue_name,
+    function_name, role_name,
+};
+use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -22,11 +23,12 @@ pub enum Observed {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Op {
     pub create: bool,
     pub trust: bool,
-    pub policy: bool,
+    /// The permissions policy to write, when it must be.
+    pub policy: Option<String>,
     pub delete: bool,
 }
 
@@ -34,7 +36,7 @@ impl Op {
     const NOTHING: Op = Op {
         create: false,
         trust: false,
-        policy: false,
+        policy: None,
         delete: false,
     };
 }
@@ -70,7 +72,7 @@ pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, Deplo
     Ok(Observed::Present { trust, policy })
 }
 
-fn desired_policy(ctx: &Context, destination: &str) -> Value {
+fn desired_policy(ctx: &Context, keys: &Keys, destination: &str) -> Value {
     let policy = role_policy(
         &ctx.scope,
         &ctx.spec.source,
@@ -82,8 +84,8 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
     );
     let policy = with_kms_grants(
         policy,
-        ctx.source_key.as_ref(),
-        ctx.destination_keys.get(destination),
+        keys.source.as_ref(),
+        keys.destinations.get(destination),
     );
     match ctx.other_account(destination) {
         Some(_) => with_owner_acl(
@@ -96,23 +98,24 @@ fn desired_policy(ctx: &Context, destination: &str) -> Value {
     }
 }
 
-pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
+pub fn plan(ctx: &Context, keys: &Keys, destination: &str, observed: &Observed) -> Change<Op> {
+    let desired = desired_policy(ctx, keys, destination);
     let (action, op) = match observed {
         Observed::Absent => (
             Action::Create,
             Op {
                 create: true,
-                policy: true,
+                policy: Some(desired.to_string()),
                 ..Op::NOTHING
             },
         ),
         Observed::Present { trust, policy } => {
             let op = Op {
                 trust: trust.as_ref() != Some(&trust_policy()),
-                policy: policy.as_ref() != Some(&desired_policy(ctx, destination)),
+                policy: (policy.as_ref() != Some(&desired)).then(|| desired.to_string()),
                 ..Op::NOTHING
             };
-            let action = if op.trust || op.policy {
+            let action = if op.trust || op.policy.is_some() {
                 Action::Update
             } else {
                 Action::Unchanged
@@ -120,7 +123,7 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
             (action, op)
         }
     };
-    let detail = match (action, op.trust, op.policy) {
+    let detail = match (action, op.trust, op.policy.is_some()) {
         (Action::Update, true, true) => "trust and permissions policies",
         (Action::Update, true, false) => "trust policy",
         (Action::Update, false, true) => "permissions policy",
@@ -244,12 +247,12 @@ pub async fn apply(ctx: &Context, destination: &str, op: Op) -> Result<(), Deplo
                 )
             })?;
     }
-    if op.policy {
+    if let Some(document) = &op.policy {
         ctx.iam
             .put_role_policy()
             .role_name(&name)
             .policy_name(ROLE_POLICY_NAME)
-            .policy_document(desired_policy(ctx, destination).to_string())
+            .policy_document(document)
             .send()
             .await
             .map_err(|err| {
@@ -283,7 +286,7 @@ async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::spec::Spec;
+    use crate::fanout::spec::Spec;
     use crate::test_endpoint::listen;
 
     /// Both buckets' default encryption is SSE-KMS with the AWS managed key,
@@ -387,10 +390,8 @@ mod tests {
     #[tokio::test]
     async fn the_aws_managed_key_by_alias_arn_gives_no_kms_statement() {
         let (endpoint, seen) = listen(s3).await;
-        let mut ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
-        crate::deploy::encryption::observe_keys(&mut ctx)
-            .await
-            .unwrap();
+        let ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
+        let keys = crate::deploy::encryption::observe_keys(&ctx).await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), 2, "both buckets were read");
         let plain = role_policy(
             &ctx.scope,
@@ -401,7 +402,11 @@ mod tests {
             &failure_queue_name("src"),
             false,
         );
-        assert_eq!(desired_policy(&ctx, "dst"), plain);
-        assert!(!desired_policy(&ctx, "dst").to_string().contains("kms:"));
+        assert_eq!(desired_policy(&ctx, &keys, "dst"), plain);
+        assert!(
+            !desired_policy(&ctx, &keys, "dst")
+                .to_string()
+                .contains("kms:")
+        );
     }
 }

@@ -1,17 +1,16 @@
 //! `s3fan status`: what is deployed, its health as far as the failure
 //! queue shows it, and what was changed outside s3fan since the last deploy.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::context::{Code, Context};
 use super::converge::{found_destinations, plan_deploy};
-use super::error::DeployError;
 use super::plan::{self, Outcome, Status};
-use super::spec::Spec;
-use super::{encryption, inventory, names, notification, queue, topic};
-use crate::settings::FunctionSettings;
+use super::{encryption, notification, queue, topic};
+use crate::fanout::DeployError;
+use crate::fanout::spec::Spec;
+use crate::fanout::{Context, Session};
+use crate::fanout::{inventory, names};
+use crate::package::Code;
 
 /// What `s3fan status` reports for one destination's function.
 #[derive(Debug, Serialize)]
@@ -57,8 +56,10 @@ impl StatusReport {
             || !self.orphaned_roles.is_empty()
             || !self.destinations.is_empty()
     }
+}
 
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for StatusReport {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan status: s3://{} (account {}, {})\n",
             self.source, self.account, self.region
@@ -136,43 +137,10 @@ impl StatusReport {
         }
         out
     }
-}
 
-/// Takes the deployed destinations of `ctx.spec.source`, with their key
-/// prefixes and the fan-out's key filter, into `ctx.spec`: what the handler
-/// was given is the record of the last deploy's flags. Returns every s3fan
-/// function found in the region.
-pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, DeployError> {
-    let edges = inventory::list(ctx).await?;
-    let ours = inventory::of_source(&edges, &ctx.spec.source);
-    ctx.spec.destinations = ours.iter().map(|e| e.destination.clone()).collect();
-    // Each destination's setting, where its function has one.
-    let per_destination = |setting: fn(&FunctionSettings) -> &Option<String>| {
-        ours.iter()
-            .filter_map(|e| Some((e.destination.clone(), setting(&e.settings).clone()?)))
-            .collect::<BTreeMap<_, _>>()
-    };
-    ctx.spec.key_prefixes = per_destination(|s| &s.key_prefix);
-    ctx.spec.storage_classes = per_destination(|s| &s.storage_class);
-    ctx.spec.dest_kms_keys = per_destination(|s| &s.kms_key);
-    ctx.spec.dest_accounts = per_destination(|s| &s.owner);
-    // Where the functions write, as deployed; `destination_regions` asks S3.
-    ctx.destination_regions = per_destination(|s| &s.destination_region);
-    if let Some(first) = ours.first().map(|e| &e.settings) {
-        ctx.spec.prefix = first.filter_prefix.clone();
-        ctx.spec.suffix = first.filter_suffix.clone();
-        ctx.spec.replicate_deletes = first.replicate_deletes;
-        ctx.spec.metrics = first.metrics;
-        ctx.spec.request_payer = first.request_payer;
-        // What that deploy asked for, where it kept a record; else the
-        // file's values or the defaults stand.
-        let recorded = first.deployed;
-        ctx.spec.memory = recorded.memory.unwrap_or(ctx.spec.memory);
-        ctx.spec.timeout = recorded.timeout.unwrap_or(ctx.spec.timeout);
-        ctx.spec.retry_attempts = recorded.retry_attempts.unwrap_or(ctx.spec.retry_attempts);
-        ctx.spec.max_event_age = recorded.max_event_age.unwrap_or(ctx.spec.max_event_age);
+    fn ok(&self) -> bool {
+        true
     }
-    Ok(edges)
 }
 
 /// `s3fan status`: what is deployed, and how it differs from what the last
@@ -180,9 +148,18 @@ pub async fn adopt_deployed(ctx: &mut Context) -> Result<Vec<inventory::Edge>, D
 /// back from the functions, where deploy recorded it, so only changes made
 /// outside s3fan are drift.
 pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, DeployError> {
-    let mut ctx = Context::connect(spec, code).await?;
-    let edges = adopt_deployed(&mut ctx).await?;
-    let ours = inventory::of_source(&edges, &ctx.spec.source);
+    let session = Session::connect(&spec).await?;
+    let edges = inventory::list(&session).await?;
+    let ours = inventory::of_source(&edges, &spec.source);
+    // What the last deploy made is what the functions record: the settings
+    // it gave each, and where each writes.
+    let regions = inventory::deployed_regions(&ours, &session.scope.region);
+    let ctx = Context::new(
+        session,
+        inventory::deployed_spec(spec, &ours),
+        regions,
+        code,
+    )?;
     let topic = match topic::observe(&ctx).await? {
         topic::Observed::Absent => None,
         topic::Observed::Present { .. } => Some(ctx.topic_arn()),
@@ -210,8 +187,8 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
     let drift = if ctx.spec.destinations.is_empty() {
         Vec::new()
     } else {
-        encryption::observe_keys(&mut ctx).await?;
-        plan_deploy(&ctx, &found)
+        let keys = encryption::observe_keys(&ctx).await?;
+        plan_deploy(&ctx, &keys, &found)
             .await?
             .outcomes(Status::Planned)
             .into_iter()

@@ -1,9 +1,9 @@
 //! The topic's subscriptions: one `lambda` subscription per destination
 //! function. Read once for the whole topic.
 
-use super::names::function_name;
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::fanout::names::function_name;
+use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
 /// A lambda subscription of the topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

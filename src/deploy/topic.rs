@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use super::plan::{Action, Change, Kind};
-use super::{Context, DeployError, aws_failure, is_code};
-use crate::deploy::names::topic_name;
 use crate::deploy::policy::{decode_iam_document, topic_policy};
+use crate::fanout::names::topic_name;
+use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {

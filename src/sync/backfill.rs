@@ -13,7 +13,7 @@ use super::diff::Verdict;
 use super::listing::Entry;
 use super::progress::Progress;
 use super::{Destination, Fanout, sample};
-use crate::deploy::DeployError;
+use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::CopyRequest;
@@ -200,8 +200,8 @@ fn counts(report: &DestinationReport, examined: u64, dry_run: bool) -> String {
     )
 }
 
-impl BackfillReport {
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for BackfillReport {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan backfill{}: s3://{}\n",
             if self.dry_run {
@@ -239,5 +239,9 @@ impl BackfillReport {
             "not everything was copied: fix the cause above and run the same command again\n"
         });
         out
+    }
+
+    fn ok(&self) -> bool {
+        self.ok
     }
 }

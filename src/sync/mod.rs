@@ -11,10 +11,8 @@ mod progress;
 pub mod verify;
 pub mod via_lambda;
 
-use std::collections::BTreeMap;
-
-use crate::deploy::spec::Spec;
-use crate::deploy::{Context, DeployError, adopt_deployed, destination_regions};
+use crate::fanout::spec::Spec;
+use crate::fanout::{Context, DeployError, Session, find_regions, inventory};
 use crate::handler::plan::S3Options;
 use crate::handler::s3::S3Clients;
 
@@ -31,18 +29,18 @@ pub struct Fanout {
     pub region: String,
     /// `--request-payer`: listings say the requester pays too.
     pub request_payer: bool,
-    /// A client per destination in its own region (S3 redirects requests
-    /// sent to another).
-    pub destination_s3: BTreeMap<String, aws_sdk_s3::Client>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Destination {
     pub bucket: String,
     /// `--dest DST:PREFIX`: copies of `k` are at `PREFIX` + `k`.
     pub key_prefix: String,
     /// Storage class and requester pays, as the functions copy.
     pub options: S3Options,
+    /// A client in the destination's own region (S3 redirects requests
+    /// sent to another).
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// The fan-out's key filter (deploy's `--prefix`/`--suffix`), narrowed by a
@@ -82,57 +80,55 @@ impl Filter {
 }
 
 /// Connects, and takes the destinations from `spec`, or from what is
-/// deployed for its source when it names none.
+/// deployed for its source when it names none (with the settings their
+/// functions were given).
 pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, DeployError> {
-    let named = !spec.destinations.is_empty();
-    let mut ctx = Context::connect(spec, None).await?;
-    if !named {
-        adopt_deployed(&mut ctx).await?;
-        if ctx.spec.destinations.is_empty() {
+    let session = Session::connect(&spec).await?;
+    let spec = if spec.destinations.is_empty() {
+        let edges = inventory::list(&session).await?;
+        let ours = inventory::of_source(&edges, &spec.source);
+        let spec = inventory::deployed_spec(spec, &ours);
+        if spec.destinations.is_empty() {
             return Err(DeployError(format!(
                 "no destinations are deployed for source bucket {}: name them with --dest DST \
                  (or run s3fan deploy first)",
-                ctx.spec.source
+                spec.source
             )));
         }
-    }
+        spec
+    } else {
+        spec
+    };
     // Also checks that each exists, before a long listing.
-    destination_regions(&mut ctx).await?;
+    let regions = find_regions(&session, &spec).await?;
+    let ctx = Context::new(session, spec, regions, None)?;
     let filter = Filter {
         prefix: ctx.spec.prefix.clone(),
         suffix: ctx.spec.suffix.clone(),
         narrow: narrow.filter(|p| !p.is_empty()),
     };
     filter.listing_prefix().map_err(DeployError)?;
+    let mut destinations = Vec::new();
+    for bucket in ctx.spec.buckets() {
+        // The handler's own settings: a copy made here is the one the
+        // function would make.
+        let target = ctx.function_settings(&bucket).target(bucket.clone());
+        destinations.push(Destination {
+            key_prefix: target.key_prefix.unwrap_or_default(),
+            options: target.options,
+            s3: ctx.s3_for(&bucket)?,
+            bucket,
+        });
+    }
     Ok(Fanout {
-        destinations: ctx
-            .spec
-            .destinations
-            .iter()
-            .map(|bucket| Destination {
-                bucket: bucket.clone(),
-                key_prefix: ctx.spec.key_prefix(bucket).unwrap_or("").to_owned(),
-                options: S3Options {
-                    storage_class: ctx.spec.storage_class(bucket).map(str::to_owned),
-                    kms_key: ctx.spec.dest_kms_key(bucket).map(str::to_owned),
-                    owner: ctx.other_account(bucket).map(str::to_owned),
-                    request_payer: ctx.spec.request_payer,
-                },
-            })
-            .collect(),
+        destinations,
         source: ctx.spec.source.clone(),
         filter,
         topic_arn: ctx.topic_arn(),
         region: ctx.scope.region.clone(),
         request_payer: ctx.spec.request_payer,
-        destination_s3: ctx
-            .spec
-            .destinations
-            .iter()
-            .map(|bucket| (bucket.clone(), ctx.s3_for(bucket)))
-            .collect(),
-        s3: ctx.s3,
-        sns: ctx.sns,
+        s3: ctx.s3.clone(),
+        sns: ctx.sns.clone(),
     })
 }
 
@@ -141,14 +137,8 @@ impl Fanout {
     pub fn clients(&self, destination: &Destination) -> S3Clients {
         S3Clients {
             source: self.s3.clone(),
-            destination: self.destination_s3(destination).clone(),
+            destination: destination.s3.clone(),
         }
-    }
-
-    fn destination_s3(&self, destination: &Destination) -> &aws_sdk_s3::Client {
-        self.destination_s3
-            .get(&destination.bucket)
-            .unwrap_or(&self.s3)
     }
 
     /// The source's listing, within the filter.
@@ -169,7 +159,7 @@ impl Fanout {
         use futures::TryStreamExt;
         let prefix = self.filter.listing_prefix().unwrap_or_default();
         listing::list(
-            self.destination_s3(destination),
+            &destination.s3,
             &destination.bucket,
             format!("{}{prefix}", destination.key_prefix),
             &destination.key_prefix,

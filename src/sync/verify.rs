@@ -128,8 +128,8 @@ fn counts(report: &DestinationReport) -> String {
     )
 }
 
-impl VerifyReport {
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for VerifyReport {
+    fn render_text(&self) -> String {
         let mut out = format!("s3fan verify: s3://{}\n", self.source);
         for d in &self.destinations {
             out.push_str(&format!(
@@ -172,5 +172,9 @@ impl VerifyReport {
             "not in sync: `s3fan backfill` copies what is missing or different\n"
         });
         out
+    }
+
+    fn ok(&self) -> bool {
+        self.ok
     }
 }

@@ -17,7 +17,7 @@ use super::Fanout;
 use super::diff::needed_anywhere;
 use super::listing::Entry;
 use super::progress::Progress;
-use crate::deploy::{DeployError, aws_failure};
+use crate::fanout::{DeployError, aws_failure};
 use crate::handler::key::encode_event_key;
 
 /// Records per SNS message, and the message size kept under SNS's 256 KiB.
@@ -39,8 +39,8 @@ pub struct ViaLambdaReport {
     pub error: Option<String>,
 }
 
-impl ViaLambdaReport {
-    pub fn render_text(&self) -> String {
+impl crate::report::Report for ViaLambdaReport {
+    fn render_text(&self) -> String {
         let mut out = format!(
             "s3fan backfill --via-lambda{}: s3://{}\n  {} objects ({} bytes) {} {} messages to {}\n",
             if self.dry_run { " --dry-run" } else { "" },
@@ -66,6 +66,10 @@ impl ViaLambdaReport {
             );
         }
         out
+    }
+
+    fn ok(&self) -> bool {
+        self.ok
     }
 }
 

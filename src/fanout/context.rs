@@ -1,69 +1,37 @@
-//! Where a command runs and with what: the credentials, the account and
-//! region of the fan-out, the clients, the code to upload, and what
-//! observation found of the buckets (their regions and keys).
+//! Where a command runs and on what: the session (credentials checked, the
+//! account and the source bucket's region, a client per service), and the
+//! fan-out it acts on with the region of every bucket in it. Each is
+//! complete when made: a bucket whose region is not known has no client.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_sts::config::ProvideCredentials;
 use futures::future::join_all;
-use sha2::{Digest, Sha256};
 
-use super::encryption;
 use super::error::{DeployError, aws_failure, is_code};
 use super::names::{self, Scope};
 use super::spec::Spec;
-use crate::package::{Architecture, Bootstrap};
+use crate::package::Code;
+use crate::settings::{Deployed, FunctionSettings};
 
-/// The function's code: the zip, its CodeSha256 as Lambda reports it, and
-/// the architecture read from the executable.
-pub struct Code {
-    pub zip: Vec<u8>,
-    pub sha256: String,
-    pub architecture: Architecture,
-}
-
-impl Code {
-    pub fn load(bootstrap: Option<&std::path::Path>) -> Result<Code, DeployError> {
-        let bootstrap = Bootstrap::load(bootstrap).map_err(|err| DeployError(err.to_string()))?;
-        let zip = bootstrap
-            .zip()
-            .map_err(|err| DeployError(err.to_string()))?;
-        Ok(Code {
-            sha256: aws_smithy_types::base64::encode(Sha256::digest(&zip)),
-            zip,
-            architecture: bootstrap.architecture,
-        })
-    }
-}
-
-/// Everything a step needs: the request, where it goes, and the clients.
-pub struct Context {
-    pub spec: Spec,
+/// Credentials that work, where the fan-out lives, and the clients there.
+pub struct Session {
     pub scope: Scope,
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
-    /// The code to deploy. Only `deploy` needs it: `status` and `destroy`
-    /// run anywhere, also where s3fan is not a Linux build (a Mac).
-    pub code: Option<Code>,
     /// The SDK configuration in the source's region, for clients elsewhere.
     pub sdk: SdkConfig,
-    /// Each destination's region, once `destination_regions` found it.
-    pub destination_regions: BTreeMap<String, String>,
-    /// The customer managed KMS key of the source's default encryption.
-    pub source_key: Option<encryption::KmsKey>,
-    /// The KMS key each destination's copies are encrypted with, where the
-    /// role needs a grant for it (`encryption::observe_keys`).
-    pub destination_keys: BTreeMap<String, encryption::KmsKey>,
 }
 
-impl Context {
-    /// Checks credentials, finds the account and the source bucket's region,
-    /// and builds clients for that region.
-    pub async fn connect(spec: Spec, code: Option<Code>) -> Result<Context, DeployError> {
+impl Session {
+    /// Checks credentials, finds the account and the source bucket's region
+    /// (which `spec.region`, when given, must be), and builds clients there.
+    pub async fn connect(spec: &Spec) -> Result<Session, DeployError> {
         let config = crate::aws::sdk_config(spec.region.clone(), spec.profile.clone()).await;
         check_credentials(&config).await?;
         // Where the bucket is decides where the topic and functions go; any
@@ -87,48 +55,31 @@ impl Context {
             .to_builder()
             .region(Region::new(region.clone()))
             .build();
-        Ok(Context {
-            scope: Scope {
+        Ok(Session::new(
+            Scope {
                 partition,
                 account,
                 region,
             },
-            s3: crate::aws::s3_client(&regional),
-            sns: aws_sdk_sns::Client::new(&regional),
-            lambda: aws_sdk_lambda::Client::new(&regional),
-            iam: aws_sdk_iam::Client::new(&regional),
-            sqs: aws_sdk_sqs::Client::new(&regional),
-            sdk: regional,
-            destination_regions: BTreeMap::new(),
-            source_key: None,
-            destination_keys: BTreeMap::new(),
-            spec,
-            code,
-        })
+            regional,
+        ))
     }
 
-    /// The code to upload, for the steps that upload it.
-    pub fn code(&self) -> Result<&Code, DeployError> {
-        self.code.as_ref().ok_or_else(|| {
-            DeployError("no Linux build of s3fan to upload: pass one with --bootstrap PATH".into())
-        })
+    fn new(scope: Scope, sdk: SdkConfig) -> Session {
+        Session {
+            scope,
+            s3: crate::aws::s3_client(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sdk,
+        }
     }
 
-    /// The account that owns `destination`, when it is not the caller's.
-    pub fn other_account(&self, destination: &str) -> Option<&str> {
-        self.spec
-            .dest_account(destination)
-            .filter(|account| *account != self.scope.account)
-    }
-
-    /// An S3 client for `bucket`'s region: the source's client unless the
-    /// bucket is known to be elsewhere.
-    pub fn s3_for(&self, bucket: &str) -> aws_sdk_s3::Client {
-        self.s3_in(self.destination_regions.get(bucket).map(String::as_str))
-    }
-
-    /// An S3 client for `region`: the source's client when it is the same
-    /// or not known.
+    /// An S3 client for `region`: the session's own when it is the same,
+    /// or when `None` (a function records a destination's region only
+    /// when it is not the function's own).
     pub fn s3_in(&self, region: Option<&str>) -> aws_sdk_s3::Client {
         match region {
             Some(region) if region != self.scope.region => {
@@ -138,8 +89,134 @@ impl Context {
         }
     }
 
+    pub fn topic_arn(&self, source: &str) -> String {
+        self.scope.topic_arn(&names::topic_name(source))
+    }
+}
+
+/// Everything a step needs: the session, the fan-out asked for, the region
+/// of each of its destinations, and the code to upload.
+pub struct Context {
+    pub session: Session,
+    pub spec: Spec,
+    /// Each destination's region: every destination of `spec` has one.
+    regions: BTreeMap<String, String>,
+    /// The code to deploy. Only `deploy` needs it: `status` and `destroy`
+    /// run anywhere, also where s3fan is not a Linux build (a Mac).
+    pub code: Option<Code>,
+}
+
+/// A context reads as its session: `ctx.s3`, `ctx.scope`.
+impl Deref for Context {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl Context {
+    /// The fan-out `spec` in `session`; `regions` must name the region of
+    /// every destination of `spec` (from [`find_regions`] or from what the
+    /// functions record).
+    pub fn new(
+        session: Session,
+        spec: Spec,
+        regions: BTreeMap<String, String>,
+        code: Option<Code>,
+    ) -> Result<Context, DeployError> {
+        if let Some(unknown) = spec
+            .destinations
+            .iter()
+            .find(|d| !regions.contains_key(&d.bucket))
+        {
+            return Err(DeployError(format!(
+                "the region of destination bucket {} is not known: name it with --dest so that \
+                 s3fan asks S3 where it is",
+                unknown.bucket
+            )));
+        }
+        Ok(Context {
+            session,
+            spec,
+            regions,
+            code,
+        })
+    }
+
+    /// The session, with every destination of `spec` checked to exist and
+    /// its region found ([`find_regions`]).
+    pub async fn connect(spec: Spec, code: Option<Code>) -> Result<Context, DeployError> {
+        let session = Session::connect(&spec).await?;
+        let regions = find_regions(&session, &spec).await?;
+        Context::new(session, spec, regions, code)
+    }
+
+    /// The code to upload, for the steps that upload it.
+    pub fn code(&self) -> Result<&Code, DeployError> {
+        self.code.as_ref().ok_or_else(|| {
+            DeployError("no Linux build of s3fan to upload: pass one with --bootstrap PATH".into())
+        })
+    }
+
+    /// The region of a destination of this fan-out, or of its source.
+    pub fn region_of(&self, bucket: &str) -> Option<&str> {
+        if bucket == self.spec.source {
+            return Some(&self.scope.region);
+        }
+        self.regions.get(bucket).map(String::as_str)
+    }
+
+    /// An S3 client in `bucket`'s region, for the source and destinations
+    /// of this fan-out.
+    pub fn s3_for(&self, bucket: &str) -> Result<aws_sdk_s3::Client, DeployError> {
+        match self.region_of(bucket) {
+            Some(region) => Ok(self.s3_in(Some(region))),
+            None => Err(DeployError(format!(
+                "bucket {bucket} is not part of the fan-out from {}, so its region is not known",
+                self.spec.source
+            ))),
+        }
+    }
+
+    /// What deploy tells the function of `destination`; also what backfill
+    /// and verify copy with, so that a copy is the same whoever makes it.
+    pub fn function_settings(&self, destination: &str) -> FunctionSettings {
+        FunctionSettings {
+            source: Some(self.spec.source.clone()),
+            destination: Some(destination.to_owned()),
+            // The notification's filter, checked again by the handler.
+            filter_prefix: self.spec.prefix.clone(),
+            filter_suffix: self.spec.suffix.clone(),
+            replicate_deletes: self.spec.replicate_deletes,
+            metrics: self.spec.metrics,
+            key_prefix: self.spec.key_prefix(destination).map(str::to_owned),
+            storage_class: self.spec.storage_class(destination).map(str::to_owned),
+            kms_key: self.spec.dest_kms_key(destination).map(str::to_owned),
+            owner: self.other_account(destination).map(str::to_owned),
+            request_payer: self.spec.request_payer,
+            // Copies are written in the destination's region; only named when
+            // it is not the function's own.
+            destination_region: self
+                .region_of(destination)
+                .filter(|region| *region != self.scope.region)
+                .map(str::to_owned),
+            deployed: Deployed {
+                memory: Some(self.spec.memory),
+                timeout: Some(self.spec.timeout),
+                retry_attempts: Some(self.spec.retry_attempts),
+                max_event_age: Some(self.spec.max_event_age),
+            },
+        }
+    }
+
+    /// The account that owns `destination`, when it is not the caller's.
+    pub fn other_account(&self, destination: &str) -> Option<&str> {
+        other_account(&self.spec, &self.scope, destination)
+    }
+
     pub fn topic_arn(&self) -> String {
-        self.scope.topic_arn(&names::topic_name(&self.spec.source))
+        self.session.topic_arn(&self.spec.source)
     }
 
     pub fn failure_queue_arn(&self) -> String {
@@ -166,12 +243,26 @@ impl Context {
     }
 }
 
+fn other_account<'a>(spec: &'a Spec, scope: &Scope, destination: &str) -> Option<&'a str> {
+    spec.dest_account(destination)
+        .filter(|account| *account != scope.account)
+}
+
 #[cfg(test)]
 impl Context {
     /// A context for unit tests: account 123456789012 in us-east-1, every
     /// client talking to `endpoint` (an in-process fake from
-    /// `crate::test_endpoint`), with retries off.
+    /// `crate::test_endpoint`), with retries off; every destination in
+    /// us-east-1 unless `regions` says otherwise.
     pub(crate) fn offline(spec: Spec, endpoint: &str) -> Context {
+        Context::offline_in(spec, endpoint, BTreeMap::new())
+    }
+
+    pub(crate) fn offline_in(
+        spec: Spec,
+        endpoint: &str,
+        mut regions: BTreeMap<String, String>,
+    ) -> Context {
         use aws_sdk_s3::config::{BehaviorVersion, Credentials};
         let config = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -182,22 +273,22 @@ impl Context {
             ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
+        let scope = Scope {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        };
+        let mut session = Session::new(scope, config);
+        session.s3 = crate::test_endpoint::client(endpoint);
+        for destination in &spec.destinations {
+            regions
+                .entry(destination.bucket.clone())
+                .or_insert_with(|| "us-east-1".into());
+        }
         Context {
+            session,
             spec,
-            scope: Scope {
-                partition: "aws".into(),
-                account: "123456789012".into(),
-                region: "us-east-1".into(),
-            },
-            s3: crate::test_endpoint::client(endpoint),
-            sns: aws_sdk_sns::Client::new(&config),
-            lambda: aws_sdk_lambda::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            sdk: config,
-            destination_regions: BTreeMap::new(),
-            source_key: None,
-            destination_keys: BTreeMap::new(),
+            regions,
             code: None,
         }
     }
@@ -274,20 +365,22 @@ async fn bucket_region(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<String, 
 /// Every destination must exist and be reachable before anything changes;
 /// finds the region of each, since copies are written there (S3 answers a
 /// request sent to another region with 301 PermanentRedirect).
-pub async fn destination_regions(ctx: &mut Context) -> Result<(), DeployError> {
-    let shared: &Context = ctx;
-    let checks = shared.spec.destinations.iter().map(|bucket| async move {
-        let ctx = shared;
+pub async fn find_regions(
+    session: &Session,
+    spec: &Spec,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let checks = spec.destinations.iter().map(|d| &d.bucket).map(|bucket| async move {
+        let other_account = other_account(spec, &session.scope, bucket);
         let found = |region: Option<&str>| {
             Ok((
                 bucket.clone(),
                 region
                     .filter(|r| !r.is_empty())
-                    .unwrap_or(&ctx.scope.region)
+                    .unwrap_or(&session.scope.region)
                     .to_owned(),
             ))
         };
-        match ctx.s3.head_bucket().bucket(bucket).send().await {
+        match session.s3.head_bucket().bucket(bucket).send().await {
             Ok(out) => found(out.bucket_region()),
             Err(err) => {
                 let status = err.raw_response().map(|r| r.status().as_u16());
@@ -295,7 +388,7 @@ pub async fn destination_regions(ctx: &mut Context) -> Result<(), DeployError> {
                     Some(404) => format!("destination bucket {bucket} does not exist: create it, or fix --dest"),
                     // Another account's bucket, as declared: the deployer
                     // may well not reach it; S3 still says where it is.
-                    Some(403) if ctx.other_account(bucket).is_some() => {
+                    Some(403) if other_account.is_some() => {
                         return found(
                             err.raw_response()
                                 .and_then(|r| r.headers().get("x-amz-bucket-region")),
@@ -330,6 +423,5 @@ pub async fn destination_regions(ctx: &mut Context) -> Result<(), DeployError> {
     if !problems.is_empty() {
         return Err(DeployError(problems.join("; ")));
     }
-    ctx.destination_regions = regions;
-    Ok(())
+    Ok(regions)
 }

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Context, DeployError, aws_failure};
+use super::context::Session;
+use super::error::{DeployError, aws_failure};
+use super::names;
+use super::spec::{DestinationSpec, Spec};
 use crate::settings::FunctionSettings;
 
 /// One deployed edge of some fan-out: a function copying source -> destination.
@@ -26,7 +29,7 @@ impl Edge {
     /// gives, and nothing else is known.
     pub fn role_only(source: &str, destination: &str) -> Edge {
         Edge {
-            function: super::names::function_name(destination),
+            function: names::function_name(destination),
             source: source.to_owned(),
             destination: destination.to_owned(),
             ..Edge::default()
@@ -34,9 +37,9 @@ impl Edge {
     }
 }
 
-pub async fn list(ctx: &Context) -> Result<Vec<Edge>, DeployError> {
+pub async fn list(session: &Session) -> Result<Vec<Edge>, DeployError> {
     let mut edges = Vec::new();
-    let mut pages = ctx.lambda.list_functions().into_paginator().send();
+    let mut pages = session.lambda.list_functions().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| aws_failure("cannot list Lambda functions", &err))?;
         for function in page.functions() {
@@ -100,6 +103,50 @@ pub fn find_loop(existing: &[Edge], source: &str, destinations: &[String]) -> Op
 /// The edges of one fan-out, among every s3fan function of the region.
 pub fn of_source<'a>(edges: &'a [Edge], source: &str) -> Vec<&'a Edge> {
     edges.iter().filter(|e| e.source == source).collect()
+}
+
+/// The fan-out as its deployed functions record it: their destinations,
+/// with the settings the last deploy gave each, and the fan-out's key
+/// filter and switches. Where an older s3fan kept no record of memory,
+/// timeout and retries, `asked`'s values stand (the file's, or defaults).
+pub fn deployed_spec(asked: Spec, ours: &[&Edge]) -> Spec {
+    let mut spec = Spec {
+        destinations: ours
+            .iter()
+            .map(|e| DestinationSpec {
+                key_prefix: e.settings.key_prefix.clone(),
+                storage_class: e.settings.storage_class.clone(),
+                kms_key: e.settings.kms_key.clone(),
+                account: e.settings.owner.clone(),
+                ..DestinationSpec::new(e.destination.clone())
+            })
+            .collect(),
+        ..asked
+    };
+    if let Some(first) = ours.first().map(|e| &e.settings) {
+        spec.prefix = first.filter_prefix.clone();
+        spec.suffix = first.filter_suffix.clone();
+        spec.replicate_deletes = first.replicate_deletes;
+        spec.metrics = first.metrics;
+        spec.request_payer = first.request_payer;
+        let recorded = first.deployed;
+        spec.memory = recorded.memory.unwrap_or(spec.memory);
+        spec.timeout = recorded.timeout.unwrap_or(spec.timeout);
+        spec.retry_attempts = recorded.retry_attempts.unwrap_or(spec.retry_attempts);
+        spec.max_event_age = recorded.max_event_age.unwrap_or(spec.max_event_age);
+    }
+    spec
+}
+
+/// Where each deployed function writes: its destination's region as the
+/// function records it, else the function's own (`home`).
+pub fn deployed_regions(ours: &[&Edge], home: &str) -> BTreeMap<String, String> {
+    ours.iter()
+        .map(|e| {
+            let region = e.settings.destination_region.as_deref().unwrap_or(home);
+            (e.destination.clone(), region.to_owned())
+        })
+        .collect()
 }
 
 #[cfg(test)]

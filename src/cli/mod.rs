@@ -1,0 +1,318 @@
+//! The command line (laptop and CI mode): the commands, and one way each
+//! runs, prints its report and exits.
+
+pub mod args;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use self::args::{
+    BackfillArgs, DeployArgs, DestroyArgs, FanoutArgs, Output, TargetArgs, target_spec,
+};
+use crate::deploy;
+use crate::fanout::DeployError;
+use crate::fanout::spec::Spec;
+use crate::handler::limits::CopySettings;
+use crate::package::{Bootstrap, Code};
+use crate::report::Report;
+use crate::sync;
+
+#[derive(Parser)]
+#[command(
+    name = "s3fan",
+    version = crate::version::LONG,
+    about = "Fan out new objects from one S3 bucket to many",
+    long_about = "Fan out new objects from one S3 bucket to many.\n\n\
+        s3fan is one binary: on your machine it packages and deploys itself; \
+        inside AWS Lambda the same binary is the function that copies each new \
+        object, server-side, to its destination bucket.",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Show the raw detail of errors, and the AWS SDK's own log on stderr.
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Provision (or converge) the fan-out from SRC to every DST.
+    Deploy(DeployArgs),
+    /// Show what is deployed for SRC and how it differs from what deploy would make.
+    Status(TargetArgs),
+    /// Remove what deploy made for SRC (or only the given destinations).
+    Destroy(DestroyArgs),
+    /// Copy every existing object that is missing or different in a destination.
+    Backfill(BackfillArgs),
+    /// Compare SRC with its destinations by key, size and ETag.
+    Verify(FanoutArgs),
+    /// List the events that failed every retry (kept in SRC-fanout-failures).
+    Failures(TargetArgs),
+    /// Copy the failed events again; each message is deleted once its copy succeeded.
+    Retry(TargetArgs),
+    /// Write the Lambda zip: this executable (or --bootstrap) as `bootstrap`.
+    Package {
+        /// Where to write the zip.
+        #[arg(long, default_value = "s3fan.zip")]
+        out: PathBuf,
+        /// A Linux build of s3fan to package instead of the running one
+        /// (needed when running s3fan on macOS or Windows).
+        #[arg(long, value_name = "PATH")]
+        bootstrap: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.debug {
+        crate::aws::set_debug(true);
+        init_debug_log();
+    }
+    match cli.command {
+        Command::Deploy(args) => run(args.output, deploy_command(args)),
+        Command::Status(args) => run(args.aws.output, status_command(args)),
+        Command::Destroy(args) => run(args.aws.output, destroy_command(args)),
+        Command::Backfill(args) => run(args.fanout.aws.output, backfill_command(args)),
+        Command::Verify(args) => run(args.aws.output, verify_command(args)),
+        Command::Failures(args) => run(args.aws.output, failures_command(args)),
+        Command::Retry(args) => run(args.aws.output, retry_command(args)),
+        Command::Package { out, bootstrap } => {
+            emit(Output::Text, package(&out, bootstrap.as_deref()))
+        }
+    }
+}
+
+/// `--debug`: the SDK's log (and s3fan's) as text on stderr, at the level
+/// RUST_LOG asks (default debug). As in the handler, the SDK's TRACE lines
+/// are dropped whatever RUST_LOG says: they print signed requests, session
+/// tokens included.
+fn init_debug_log() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+    let no_credentials = tracing_subscriber::filter::filter_fn(crate::aws::keeps_credentials_out);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter)
+        .with_filter(no_credentials);
+    tracing_subscriber::registry().with(lines).init();
+}
+
+/// Runs one command on an async runtime, then prints what it returned.
+fn run<R: Report>(output: Output, command: impl Future<Output = Result<R, String>>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => emit(output, runtime.block_on(command)),
+        Err(err) => emit::<Packaged>(
+            output,
+            Err(format!("cannot start the async runtime: {err}")),
+        ),
+    }
+}
+
+/// Prints the report as text or JSON, or the error (on stderr, and as
+/// `{"ok": false, "error": ...}` for JSON readers), and exits with its
+/// status: 0 only when the command did what it was asked.
+fn emit<R: Report>(output: Output, result: Result<R, String>) -> ExitCode {
+    let printed = result.and_then(|report| {
+        match output {
+            Output::Text => print!("{}", report.render_text()),
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report)
+                    .map_err(|err| format!("cannot write JSON: {err}"))?
+            ),
+        }
+        Ok(report.ok())
+    });
+    match printed {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            if output == Output::Json {
+                println!("{}", serde_json::json!({"ok": false, "error": message}));
+            }
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `s3fan.toml` in the working directory, if there is one.
+fn file_config() -> Result<DeployArgs, String> {
+    let dir = std::env::current_dir()
+        .map_err(|err| format!("cannot read the working directory: {err}"))?;
+    args::load_file(&dir).map_err(|err| err.to_string())
+}
+
+/// A command other than deploy: the fan-out it names, over the file.
+fn target(source: Option<String>, dest: Vec<String>, aws: &args::AwsArgs) -> Result<Spec, String> {
+    target_spec(source, dest, aws, file_config()?).map_err(|err| err.to_string())
+}
+
+async fn deploy_command(args: DeployArgs) -> Result<deploy::Report, String> {
+    let (dry_run, bootstrap) = (args.dry_run, args.bootstrap.clone());
+    let spec = args.spec(file_config()?).map_err(|err| err.to_string())?;
+    let code = Code::load(bootstrap.as_deref()).map_err(|err| err.to_string())?;
+    deploy::deploy(spec, code, dry_run).await.map_err(explain)
+}
+
+async fn status_command(args: TargetArgs) -> Result<deploy::StatusReport, String> {
+    let spec = target(args.source, Vec::new(), &args.aws)?;
+    // Compares deployed code with this binary where it is a Linux build.
+    let code = Code::load(None).ok();
+    deploy::status(spec, code)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn destroy_command(args: DestroyArgs) -> Result<deploy::Report, String> {
+    let spec = target(args.source, args.dest, &args.aws)?;
+    let code = Code::load(None).ok();
+    deploy::destroy(spec, code, args.dry_run)
+        .await
+        .map_err(explain)
+}
+
+/// A backfill's report: copied here, or handed to the deployed functions.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Backfilled {
+    Here(sync::backfill::BackfillReport),
+    ViaLambda(sync::via_lambda::ViaLambdaReport),
+}
+
+impl Report for Backfilled {
+    fn render_text(&self) -> String {
+        match self {
+            Backfilled::Here(report) => report.render_text(),
+            Backfilled::ViaLambda(report) => report.render_text(),
+        }
+    }
+
+    fn ok(&self) -> bool {
+        match self {
+            Backfilled::Here(report) => report.ok(),
+            Backfilled::ViaLambda(report) => report.ok(),
+        }
+    }
+}
+
+async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
+    let FanoutArgs {
+        source,
+        dest,
+        prefix,
+        aws,
+    } = args.fanout;
+    let spec = target(source, dest, &aws)?;
+    // The same variables tune the copies here as in the function.
+    let settings = CopySettings::from_process_env()?;
+    if args.via_lambda && !spec.destinations.is_empty() {
+        return Err(
+            "--via-lambda copies with the deployed functions, to every deployed destination: \
+             drop --dest"
+                .into(),
+        );
+    }
+    let fanout = sync::connect(spec, prefix).await.map_err(|err| {
+        if args.dry_run {
+            err.to_string()
+        } else {
+            explain(err)
+        }
+    })?;
+    if args.via_lambda {
+        let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
+        return Ok(Backfilled::ViaLambda(report));
+    }
+    let options = sync::backfill::Options {
+        concurrency: usize::from(args.concurrency),
+        dry_run: args.dry_run,
+        settings,
+    };
+    Ok(Backfilled::Here(
+        sync::backfill::backfill(&fanout, &options).await,
+    ))
+}
+
+async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, String> {
+    let spec = target(args.source, args.dest, &args.aws)?;
+    let fanout = sync::connect(spec, args.prefix)
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(sync::verify::verify(&fanout).await)
+}
+
+async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresReport, String> {
+    let spec = target(args.source, Vec::new(), &args.aws)?;
+    crate::failures::failures(spec)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn retry_command(args: TargetArgs) -> Result<crate::failures::RetryReport, String> {
+    let spec = target(args.source, Vec::new(), &args.aws)?;
+    let settings = CopySettings::from_process_env()?;
+    crate::failures::retry(spec, settings)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// Errors before any change say so: nothing needs cleaning up.
+fn explain(err: DeployError) -> String {
+    format!("{err}\nNothing was changed.")
+}
+
+/// What `package` wrote.
+#[derive(Serialize)]
+struct Packaged {
+    out: PathBuf,
+    bytes: usize,
+    bootstrap: PathBuf,
+    architecture: &'static str,
+    glibc: Option<String>,
+}
+
+impl Report for Packaged {
+    fn render_text(&self) -> String {
+        let glibc = self
+            .glibc
+            .as_ref()
+            .map_or("no glibc (static)".to_owned(), |v| {
+                format!("needs glibc {v}")
+            });
+        format!(
+            "wrote {} ({} bytes): {} as bootstrap, {}, {glibc}\n",
+            self.out.display(),
+            self.bytes,
+            self.bootstrap.display(),
+            self.architecture
+        )
+    }
+
+    fn ok(&self) -> bool {
+        true
+    }
+}
+
+fn package(out: &Path, bootstrap: Option<&Path>) -> Result<Packaged, String> {
+    let bootstrap = Bootstrap::load(bootstrap).map_err(|err| err.to_string())?;
+    let zip = bootstrap.zip().map_err(|err| err.to_string())?;
+    std::fs::write(out, &zip).map_err(|err| format!("cannot write {}: {err}", out.display()))?;
+    Ok(Packaged {
+        out: out.to_path_buf(),
+        bytes: zip.len(),
+        bootstrap: bootstrap.path,
+        architecture: bootstrap.architecture.lambda_name(),
+        glibc: bootstrap.glibc.map(|v| v.to_string()),
+    })
+}
