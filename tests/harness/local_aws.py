@@ -49,6 +49,7 @@ that dies cannot leave it behind. It writes its pid to --pidfile if given.
 """
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -521,6 +522,28 @@ def runtime_api_handler(invocation):
     return Handler
 
 
+def start_bootstrap(bootstrap, directory, env):
+    """Starts the bootstrap process. A bootstrap just unpacked may be "busy"
+    (ETXTBSY) for a moment: a process forked by another thread at that time
+    holds the unpacking's write descriptor until it executes its own
+    program. That is a race of this harness, not of Lambda: retried."""
+    for attempt in range(50):
+        try:
+            return subprocess.Popen(
+                [bootstrap],
+                cwd=directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as err:
+            if err.errno != errno.ETXTBSY or attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
 def run_bootstrap(function, event_body):
     """Runs one invocation of `function` with the real bootstrap; returns
     (result_text, is_error, logs) as moto's own _invoke_lambda does."""
@@ -557,15 +580,7 @@ def run_bootstrap(function, event_body):
     env.update(BOOTSTRAP_ENV)
     logs = ""
     try:
-        process = subprocess.Popen(
-            [bootstrap],
-            cwd=directory,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_bootstrap(bootstrap, directory, env)
     except OSError as err:
         server.shutdown()
         result = json.dumps(
