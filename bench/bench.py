@@ -666,7 +666,7 @@ class Bench:
 
 
 def is_write(request):
-    """As tests/common's RecordedRequest::is_write: a query-protocol action
+    """As tests/e2e/common.rs's RecordedRequest::is_write: a query-protocol action
     other than Get/List/Describe, or a REST call other than GET and HEAD."""
     action = request.get("action")
     if action:

@@ -4,9 +4,7 @@
 //! playing the parts moto cannot: expired credentials, and a bucket that
 //! belongs to another account (moto does not evaluate access).
 
-mod common;
-
-use common::{
+use crate::common::{
     CliRun, Clients, FaultProxy, access_key, assert_refused, local_aws, s3fan_with_env, unique,
     writes_by,
 };
@@ -241,8 +239,8 @@ async fn an_explicit_profile_wins_over_credentials_in_the_environment() {
             ("AWS_CONFIG_FILE", config.as_str()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
         ];
-        let run = common::s3fan_in(&dir, &aws.endpoint, &environment_key, &env, &args).await;
-        common::assert_ok(&run);
+        let run = crate::common::s3fan_in(&dir, &aws.endpoint, &environment_key, &env, &args).await;
+        crate::common::assert_ok(&run);
         assert!(
             dir.join("ran").exists(),
             "{how}: the profile's credential_process ran"

@@ -1,12 +1,13 @@
-//! The local AWS that end-to-end tests run against: one moto server per test
-//! binary (tests/harness/local_aws.py), which executes uploaded Lambda zips
-//! with their real `bootstrap`, and SDK clients pointed at it.
+//! The local AWS that end-to-end tests run against: one moto server
+//! (tests/harness/local_aws.py), which executes uploaded Lambda zips with
+//! their real `bootstrap`, and SDK clients pointed at it; and the helpers
+//! every feature's tests use to run the release binary and read its output.
 //!
 //! Tests share the server and keep out of each other's way with unique
-//! resource names. The server exits when this process does: it watches its
-//! standard input, which closes when the test binary exits however it ends.
-
-#![allow(dead_code)] // each test binary uses a different part of this
+//! resource names; the few that change how every function runs have one of
+//! their own ([`isolated_local_aws`]). A server exits when this process
+//! does: it watches its standard input, which closes when the test binary
+//! exits however it ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,7 +22,6 @@ use serde_json::Value;
 
 pub struct LocalAws {
     pub endpoint: String,
-    pub log_path: PathBuf,
     _server: Mutex<Child>,
 }
 
@@ -31,11 +31,26 @@ pub fn local_aws() -> &'static LocalAws {
     LOCAL_AWS.get_or_init(start_local_aws)
 }
 
+/// A local AWS of its own, for tests that change how every function runs
+/// (`set_bootstrap_env`): shared by the tests that give the same `name`,
+/// never with the others. Started on first use.
+pub fn isolated_local_aws(name: &'static str) -> &'static LocalAws {
+    static SERVERS: Mutex<Vec<(&'static str, &'static LocalAws)>> = Mutex::new(Vec::new());
+    let mut servers = SERVERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, aws)) = servers.iter().find(|(n, _)| *n == name) {
+        return aws;
+    }
+    let aws: &'static LocalAws = Box::leak(Box::new(start_local_aws()));
+    servers.push((name, aws));
+    aws
+}
+
 fn start_local_aws() -> LocalAws {
-    let (child, port, log_path) = start_harness_server("local_aws.py", &[]);
+    let (child, port, _) = start_harness_server("local_aws.py", &[]);
     LocalAws {
         endpoint: format!("http://127.0.0.1:{port}"),
-        log_path,
         _server: Mutex::new(child),
     }
 }
@@ -54,7 +69,8 @@ fn start_harness_server(script: &str, args: &[&str]) -> (Child, String, PathBuf)
         python.display()
     );
     let stem = script.trim_end_matches(".py");
-    let log_path = std::env::temp_dir().join(format!("s3fan-{stem}-{}.log", std::process::id()));
+    // One log per server: a test binary may start several of each.
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique(&format!("s3fan-{stem}"))));
     let log = std::fs::File::create(&log_path).expect("create the harness server's log");
     let mut child = Command::new(&python)
         .arg(root.join("tests/harness").join(script))
@@ -230,15 +246,6 @@ impl FaultProxy {
         control_request(&self.endpoint, "POST", "/_faults/refuse", Some(&plan));
     }
 
-    pub fn refuse_none(&self) {
-        control_request(
-            &self.endpoint,
-            "POST",
-            "/_faults/refuse",
-            Some(&serde_json::json!({})),
-        );
-    }
-
     /// The next request for `operation` gets exactly the fault `kind`.
     pub fn next(&self, kind: &str, operation: &str) {
         let plan = serde_json::json!({"kind": kind, "operation": operation});
@@ -247,10 +254,6 @@ impl FaultProxy {
 }
 
 impl LocalAws {
-    pub async fn sdk_config(&self) -> SdkConfig {
-        self.sdk_config_in("us-east-1").await
-    }
-
     pub async fn sdk_config_in(&self, region: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
@@ -302,6 +305,47 @@ impl LocalAws {
     /// test can pick its own calls out of `requests()`.
     pub async fn s3fan(&self, access_key: &str, args: &[&str]) -> CliRun {
         s3fan_at(&self.endpoint, access_key, args).await
+    }
+
+    /// `s3fan deploy --source SOURCE --dest DST ... FLAGS ...`, signed with
+    /// `access_key`.
+    pub async fn deploy(
+        &self,
+        access_key: &str,
+        source: &str,
+        destinations: &[&str],
+        flags: &[&str],
+    ) -> CliRun {
+        let mut args = vec!["deploy", "--source", source];
+        for destination in destinations {
+            args.extend(["--dest", destination]);
+        }
+        args.extend(flags);
+        self.s3fan(access_key, &args).await
+    }
+
+    /// `deploy` with `--output json`, asserted to succeed: its report.
+    pub async fn deploy_json(
+        &self,
+        access_key: &str,
+        source: &str,
+        destinations: &[&str],
+        flags: &[&str],
+    ) -> Value {
+        let flags = [flags, &["--output", "json"]].concat();
+        let run = self.deploy(access_key, source, destinations, &flags).await;
+        assert_ok(&run);
+        run.json()
+    }
+
+    /// Runs `args` with `--output json`, asserts that it succeeded, and
+    /// returns its report.
+    pub async fn s3fan_json(&self, access_key: &str, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let run = self.s3fan(access_key, &args).await;
+        assert_ok(&run);
+        run.json()
     }
 
     fn control(&self, path: &str) -> Value {

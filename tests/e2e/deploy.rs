@@ -3,13 +3,11 @@
 //! same binary as their bootstrap, so an upload after deploy proves the whole
 //! fan-out.
 
-mod common;
-
+use crate::common::{Clients, access_key, assert_ok, assert_refused, local_aws, unique, writes_by};
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, LambdaFunctionConfiguration, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, TopicConfiguration,
 };
-use common::{Clients, access_key, assert_ok, assert_refused, local_aws, unique, writes_by};
 use serde_json::{Value, json};
 
 fn reads_by(key: &str) -> usize {
@@ -107,12 +105,11 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
     buckets(&clients, &[&source, &d1, &d2, &d3]).await;
 
     let run = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy", "--source", &source, "--dest", &d1, "--dest", &d2, "--dest", &d3,
-                "--output", "json",
-            ],
+            &source,
+            &[&d1, &d2, &d3],
+            &["--output", "json"],
         )
         .await;
     assert_ok(&run);
@@ -412,21 +409,11 @@ async fn changed_configuration_and_code_are_updated_and_nothing_else() {
     let other = other_build.to_string_lossy().into_owned();
     let key = access_key();
     let run = aws
-        .s3fan(
+        .deploy(
             &key,
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--memory",
-                "256",
-                "--bootstrap",
-                &other,
-                "--output",
-                "json",
-            ],
+            &source,
+            &[&destination],
+            &["--memory", "256", "--bootstrap", &other, "--output", "json"],
         )
         .await;
     assert_ok(&run);
@@ -462,21 +449,10 @@ async fn destinations_are_added_and_removed() {
     let source = unique("src-move");
     let (a, b, c) = (unique("dst-a"), unique("dst-b"), unique("dst-c"));
     buckets(&clients, &[&source, &a, &b, &c]).await;
-    assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &["deploy", "--source", &source, "--dest", &a, "--dest", &b],
-        )
-        .await,
-    );
+    assert_ok(&aws.deploy(&access_key(), &source, &[&a, &b], &[]).await);
 
     let run = aws
-        .s3fan(
-            &access_key(),
-            &[
-                "deploy", "--source", &source, "--dest", &b, "--dest", &c, "--output", "json",
-            ],
-        )
+        .deploy(&access_key(), &source, &[&b, &c], &["--output", "json"])
         .await;
     assert_ok(&run);
     let report = run.json();
@@ -581,13 +557,8 @@ async fn destroying_one_destination_leaves_the_queue_admitting_exactly_the_rest(
     // Buckets as the aws cli and IAM write them.
     let (as_url, as_arn) = (format!("s3://{source}"), format!("arn:aws:s3:::{a}"));
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &[
-                "deploy", "--source", &as_url, "--dest", &as_arn, "--dest", &b,
-            ],
-        )
-        .await,
+        &aws.deploy(&access_key(), &as_url, &[&as_arn, &b], &[])
+            .await,
     );
     assert!(function_exists(&clients, &a).await && function_exists(&clients, &b).await);
     let role = |d: &str| format!("arn:aws:iam::123456789012:role/s3fan-{d}");
@@ -634,13 +605,8 @@ async fn a_role_whose_function_is_gone_is_drift_and_the_next_deploy_removes_it()
     let (kept, orphan) = (unique("dst-orphan-a"), unique("dst-orphan-b"));
     buckets(&clients, &[&source, &kept, &orphan]).await;
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &[
-                "deploy", "--source", &source, "--dest", &kept, "--dest", &orphan,
-            ],
-        )
-        .await,
+        &aws.deploy(&access_key(), &source, &[&kept, &orphan], &[])
+            .await,
     );
     // What an interrupted destroy leaves: the function gone, its role not.
     clients
@@ -687,12 +653,7 @@ async fn a_role_whose_function_is_gone_is_drift_and_the_next_deploy_removes_it()
     );
     assert_eq!(status["orphaned_roles"], json!([role]), "{status}");
     let run = aws
-        .s3fan(
-            &access_key(),
-            &[
-                "deploy", "--source", &source, "--dest", &kept, "--output", "json",
-            ],
-        )
+        .deploy(&access_key(), &source, &[&kept], &["--output", "json"])
         .await;
     assert_ok(&run);
     assert_eq!(name_of(&run.json(), "role", &orphan), role);
@@ -805,17 +766,11 @@ async fn other_notifications_survive_deploy_and_destroy() {
     let before = notifications(&clients, &source).await;
 
     assert_ok(
-        &aws.s3fan(
+        &aws.deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--prefix",
-                "docs/",
-            ],
+            &source,
+            &[&destination],
+            &["--prefix", "docs/"],
         )
         .await,
     );
@@ -897,12 +852,7 @@ async fn an_overlapping_configuration_is_refused_before_any_change() {
         .expect("put notification");
 
     let key = access_key();
-    let run = aws
-        .s3fan(
-            &key,
-            &["deploy", "--source", &source, "--dest", &destination],
-        )
-        .await;
+    let run = aws.deploy(&key, &source, &[&destination], &[]).await;
     assert_refused(
         &run,
         &[
@@ -925,17 +875,7 @@ async fn dry_run_plans_and_changes_nothing() {
     buckets(&clients, &[&source, &destination]).await;
     let key = access_key();
     let run = aws
-        .s3fan(
-            &key,
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--dry-run",
-            ],
-        )
+        .deploy(&key, &source, &[&destination], &["--dry-run"])
         .await;
     assert_ok(&run);
     assert!(run.stdout.contains("would create"), "{}", run.stdout);
@@ -947,23 +887,9 @@ async fn dry_run_plans_and_changes_nothing() {
     assert_eq!(writes_by(&key), Vec::<String>::new());
     assert!(!function_exists(&clients, &destination).await);
 
-    let json = aws
-        .s3fan(
-            &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--dry-run",
-                "--output",
-                "json",
-            ],
-        )
+    let report = aws
+        .deploy_json(&access_key(), &source, &[&destination], &["--dry-run"])
         .await;
-    assert_ok(&json);
-    let report = json.json();
     assert_eq!(report["dry_run"], true);
     assert_eq!(
         report["changes"].as_array().map(Vec::len),
@@ -1042,26 +968,17 @@ async fn bad_input_is_refused_with_a_clear_message_and_no_change() {
     }
 
     let run = aws
-        .s3fan(
-            &access_key(),
-            &["deploy", "--source", &missing, "--dest", &destination],
-        )
+        .deploy(&access_key(), &missing, &[&destination], &[])
         .await;
     assert_refused(&run, &[&format!("source bucket {missing} does not exist")]);
 
     // JSON users get the error as JSON too.
     let run = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &missing,
-                "--dest",
-                &destination,
-                "--output",
-                "json",
-            ],
+            &missing,
+            &[&destination],
+            &["--output", "json"],
         )
         .await;
     assert!(!run.success);
@@ -1080,9 +997,7 @@ async fn bad_input_is_refused_with_a_clear_message_and_no_change() {
         .create_function(&taken, "someone-elses-bucket")
         .await;
     let key = access_key();
-    let run = aws
-        .s3fan(&key, &["deploy", "--source", &source, "--dest", &taken])
-        .await;
+    let run = aws.deploy(&key, &source, &[&taken], &[]).await;
     assert_refused(
         &run,
         &[&format!(
@@ -1103,18 +1018,10 @@ async fn a_fan_out_that_would_loop_is_refused() {
     let clients = aws.clients().await;
     let (a, b, c) = (unique("loop-a"), unique("loop-b"), unique("loop-c"));
     buckets(&clients, &[&a, &b, &c]).await;
-    assert_ok(
-        &aws.s3fan(&access_key(), &["deploy", "--source", &a, "--dest", &b])
-            .await,
-    );
-    assert_ok(
-        &aws.s3fan(&access_key(), &["deploy", "--source", &b, "--dest", &c])
-            .await,
-    );
+    assert_ok(&aws.deploy(&access_key(), &a, &[&b], &[]).await);
+    assert_ok(&aws.deploy(&access_key(), &b, &[&c], &[]).await);
     let key = access_key();
-    let run = aws
-        .s3fan(&key, &["deploy", "--source", &c, "--dest", &a])
-        .await;
+    let run = aws.deploy(&key, &c, &[&a], &[]).await;
     assert_refused(
         &run,
         &["replication loop", &format!("{c} -> {a} -> {b} -> {c}")],
@@ -1154,19 +1061,11 @@ async fn status_shows_the_deployment_and_its_drift() {
     buckets(&clients, &[&source, &destination]).await;
     // Not the defaults: status compares with what this deploy made.
     assert_ok(
-        &aws.s3fan(
+        &aws.deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--retry-attempts",
-                "0",
-                "--memory",
-                "256",
-            ],
+            &source,
+            &[&destination],
+            &["--retry-attempts", "0", "--memory", "256"],
         )
         .await,
     );
@@ -1213,18 +1112,11 @@ async fn status_shows_the_deployment_and_its_drift() {
     // deploy --dry-run compares with the flags given (here: none, so the
     // defaults), naming each field.
     let dry = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--dry-run",
-                "--output",
-                "json",
-            ],
+            &source,
+            &[&destination],
+            &["--dry-run", "--output", "json"],
         )
         .await
         .json();
@@ -1262,19 +1154,11 @@ async fn the_key_filter_holds_in_the_notification_and_in_the_function() {
     let destination = unique("dst-filter");
     buckets(&clients, &[&source, &destination]).await;
     let run = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--prefix",
-                "docs/",
-                "--suffix",
-                ".pdf",
-            ],
+            &source,
+            &[&destination],
+            &["--prefix", "docs/", "--suffix", ".pdf"],
         )
         .await;
     assert_ok(&run);
@@ -1369,11 +1253,8 @@ async fn deletes_are_replicated_only_when_asked() {
     // Off by default: a delete in the source leaves the copy alone, and the
     // role may not delete.
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &["deploy", "--source", &source, "--dest", &destination],
-        )
-        .await,
+        &aws.deploy(&access_key(), &source, &[&destination], &[])
+            .await,
     );
     round_trip("kept.txt").await;
     assert!(
@@ -1388,16 +1269,11 @@ async fn deletes_are_replicated_only_when_asked() {
 
     // Asked for: the copy goes with the original.
     let run = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--replicate-deletes",
-            ],
+            &source,
+            &[&destination],
+            &["--replicate-deletes"],
         )
         .await;
     assert_ok(&run);
@@ -1418,11 +1294,8 @@ async fn deletes_are_replicated_only_when_asked() {
 
     // Turned off again, everything goes back.
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &["deploy", "--source", &source, "--dest", &destination],
-        )
-        .await,
+        &aws.deploy(&access_key(), &source, &[&destination], &[])
+            .await,
     );
     round_trip("kept-again.txt").await;
     assert!(clients.get(&destination, "kept-again.txt").await.is_some());
@@ -1537,9 +1410,7 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
     // A bad prefix is refused before any change.
     let key = access_key();
     let bad = format!("{prefixed}:/abs");
-    let run = aws
-        .s3fan(&key, &["deploy", "--source", &source, "--dest", &bad])
-        .await;
+    let run = aws.deploy(&key, &source, &[&bad], &[]).await;
     assert_refused(&run, &[&format!("--dest {bad:?}"), "starts with '/'"]);
     assert_eq!(writes_by(&key), Vec::<String>::new());
 }
@@ -1633,18 +1504,7 @@ async fn a_storage_class_applies_to_its_destination_live_and_in_backfill() {
     let key = access_key();
     let bad = format!("{archive}=COLD");
     let run = aws
-        .s3fan(
-            &key,
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &archive,
-                "--storage-class",
-                &bad,
-            ],
-        )
+        .deploy(&key, &source, &[&archive], &["--storage-class", &bad])
         .await;
     assert_refused(&run, &["\"COLD\" is not an S3 storage class", "GLACIER_IR"]);
     assert_eq!(writes_by(&key), Vec::<String>::new());
@@ -1683,13 +1543,8 @@ async fn a_destination_in_another_region_is_written_in_its_region() {
         .await;
 
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &[
-                "deploy", "--source", &source, "--dest", &near, "--dest", &far,
-            ],
-        )
-        .await,
+        &aws.deploy(&access_key(), &source, &[&near, &far], &[])
+            .await,
     );
     for (destination, expected) in [(&near, None), (&far, Some("eu-west-1"))] {
         let variables = clients.function_environment(destination).await;
@@ -1726,7 +1581,7 @@ async fn a_destination_in_another_region_is_written_in_its_region() {
         ("S3FAN_MULTIPART_THRESHOLD", "5242880"),
         ("S3FAN_PART_SIZE", "5242880"),
     ];
-    let run = common::s3fan_with_env(
+    let run = crate::common::s3fan_with_env(
         &aws.endpoint,
         &access_key(),
         &parts,

@@ -8,13 +8,17 @@
 //! One test function, because the proxy and the harness's bootstrap
 //! environment are shared by every function the local AWS runs.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 
-use common::{Clients, FaultProxy, access_key, assert_ok, local_aws, s3fan_at, unique};
+use crate::common::{Clients, FaultProxy, LocalAws, access_key, assert_ok, s3fan_at, unique};
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+/// This module's own local AWS: its tests change how every function runs
+/// (`set_bootstrap_env`), which no other test may see.
+fn local_aws() -> &'static LocalAws {
+    crate::common::isolated_local_aws("faults")
+}
 
 const MIB: usize = 1024 * 1024;
 
@@ -336,7 +340,7 @@ async fn snapshot(clients: &Clients, source: &str, destinations: &[String]) -> V
     };
     let mut functions = Vec::new();
     for destination in destinations {
-        let name = common::function_name_for(destination);
+        let name = crate::common::function_name_for(destination);
         let Ok(function) = clients
             .lambda
             .get_function_configuration()
@@ -422,7 +426,7 @@ async fn snapshot(clients: &Clients, source: &str, destinations: &[String]) -> V
     // the source and write the destination.
     let mut roles = Vec::new();
     for destination in destinations {
-        let name = format!("s3fan-{}", common::function_name_for(destination));
+        let name = format!("s3fan-{}", crate::common::function_name_for(destination));
         if clients
             .iam
             .get_role()

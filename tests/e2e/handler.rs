@@ -2,12 +2,10 @@
 //! Lambda Runtime API protocol, against moto. PutObject on the source ->
 //! S3 notification -> SNS -> one function per destination -> CopyObject.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::{Clients, Invocation, function_name_for, local_aws, unique};
 use aws_sdk_lambda::primitives::Blob;
-use common::{Clients, Invocation, function_name_for, local_aws, unique};
 use serde_json::{Value, json};
 
 /// Keys that break naive handlers: form encoding, percent signs, unicode,

@@ -4,13 +4,17 @@
 //! logs, even at the most verbose level. Its own test binary, so its harness (and the
 //! debug level it sets for every function) is not shared with other tests.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Invocation, LocalAws, access_key, function_name_for, s3fan_with_env, unique};
 use aws_sdk_lambda::primitives::Blob;
-use common::{Invocation, access_key, function_name_for, local_aws, s3fan_with_env, unique};
 use serde_json::json;
+
+/// This module's own local AWS: its tests change how every function runs
+/// (`set_bootstrap_env`), which no other test may see.
+fn local_aws() -> &'static LocalAws {
+    crate::common::isolated_local_aws("secrets")
+}
 
 const DEPLOYER_SECRET: &str = "DeployerSecretKey0NeverShown0abcdefghijklmn";
 const DEPLOYER_TOKEN: &str = "IQoJDeployerSessionToken0NeverShown0xyz";

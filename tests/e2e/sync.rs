@@ -1,9 +1,7 @@
 //! End to end: `s3fan backfill` and `s3fan verify`, the release binary run
 //! as a user runs it, against the local AWS.
 
-mod common;
-
-use common::{Clients, access_key, assert_ok, local_aws, unique, writes_by};
+use crate::common::{Clients, access_key, assert_ok, local_aws, unique, writes_by};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -260,32 +258,19 @@ async fn without_dest_the_deployed_fanout_and_its_filter_are_used() {
             .await;
     }
     assert_ok(
-        &aws.s3fan(
+        &aws.deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &format!("{destination}:bk/"),
-                "--prefix",
-                "docs/",
-                "--suffix",
-                ".pdf",
-            ],
+            &source,
+            &[&format!("{destination}:bk/")],
+            &["--prefix", "docs/", "--suffix", ".pdf"],
         )
         .await,
     );
     assert_eq!(count_objects(&clients, &destination, "").await, 0);
 
-    let run = aws
-        .s3fan(
-            &access_key(),
-            &["backfill", "--source", &source, "--output", "json"],
-        )
+    let report = aws
+        .s3fan_json(&access_key(), &["backfill", "--source", &source])
         .await;
-    assert_ok(&run);
-    let report = run.json();
     assert_eq!(report["destinations"][0]["key_prefix"], "bk/", "{report}");
     assert_eq!(report["destinations"][0]["copied"], 2, "{report}");
     for key in ["bk/docs/a.pdf", "bk/docs/sub/d.pdf"] {
@@ -340,19 +325,11 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
         clients.create_bucket(bucket).await;
     }
     let deploy = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destination,
-                "--retry-attempts",
-                "0",
-                "--output",
-                "json",
-            ],
+            &source,
+            &[&destination],
+            &["--retry-attempts", "0", "--output", "json"],
         )
         .await;
     assert_ok(&deploy);
@@ -398,14 +375,9 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
         .count();
     assert_eq!(attempts, 1, "--retry-attempts 0: one attempt, no retry");
 
-    let listed = aws
-        .s3fan(
-            &access_key(),
-            &["failures", "--source", &source, "--output", "json"],
-        )
+    let report = aws
+        .s3fan_json(&access_key(), &["failures", "--source", &source])
         .await;
-    assert_ok(&listed);
-    let report = listed.json();
     let events = report["events"].as_array().expect("events");
     assert_eq!(events.len(), 1, "{report}");
     assert_eq!(
@@ -496,14 +468,9 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
 
     // Once the cause is fixed, retry delivers it and empties the queue.
     clients.create_bucket(&destination).await;
-    let retried = aws
-        .s3fan(
-            &access_key(),
-            &["retry", "--source", &source, "--output", "json"],
-        )
+    let report = aws
+        .s3fan_json(&access_key(), &["retry", "--source", &source])
         .await;
-    assert_ok(&retried);
-    let report = retried.json();
     assert_eq!(
         (&report["delivered"], &report["kept"]),
         (&json!(1), &json!(0)),
@@ -543,19 +510,8 @@ async fn backfill_via_lambda_publishes_s3_events_that_the_functions_copy() {
     let keys = fill(&clients, &source, 150).await;
     let under_prefix = format!("{prefixed}:bk/");
     assert_ok(
-        &aws.s3fan(
-            &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &plain,
-                "--dest",
-                &under_prefix,
-            ],
-        )
-        .await,
+        &aws.deploy(&access_key(), &source, &[&plain, &under_prefix], &[])
+            .await,
     );
     aws.drain(); // the TestEvent deploy's notification sends
     let invocations_before = aws.invocations().len();
@@ -595,21 +551,9 @@ async fn backfill_via_lambda_publishes_s3_events_that_the_functions_copy() {
     );
 
     let key = access_key();
-    let run = aws
-        .s3fan(
-            &key,
-            &[
-                "backfill",
-                "--source",
-                &source,
-                "--via-lambda",
-                "--output",
-                "json",
-            ],
-        )
+    let report = aws
+        .s3fan_json(&key, &["backfill", "--source", &source, "--via-lambda"])
         .await;
-    assert_ok(&run);
-    let report = run.json();
     assert_eq!(
         (&report["objects"], &report["messages"]),
         (&json!(150), &json!(2)),

@@ -141,7 +141,7 @@ def operation_of(method, path, query, headers):
 
 
 def api_action(method, path, headers, body):
-    """The API action of a request, as tests/common's RecordedRequest reads it:
+    """The API action of a request, as tests/e2e/common.rs's RecordedRequest reads it:
     the query protocol's Action, or the JSON protocols' X-Amz-Target."""
     target = headers.get("x-amz-target")
     if target:

@@ -1,0 +1,15 @@
+//! Every end-to-end test, in one test binary with a module per feature (as
+//! ripgrep's tests/ are), so that the harness, the SDK clients and the
+//! local AWS are built and started once per test run. Each test runs the
+//! release binary as a user runs it, against the local AWS, whose Lambda
+//! executes that same binary as every function's `bootstrap`.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod deploy;
+mod faults;
+mod handler;
+mod secrets;
+mod sync;
