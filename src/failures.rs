@@ -1,7 +1,7 @@
 //! `s3fan failures` and `s3fan retry`: the events that failed every one of
 //! Lambda's retries. Deploy makes the queue `SRC-fanout-failures` each
 //! function's on-failure destination, so such an event is kept there (14
-//! days) with the error, instead of vanishing as in the original.
+//! days) with the error, rather than dropped.
 //! `retry` replays each through the handler's own planning and copy code and
 //! deletes a message only once everything it asked for is done.
 
@@ -19,7 +19,7 @@ use crate::fanout::spec::Spec;
 use crate::fanout::{DeployError, Session, aws_failure};
 use crate::handler::event::{Notice, parse_invocation};
 use crate::handler::limits::CopySettings;
-use crate::handler::plan::plan;
+use crate::handler::plan::{Target, plan};
 use crate::handler::runner::Runner;
 use crate::handler::s3::S3Clients;
 
@@ -409,7 +409,7 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
             record.function
         )
     })?;
-    let target = edge.settings.target(edge.destination.clone());
+    let target = Target::new(edge.destination.clone(), &edge.settings);
     let clients = S3Clients {
         source: queue.session.s3.clone(),
         destination: queue

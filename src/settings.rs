@@ -10,12 +10,10 @@
 
 use std::collections::HashMap;
 
-use crate::handler::plan::{S3Options, Target};
-
 const SOURCE_BUCKET: &str = "S3FAN_SOURCE_BUCKET";
 /// The destination bucket. Deploy always sets it, because bucket names may
 /// contain dots and function names may not; a function made by hand may
-/// leave it out and be named after its bucket (the original design).
+/// leave it out and be named after its bucket.
 const DEST_BUCKET: &str = "S3FAN_DEST_BUCKET";
 const KEY_PREFIX: &str = "S3FAN_KEY_PREFIX";
 const KEY_SUFFIX: &str = "S3FAN_KEY_SUFFIX";
@@ -159,28 +157,11 @@ impl FunctionSettings {
     pub fn from_process_env() -> FunctionSettings {
         FunctionSettings::from_env(&std::env::vars().collect())
     }
-
-    /// What the handler's planning needs to copy to `bucket`.
-    pub fn target(&self, bucket: String) -> Target {
-        Target {
-            bucket,
-            prefix: self.filter_prefix.clone(),
-            suffix: self.filter_suffix.clone(),
-            replicate_deletes: self.replicate_deletes,
-            key_prefix: self.key_prefix.clone(),
-            options: S3Options {
-                storage_class: self.storage_class.clone(),
-                kms_key: self.kms_key.clone(),
-                owner: self.owner.clone(),
-                request_payer: self.request_payer,
-            },
-        }
-    }
 }
 
 /// Which bucket the function copies to: `S3FAN_DEST_BUCKET` when set,
-/// otherwise the function's own name, as in the original design, where the
-/// function was named after its destination bucket.
+/// otherwise the function's own name: a function made by hand may be named
+/// after its destination bucket and carry no variable.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
     #[error("{DEST_BUCKET} is set but empty: set it to the destination bucket's name")]

@@ -9,12 +9,12 @@
 
 use aws_sdk_s3::types::{MetadataDirective, TaggingDirective};
 
-use super::key::copy_source;
+use super::encoding::copy_source;
 use super::limits::CopySettings;
 use super::multipart::{copy_in_parts, head_source};
 use super::plan::{CopyRequest, DeleteRequest};
 use super::s3::{
-    Copied, CopyOutcome, DeleteOutcome, Failure, S3Clients, deadline_exceeded, failure,
+    Copied, CopyOutcome, DeleteOutcome, Failure, Operation, S3Clients, deadline_exceeded, failure,
     source_changed, status,
 };
 
@@ -82,26 +82,26 @@ pub async fn delete_object(
     match s3
         .source
         .head_object()
-        .bucket(&request.source_bucket)
-        .key(&request.key)
+        .bucket(&request.route.source_bucket)
+        .key(&request.route.key)
         .set_request_payer(request.options.payer())
         .send()
         .await
     {
         Ok(_) => return Ok(DeleteOutcome::SourceRecreated),
         Err(err) if status(&err) == Some(404) => {}
-        Err(err) => return Err(failure(request, &err)),
+        Err(err) => return Err(failure(Operation::Delete, &request.route, &err)),
     }
     s3.destination
         .delete_object()
-        .bucket(&request.destination_bucket)
-        .key(&request.destination_key)
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
         .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .send()
         .await
         .map(|_| DeleteOutcome::Deleted)
-        .map_err(|err| failure(request, &err))
+        .map_err(|err| failure(Operation::Delete, &request.route, &err))
 }
 
 /// Copies one object with CopyObject: the source's current object, on
@@ -110,9 +110,12 @@ pub async fn copy_object(s3: &S3Clients, request: &CopyRequest) -> Result<CopyOu
     let mut call = s3
         .destination
         .copy_object()
-        .bucket(&request.destination_bucket)
-        .key(&request.destination_key)
-        .copy_source(copy_source(&request.source_bucket, &request.key))
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
+        .copy_source(copy_source(
+            &request.route.source_bucket,
+            &request.route.key,
+        ))
         .metadata_directive(MetadataDirective::Copy)
         .tagging_directive(TaggingDirective::Copy)
         .set_storage_class(request.options.class())
@@ -127,7 +130,7 @@ pub async fn copy_object(s3: &S3Clients, request: &CopyRequest) -> Result<CopyOu
     match call.send().await {
         Ok(_) => Ok(CopyOutcome::Copied),
         Err(err) if source_changed(&err) => Ok(CopyOutcome::SourceChanged),
-        Err(err) => Err(failure(request, &err)),
+        Err(err) => Err(failure(Operation::Copy, &request.route, &err)),
     }
 }
 
@@ -137,7 +140,7 @@ mod tests {
     //! `x-amz-copy-source-if-match`, so the 412 path is shown here.
 
     use super::*;
-    use crate::handler::plan::S3Options;
+    use crate::handler::plan::{Route, S3Options};
     use crate::handler::s3::kms_advice;
     use crate::test_endpoint::{Reply, client, header, serve};
     use tokio::net::TcpListener;
@@ -199,14 +202,16 @@ mod tests {
 
     fn request() -> CopyRequest {
         CopyRequest {
+            route: Route {
+                source_bucket: "src".into(),
+                key: "dir/a b+é.txt".into(),
+                destination_bucket: "dst.two".into(),
+                destination_key: "copies/dir/a b+é.txt".into(),
+            },
             options: Default::default(),
-            source_bucket: "src".into(),
-            key: "dir/a b+é.txt".into(),
             version_id: Some("v1".into()),
             if_match: Some("0123abcd".into()),
             size: Some(3),
-            destination_bucket: "dst.two".into(),
-            destination_key: "copies/dir/a b+é.txt".into(),
         }
     }
 
@@ -335,11 +340,13 @@ mod tests {
 
     fn delete_request() -> DeleteRequest {
         DeleteRequest {
+            route: Route {
+                source_bucket: "src".into(),
+                key: "gone.txt".into(),
+                destination_bucket: "dst".into(),
+                destination_key: "copies/gone.txt".into(),
+            },
             options: Default::default(),
-            source_bucket: "src".into(),
-            key: "gone.txt".into(),
-            destination_bucket: "dst".into(),
-            destination_key: "copies/gone.txt".into(),
         }
     }
 

@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::key::decode_event_key;
+use super::encoding::decode_event_key;
 
 /// One thing an invocation asks of the handler.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::encoding::{decode_event_key, encode_event_key};
 use super::event::{Notice, parse_invocation};
-use super::key::{decode_event_key, encode_event_key};
 use super::plan::{Step, Target, plan};
 
 fn target(key_prefix: Option<&str>) -> Target {
@@ -131,8 +131,8 @@ proptest! {
         for (step, key) in steps.iter().zip(&keys) {
             match step {
                 Step::Copy(copy) => {
-                    prop_assert_eq!(&copy.key, key);
-                    prop_assert_eq!(&copy.destination_key, key);
+                    prop_assert_eq!(&copy.route.key, key);
+                    prop_assert_eq!(&copy.route.destination_key, key);
                 }
                 // The same key twice in one invocation: the later one acts.
                 Step::Skip { reason, .. } => prop_assert!(reason.contains("superseded"), "{reason}"),

@@ -5,10 +5,10 @@
 //! shared by every invocation of this execution environment.
 
 pub(crate) mod copy;
+pub mod encoding;
 pub mod event;
 #[cfg(test)]
 mod hostile_input;
-pub mod key;
 pub(crate) mod limits;
 mod metrics;
 mod multipart;
@@ -74,7 +74,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         Ok((destination, settings)) => {
             tracing::info!(destination = %destination, version = crate::version::LONG, "s3fan handler ready");
             Ok(Replicator {
-                target: told.target(destination),
+                target: Target::new(destination, &told),
                 settings,
                 metrics: told.metrics,
                 s3: S3Clients::for_regions(&config, told.destination_region.clone()),

@@ -12,11 +12,11 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
-use super::key::copy_source;
+use super::encoding::{copy_source, tagging_header};
 use super::limits::{CopySettings, MAX_PART, MAX_PARTS, MIN_PART};
 use super::plan::CopyRequest;
 use super::s3::{
-    CopyOutcome, Failure, S3Clients, deadline_exceeded, failure, source_changed, status,
+    CopyOutcome, Failure, Operation, S3Clients, deadline_exceeded, failure, source_changed, status,
 };
 
 /// One part: its number (from 1) and inclusive byte range in the source.
@@ -73,7 +73,14 @@ pub async fn head_source(
     let size = head
         .content_length()
         .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| Failure::about(request, "HeadObject", "S3 returned no Content-Length"))?;
+        .ok_or_else(|| {
+            Failure::about(
+                Operation::Copy,
+                &request.route,
+                "HeadObject",
+                "S3 returned no Content-Length",
+            )
+        })?;
     Ok(Some(SourceObject {
         size,
         etag: head.e_tag().map(|e| e.trim_matches('"').to_owned()),
@@ -111,18 +118,18 @@ pub async fn copy_in_parts(
     let tags = s3
         .source
         .get_object_tagging()
-        .bucket(&request.source_bucket)
+        .bucket(&request.route.source_bucket)
         .set_request_payer(request.options.payer())
-        .key(&request.key)
+        .key(&request.route.key)
         .send()
         .await
-        .map_err(|err| failure(request, &err))?;
-    let tagging = form_urlencoded(tags.tag_set().iter().map(|t| (t.key(), t.value())));
+        .map_err(|err| failure(Operation::Copy, &request.route, &err))?;
+    let tagging = tagging_header(tags.tag_set().iter().map(|t| (t.key(), t.value())));
     let created = s3
         .destination
         .create_multipart_upload()
-        .bucket(&request.destination_bucket)
-        .key(&request.destination_key)
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
         .set_storage_class(request.options.class())
         .set_server_side_encryption(request.options.encryption())
         .set_ssekms_key_id(request.options.kms_key.clone())
@@ -139,10 +146,11 @@ pub async fn copy_in_parts(
         .set_tagging((!tagging.is_empty()).then_some(tagging))
         .send()
         .await
-        .map_err(|err| failure(request, &err))?;
+        .map_err(|err| failure(Operation::Copy, &request.route, &err))?;
     let Some(upload_id) = created.upload_id().map(str::to_owned) else {
         return Err(Failure::about(
-            request,
+            Operation::Copy,
+            &request.route,
             "CreateMultipartUpload",
             "S3 returned no UploadId",
         ));
@@ -171,8 +179,8 @@ pub async fn copy_in_parts(
         Ok(completed) => s3
             .destination
             .complete_multipart_upload()
-            .bucket(&request.destination_bucket)
-            .key(&request.destination_key)
+            .bucket(&request.route.destination_bucket)
+            .key(&request.route.destination_key)
             .set_expected_bucket_owner(request.options.owner.clone())
             .set_request_payer(request.options.payer())
             .upload_id(&upload_id)
@@ -184,7 +192,7 @@ pub async fn copy_in_parts(
             .send()
             .await
             .map(|_| (CopyOutcome::Copied, count))
-            .map_err(|err| Interrupted::Failed(failure(request, &err))),
+            .map_err(|err| Interrupted::Failed(failure(Operation::Copy, &request.route, &err))),
         Err(interrupted) => Err(interrupted),
     };
     let interrupted = match result {
@@ -194,8 +202,8 @@ pub async fn copy_in_parts(
     let aborted = s3
         .destination
         .abort_multipart_upload()
-        .bucket(&request.destination_bucket)
-        .key(&request.destination_key)
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
         .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .upload_id(&upload_id)
@@ -208,12 +216,13 @@ pub async fn copy_in_parts(
             let err = match interrupted {
                 Interrupted::Failed(err) => err,
                 Interrupted::SourceChanged => Failure::about(
-                    request,
+                    Operation::Copy,
+                    &request.route,
                     "PreconditionFailed",
                     "the source changed before the copy completed",
                 ),
             };
-            let abort = failure(request, &abort);
+            let abort = failure(Operation::Copy, &request.route, &abort);
             Err(Failure {
                 message: format!(
                     "{}; and aborting multipart upload {upload_id} failed too ({}: {}), \
@@ -261,8 +270,8 @@ async fn head_if_match(
     let head = s3
         .source
         .head_object()
-        .bucket(&request.source_bucket)
-        .key(&request.key)
+        .bucket(&request.route.source_bucket)
+        .key(&request.route.key)
         .set_request_payer(request.options.payer())
         .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
@@ -270,7 +279,7 @@ async fn head_if_match(
     match head {
         Ok(head) => Ok(Some(head)),
         Err(err) if matches!(status(&err), Some(404 | 412)) => Ok(None),
-        Err(err) => Err(failure(request, &err)),
+        Err(err) => Err(failure(Operation::Copy, &request.route, &err)),
     }
 }
 
@@ -284,13 +293,16 @@ async fn copy_part(
     let copied = s3
         .destination
         .upload_part_copy()
-        .bucket(&request.destination_bucket)
-        .key(&request.destination_key)
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
         .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
         .upload_id(upload_id)
         .part_number(part.number)
-        .copy_source(copy_source(&request.source_bucket, &request.key))
+        .copy_source(copy_source(
+            &request.route.source_bucket,
+            &request.route.key,
+        ))
         .copy_source_range(format!("bytes={}-{}", part.first, part.last))
         .set_copy_source_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
@@ -299,7 +311,7 @@ async fn copy_part(
             if source_changed(&err) {
                 Interrupted::SourceChanged
             } else {
-                Interrupted::Failed(failure(request, &err))
+                Interrupted::Failed(failure(Operation::Copy, &request.route, &err))
             }
         })?;
     let etag = copied
@@ -307,7 +319,8 @@ async fn copy_part(
         .and_then(|r| r.e_tag())
         .ok_or_else(|| {
             Failure::about(
-                request,
+                Operation::Copy,
+                &request.route,
                 "UploadPartCopy",
                 &format!("S3 returned no ETag for part {}", part.number),
             )
@@ -318,30 +331,11 @@ async fn copy_part(
         .build())
 }
 
-/// The `x-amz-tagging` header value: `k1=v1&k2=v2`, form-encoded.
-fn form_urlencoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    pairs
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, UNRESERVED),
-                utf8_percent_encode(v, UNRESERVED)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::handler::limits::{GIB, MIB};
+    use crate::handler::plan::Route;
     use crate::test_endpoint::{Reply, header, serve};
 
     const TIB: u64 = 1024 * GIB;
@@ -425,14 +419,16 @@ mod tests {
 
     fn request() -> CopyRequest {
         CopyRequest {
+            route: Route {
+                source_bucket: "src".into(),
+                key: "big.bin".into(),
+                destination_bucket: "dst".into(),
+                destination_key: "big.bin".into(),
+            },
             options: Default::default(),
-            source_bucket: "src".into(),
-            key: "big.bin".into(),
             version_id: None,
             if_match: Some("abc".into()),
             size: Some(23 * MIB),
-            destination_bucket: "dst".into(),
-            destination_key: "big.bin".into(),
         }
     }
 
@@ -648,7 +644,7 @@ mod tests {
     fn tags_are_form_encoded() {
         let tags = [("team", "media & film"), ("é", "a=b")];
         assert_eq!(
-            form_urlencoded(tags.into_iter()),
+            tagging_header(tags.into_iter()),
             "team=media%20%26%20film&%C3%A9=a%3Db"
         );
     }

@@ -25,12 +25,35 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::event::{Notice, ObjectEvent};
+use crate::settings::FunctionSettings;
+
+/// Where a request reads and where it writes: what its log line and its
+/// failure name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub source_bucket: String,
+    pub key: String,
+    pub destination_bucket: String,
+    /// `key` under the destination's key prefix, if it has one.
+    pub destination_key: String,
+}
+
+impl Route {
+    /// `s3://SOURCE/KEY`.
+    pub fn source(&self) -> String {
+        format!("s3://{}/{}", self.source_bucket, self.key)
+    }
+
+    /// `s3://DESTINATION/KEY`, the key under its prefix.
+    pub fn destination(&self) -> String {
+        format!("s3://{}/{}", self.destination_bucket, self.destination_key)
+    }
+}
 
 /// One server-side copy to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyRequest {
-    pub source_bucket: String,
-    pub key: String,
+    pub route: Route,
     /// As the event reported it; for the log line only: the copy takes the
     /// current object (see the module's ordering rule).
     pub version_id: Option<String>,
@@ -39,9 +62,6 @@ pub struct CopyRequest {
     pub if_match: Option<String>,
     /// As the event reported it; `None` makes the copy ask S3.
     pub size: Option<u64>,
-    pub destination_bucket: String,
-    /// `key` under the destination's key prefix, if it has one.
-    pub destination_key: String,
     pub options: S3Options,
 }
 
@@ -68,10 +88,7 @@ pub struct S3Options {
 /// One key to delete from the destination, because it was deleted from the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteRequest {
-    pub source_bucket: String,
-    pub key: String,
-    pub destination_bucket: String,
-    pub destination_key: String,
+    pub route: Route,
     pub options: S3Options,
 }
 
@@ -108,6 +125,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// What the planning of copies to `bucket` needs of what the function
+    /// was told (also what backfill and retry were told for it).
+    pub fn new(bucket: String, told: &FunctionSettings) -> Target {
+        Target {
+            bucket,
+            prefix: told.filter_prefix.clone(),
+            suffix: told.filter_suffix.clone(),
+            replicate_deletes: told.replicate_deletes,
+            key_prefix: told.key_prefix.clone(),
+            options: S3Options {
+                storage_class: told.storage_class.clone(),
+                kms_key: told.kms_key.clone(),
+                owner: told.owner.clone(),
+                request_payer: told.request_payer,
+            },
+        }
+    }
+
     /// Why `key` is outside the filter, if it is.
     fn excludes(&self, key: &str) -> Option<String> {
         if let Some(prefix) = self.prefix.as_deref().filter(|p| !key.starts_with(p)) {
@@ -249,21 +284,25 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
     }
     if removed {
         return Step::Delete(DeleteRequest {
-            source_bucket: event.bucket,
-            key: event.key,
-            destination_bucket: destination.to_owned(),
-            destination_key,
+            route: Route {
+                source_bucket: event.bucket,
+                key: event.key,
+                destination_bucket: destination.to_owned(),
+                destination_key,
+            },
             options: target.options.clone(),
         });
     }
     Step::Copy(CopyRequest {
-        source_bucket: event.bucket,
-        key: event.key,
+        route: Route {
+            source_bucket: event.bucket,
+            key: event.key,
+            destination_bucket: destination.to_owned(),
+            destination_key,
+        },
         version_id: event.version_id,
         if_match: event.etag,
         size: event.size,
-        destination_bucket: destination.to_owned(),
-        destination_key,
         options: target.options.clone(),
     })
 }
@@ -302,7 +341,7 @@ mod tests {
                 .collect(),
             &target,
         );
-        assert!(matches!(&steps[0], Step::Copy(c) if c.key == "docs/a.pdf"));
+        assert!(matches!(&steps[0], Step::Copy(c) if c.route.key == "docs/a.pdf"));
         assert!(
             matches!(&steps[1], Step::Skip { reason, .. } if reason.contains("prefix \"docs/\""))
         );
@@ -326,11 +365,13 @@ mod tests {
         assert_eq!(
             plan(vec![Notice::Object(removed.clone())], &on),
             vec![Step::Delete(DeleteRequest {
+                route: Route {
+                    source_bucket: "src".into(),
+                    key: "old.txt".into(),
+                    destination_bucket: "dst".into(),
+                    destination_key: "old.txt".into(),
+                },
                 options: Default::default(),
-                source_bucket: "src".into(),
-                key: "old.txt".into(),
-                destination_bucket: "dst".into(),
-                destination_key: "old.txt".into(),
             })]
         );
         // The filter and the loop guard hold for deletes too.
@@ -371,14 +412,16 @@ mod tests {
         assert_eq!(
             steps,
             vec![Step::Copy(CopyRequest {
+                route: Route {
+                    source_bucket: "src".into(),
+                    key: "a b/é".into(),
+                    destination_bucket: "dst".into(),
+                    destination_key: "a b/é".into(),
+                },
                 options: Default::default(),
-                source_bucket: "src".into(),
-                key: "a b/é".into(),
                 version_id: Some("v1".into()),
                 if_match: Some("abc".into()),
                 size: Some(5),
-                destination_bucket: "dst".into(),
-                destination_key: "a b/é".into(),
             })]
         );
     }
@@ -408,7 +451,7 @@ mod tests {
         assert!(
             matches!(&steps[2], Step::Refuse { notice, reason } if notice == "Records[2]" && reason == "no key")
         );
-        assert!(matches!(&steps[3], Step::Copy(c) if c.key == "k"));
+        assert!(matches!(&steps[3], Step::Copy(c) if c.route.key == "k"));
     }
 
     #[test]
@@ -436,10 +479,10 @@ mod tests {
             &target,
         );
         assert!(
-            matches!(&steps[0], Step::Copy(c) if c.key == "a/k" && c.destination_key == "backup/a/k")
+            matches!(&steps[0], Step::Copy(c) if c.route.key == "a/k" && c.route.destination_key == "backup/a/k")
         );
         assert!(
-            matches!(&steps[1], Step::Delete(d) if d.key == "old" && d.destination_key == "backup/old")
+            matches!(&steps[1], Step::Delete(d) if d.route.key == "old" && d.route.destination_key == "backup/old")
         );
         // A prefix that pushes a key past 1,024 bytes is refused, named.
         let long_key = "k".repeat(1020);
@@ -483,13 +526,13 @@ mod tests {
             ],
             &target,
         );
-        assert!(matches!(&steps[0], Step::Delete(d) if d.key == "k"));
+        assert!(matches!(&steps[0], Step::Delete(d) if d.route.key == "k"));
         assert!(
             matches!(&steps[1], Step::Skip { reason, .. } if reason.contains("superseded") && reason.contains("0055AF < 0055B0")),
             "{:?}",
             steps[1]
         );
-        assert!(matches!(&steps[2], Step::Copy(c) if c.key == "other"));
-        assert!(matches!(&steps[3], Step::Copy(c) if c.key == "k"));
+        assert!(matches!(&steps[2], Step::Copy(c) if c.route.key == "other"));
+        assert!(matches!(&steps[3], Step::Copy(c) if c.route.key == "k"));
     }
 }

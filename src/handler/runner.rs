@@ -147,11 +147,11 @@ fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
     match done {
         Done::Copy(request, Ok(copied)) => tracing::info!(
             request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
             version_id = request.version_id.as_deref(),
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
             bytes = copied.bytes,
             method = if copied.parts == 0 { "copy_object" } else { "multipart" },
             parts = copied.parts,
@@ -160,11 +160,11 @@ fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
         ),
         Done::Copy(request, Err(failure)) => tracing::error!(
             request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
             version_id = request.version_id.as_deref(),
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
             bytes = request.size,
             outcome = "failed",
             duration_ms,
@@ -173,10 +173,10 @@ fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
         ),
         Done::Delete(request, Ok(outcome)) => tracing::info!(
             request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
             outcome = match outcome {
                 DeleteOutcome::Deleted => "deleted",
                 DeleteOutcome::SourceRecreated => "source_recreated",
@@ -185,10 +185,10 @@ fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
         ),
         Done::Delete(request, Err(failure)) => tracing::error!(
             request_id,
-            bucket = %request.source_bucket,
-            key = %request.key,
-            destination = %request.destination_bucket,
-            destination_key = %request.destination_key,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
             outcome = "failed",
             duration_ms,
             error_code = %failure.code,
@@ -220,6 +220,7 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::plan::Route;
     use crate::test_endpoint::{Reply, serve};
 
     fn copied(_: &str, _: &str) -> Reply {
@@ -229,14 +230,16 @@ mod tests {
 
     fn copy(key: &str) -> Step {
         Step::Copy(CopyRequest {
+            route: Route {
+                source_bucket: "src".into(),
+                key: key.into(),
+                destination_bucket: "dst".into(),
+                destination_key: key.into(),
+            },
             options: Default::default(),
-            source_bucket: "src".into(),
-            key: key.into(),
             version_id: None,
             if_match: Some("0123abcd".into()),
             size: Some(3),
-            destination_bucket: "dst".into(),
-            destination_key: key.into(),
         })
     }
 

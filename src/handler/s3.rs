@@ -7,7 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{ObjectCannedAcl, RequestPayer, ServerSideEncryption, StorageClass};
 
-use super::plan::{CopyRequest, DeleteRequest, S3Options};
+use super::plan::{CopyRequest, Route, S3Options};
 
 /// How a copy that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,58 +84,13 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// A request whose failure can be reported: copies and deletes.
-pub trait Described {
-    fn operation(&self) -> Operation;
-    /// Source bucket, key, destination bucket, destination key.
-    fn route(&self) -> [&str; 4];
-
-    fn source(&self) -> String {
-        let [bucket, key, ..] = self.route();
-        format!("s3://{bucket}/{key}")
-    }
-
-    fn destination(&self) -> String {
-        let [.., bucket, key] = self.route();
-        format!("s3://{bucket}/{key}")
-    }
-}
-
-impl Described for CopyRequest {
-    fn operation(&self) -> Operation {
-        Operation::Copy
-    }
-    fn route(&self) -> [&str; 4] {
-        [
-            &self.source_bucket,
-            &self.key,
-            &self.destination_bucket,
-            &self.destination_key,
-        ]
-    }
-}
-
-impl Described for DeleteRequest {
-    fn operation(&self) -> Operation {
-        Operation::Delete
-    }
-    fn route(&self) -> [&str; 4] {
-        [
-            &self.source_bucket,
-            &self.key,
-            &self.destination_bucket,
-            &self.destination_key,
-        ]
-    }
-}
-
 impl Failure {
     /// A failure S3 did not report as an error, e.g. an answer missing a field.
-    pub fn about(request: &impl Described, code: &str, message: &str) -> Failure {
+    pub fn about(operation: Operation, route: &Route, code: &str, message: &str) -> Failure {
         Failure {
-            operation: request.operation(),
-            source: request.source(),
-            destination: request.destination(),
+            operation,
+            source: route.source(),
+            destination: route.destination(),
             code: code.to_owned(),
             message: message.to_owned(),
         }
@@ -155,7 +110,8 @@ pub struct Copied {
 /// Lambda kills the process, so the retry and failure paths see it.
 pub fn deadline_exceeded(request: &CopyRequest) -> Failure {
     Failure::about(
-        request,
+        Operation::Copy,
+        &request.route,
         "DeadlineExceeded",
         "the copy did not finish within the invocation's time (the function's timeout less \
          a margin to report it); raise the timeout (s3fan deploy --timeout, at most 900 s) \
@@ -241,7 +197,8 @@ pub fn status<E>(err: &SdkError<E>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
-pub fn failure<E, R>(request: &impl Described, err: &SdkError<E, R>) -> Failure
+/// What S3 answered `operation` on `route`, as a failure.
+pub fn failure<E, R>(operation: Operation, route: &Route, err: &SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -264,9 +221,9 @@ where
         message.push_str(&advice);
     }
     Failure {
-        operation: request.operation(),
-        source: request.source(),
-        destination: request.destination(),
+        operation,
+        source: route.source(),
+        destination: route.destination(),
         code,
         message,
     }

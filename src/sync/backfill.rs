@@ -16,7 +16,7 @@ use super::{Destination, Fanout, sample};
 use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
-use crate::handler::plan::CopyRequest;
+use crate::handler::plan::{CopyRequest, Route};
 use crate::handler::s3::CopyOutcome;
 
 pub const DEFAULT_CONCURRENCY: u16 = 16;
@@ -178,14 +178,16 @@ async fn settle(
 /// condition of the ETag just listed.
 fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRequest {
     CopyRequest {
-        source_bucket: source.to_owned(),
-        destination_key: format!("{}{}", destination.key_prefix, entry.key),
+        route: Route {
+            source_bucket: source.to_owned(),
+            destination_key: format!("{}{}", destination.key_prefix, entry.key),
+            key: entry.key,
+            destination_bucket: destination.bucket.clone(),
+        },
         options: destination.options.clone(),
-        key: entry.key,
         version_id: None,
         if_match: (!entry.etag.is_empty()).then_some(entry.etag),
         size: Some(entry.size),
-        destination_bucket: destination.bucket.clone(),
     }
 }
 

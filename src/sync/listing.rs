@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 
 use crate::fanout::{DeployError, aws_failure};
-use crate::handler::key::decode_event_key;
+use crate::handler::encoding::decode_event_key;
 
 /// One object as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

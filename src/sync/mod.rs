@@ -13,7 +13,7 @@ pub mod via_lambda;
 
 use crate::fanout::spec::Spec;
 use crate::fanout::{Context, DeployError, Session, find_regions, inventory};
-use crate::handler::plan::S3Options;
+use crate::handler::plan::{S3Options, Target};
 use crate::handler::s3::S3Clients;
 
 /// What to compare: the source, its key filter, and each destination with
@@ -112,7 +112,7 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
     for bucket in ctx.spec.buckets() {
         // The handler's own settings: a copy made here is the one the
         // function would make.
-        let target = ctx.function_settings(&bucket).target(bucket.clone());
+        let target = Target::new(bucket.clone(), &ctx.function_settings(&bucket));
         destinations.push(Destination {
             key_prefix: target.key_prefix.unwrap_or_default(),
             options: target.options,

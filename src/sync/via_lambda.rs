@@ -18,7 +18,7 @@ use super::diff::needed_anywhere;
 use super::listing::Entry;
 use super::progress::Progress;
 use crate::fanout::{DeployError, aws_failure};
-use crate::handler::key::encode_event_key;
+use crate::handler::encoding::encode_event_key;
 
 /// Records per SNS message, and the message size kept under SNS's 256 KiB.
 const RECORDS_PER_MESSAGE: usize = 100;
