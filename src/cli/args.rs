@@ -556,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_original() {
+    fn defaults_are_the_documented_ones() {
         let spec = resolve(flags("src", &["dst", "b.c"]), DeployArgs::default()).unwrap();
         assert_eq!(spec.buckets(), ["dst", "b.c"].map(String::from));
         assert_eq!(spec.timeout, 300);

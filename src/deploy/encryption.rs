@@ -183,11 +183,7 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        Scope {
-            partition: "aws".into(),
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-        }
+        Scope::for_test("us-east-1")
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Each function's asynchronous invocation settings: how often Lambda
 //! retries a failed event, for how long, and the failure queue as its
-//! on-failure destination (the original lost an event after the retries).
+//! on-failure destination, so that no event is lost after the retries.
 
 use super::plan::{Action, Change, Kind};
 use crate::fanout::names::function_name;

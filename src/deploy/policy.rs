@@ -8,7 +8,7 @@ use super::encryption::KmsKey;
 use crate::fanout::names::Scope;
 
 /// The topic's policy: only S3, only for the source bucket, only from the
-/// caller's account, may publish. (The original allowed Principal `AWS: *`.)
+/// caller's account, may publish.
 pub fn topic_policy(scope: &Scope, topic_arn: &str, source: &str) -> Value {
     json!({
         "Version": "2012-10-17",
@@ -214,11 +214,7 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        Scope {
-            partition: "aws".into(),
-            account: "123456789012".into(),
-            region: "eu-west-1".into(),
-        }
+        Scope::for_test("eu-west-1")
     }
 
     #[test]

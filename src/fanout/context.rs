@@ -273,11 +273,7 @@ impl Context {
             ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
-        let scope = Scope {
-            partition: "aws".into(),
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-        };
+        let scope = Scope::for_test("us-east-1");
         let mut session = Session::new(scope, config);
         session.s3 = crate::test_endpoint::client(endpoint);
         for destination in &spec.destinations {

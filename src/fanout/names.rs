@@ -4,14 +4,14 @@
 //!
 //! The function rule (also in the README): a destination bucket whose name is
 //! a valid Lambda function name (no dots; bucket names are at most 63
-//! characters, under Lambda's 64) gives a function of exactly that name, as
-//! in the original design. A name with dots has each dot replaced by `-`, cut
+//! characters, under Lambda's 64) gives a function of exactly that name, so
+//! the console's list of functions reads as the buckets they fill. A name with dots has each dot replaced by `-`, cut
 //! to 55 characters, and `-` plus the first 8 hex digits of the SHA-256 of
 //! the full bucket name appended, so that `a.b` and `a-b` never collide.
 
 use sha2::{Digest, Sha256};
 
-/// The SNS topic of one source bucket: `SRC-fanout`, as in the original.
+/// The SNS topic of one source bucket: `SRC-fanout`.
 /// SNS (and SQS) names allow no dots: a dotted bucket name is made valid by
 /// the same rule as function names.
 pub fn topic_name(source: &str) -> String {
@@ -123,6 +123,18 @@ pub fn bucket_statement_id(role_arn: &str) -> String {
 fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+impl Scope {
+    /// Account 123456789012 of partition aws, in `region`: the unit tests'.
+    pub fn for_test(region: &str) -> Scope {
+        Scope {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: region.into(),
+        }
+    }
 }
 
 #[cfg(test)]

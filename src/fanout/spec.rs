@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub const CONFIG_FILE: &str = "s3fan.toml";
 
 pub const DEFAULT_MEMORY_MB: i32 = 128;
-/// The seed post's timeout (see the README's history).
+/// Five minutes unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT_SECONDS: i32 = 300;
 /// Lambda's own defaults for asynchronous invocations.
 pub const DEFAULT_RETRY_ATTEMPTS: i32 = 2;

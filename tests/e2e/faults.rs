@@ -96,17 +96,11 @@ async fn no_object_is_lost_whatever_s3_answers() {
         clients.create_bucket(bucket).await;
     }
     let deploy = aws
-        .s3fan(
+        .deploy(
             &access_key(),
-            &[
-                "deploy",
-                "--source",
-                &source,
-                "--dest",
-                &destinations[0],
-                "--dest",
-                &destinations[1],
-            ],
+            &source,
+            &[&destinations[0], &destinations[1]],
+            &[],
         )
         .await;
     assert_ok(&deploy);
