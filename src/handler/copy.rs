@@ -212,6 +212,7 @@ mod tests {
             version_id: Some("v1".into()),
             if_match: Some("0123abcd".into()),
             size: Some(3),
+            event_time_ms: None,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct ObjectEvent {
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub sequencer: Option<String>,
+    /// When S3 says the change happened (`eventTime`), in milliseconds since
+    /// the Unix epoch: where the replication latency starts.
+    pub event_time_ms: Option<u64>,
 }
 
 impl ObjectEvent {
@@ -149,6 +152,8 @@ struct RawRecord {
     event_source: Option<String>,
     #[serde(rename = "eventName")]
     event_name: Option<String>,
+    #[serde(rename = "eventTime")]
+    event_time: Option<String>,
     s3: Option<RawEntity>,
 }
 
@@ -216,7 +221,20 @@ fn parse_s3_record(record: &Value, location: String) -> Notice {
         etag: object.etag.filter(|e| !e.is_empty()),
         version_id: object.version_id.filter(|v| !v.is_empty() && v != "null"),
         sequencer: object.sequencer,
+        event_time_ms: raw.event_time.as_deref().and_then(epoch_ms),
     })
+}
+
+/// An ISO 8601 time as S3 writes `eventTime` (`2026-11-26T13:42:25.123Z`),
+/// in milliseconds since the epoch; `None` for anything else, since an
+/// unknown time only leaves the latency unknown.
+pub fn epoch_ms(time: &str) -> Option<u64> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let millis = DateTime::from_str(time, Format::DateTime)
+        .ok()?
+        .to_millis()
+        .ok()?;
+    u64::try_from(millis).ok()
 }
 
 /// A short description of an unexpected value, for error messages: its type,
@@ -289,6 +307,7 @@ mod tests {
                 etag: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
                 version_id: Some("096fKKXTRTtl3on89fVO.nfljtsv6qko".into()),
                 sequencer: Some("0055AED6DCD90281E5".into()),
+                event_time_ms: Some(0),
             })]
         );
     }
@@ -403,5 +422,18 @@ mod tests {
         let object = objects(&notices)[0];
         assert_eq!(object.version_id, None);
         assert_eq!(object.etag, None);
+    }
+
+    #[test]
+    fn event_times_read_as_s3_writes_them_and_anything_else_is_unknown() {
+        assert_eq!(epoch_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(
+            epoch_ms("2026-11-26T13:42:25.123Z"),
+            Some(1_795_700_545_123)
+        );
+        assert_eq!(epoch_ms("2026-11-26T13:42:25Z"), Some(1_795_700_545_000));
+        for bad in ["", "yesterday", "1969-12-31T23:59:59.000Z"] {
+            assert_eq!(epoch_ms(bad), None, "{bad:?}");
+        }
     }
 }

@@ -6,6 +6,9 @@
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "s3fan";
+/// From the source's write (the event's `eventTime`) to the copy's
+/// completion, in milliseconds: S3 Replication's metric of the same name.
+pub const REPLICATION_LATENCY: &str = "ReplicationLatency";
 
 /// What one record came to, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,40 +19,54 @@ pub enum Counted {
     Failed,
 }
 
+/// What one record is measured by.
+pub struct Measured<'a> {
+    pub destination: &'a str,
+    pub counted: Counted,
+    pub bytes: u64,
+    pub duration_ms: f64,
+    /// `ReplicationLatency`, for a copy an event asked for.
+    pub latency_ms: Option<u64>,
+    pub timestamp_ms: u64,
+}
+
 /// The EMF document for one record: one count per outcome (so each metric
-/// sums to the number of such records), the bytes copied, and the duration.
-pub fn record(
-    destination: &str,
-    counted: Counted,
-    bytes: u64,
-    duration_ms: f64,
-    timestamp_ms: u64,
-) -> Value {
+/// sums to the number of such records), the bytes copied, the duration, and
+/// the replication latency where there is one (a metric EMF names must be
+/// in the document, so it is named only then).
+pub fn record(measured: &Measured) -> Value {
+    let counted = measured.counted;
     let count = |which: Counted| u64::from(counted == which);
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Destination"]],
-                "Metrics": [
-                    {"Name": "Copied", "Unit": "Count"},
-                    {"Name": "Deleted", "Unit": "Count"},
-                    {"Name": "SourceChanged", "Unit": "Count"},
-                    {"Name": "Failed", "Unit": "Count"},
-                    {"Name": "BytesCopied", "Unit": "Bytes"},
-                    {"Name": "Duration", "Unit": "Milliseconds"}
-                ]
-            }]
-        },
-        "Destination": destination,
+    let mut metrics = vec![
+        json!({"Name": "Copied", "Unit": "Count"}),
+        json!({"Name": "Deleted", "Unit": "Count"}),
+        json!({"Name": "SourceChanged", "Unit": "Count"}),
+        json!({"Name": "Failed", "Unit": "Count"}),
+        json!({"Name": "BytesCopied", "Unit": "Bytes"}),
+        json!({"Name": "Duration", "Unit": "Milliseconds"}),
+    ];
+    let mut document = json!({
+        "Destination": measured.destination,
         "Copied": count(Counted::Copied),
         "Deleted": count(Counted::Deleted),
         "SourceChanged": count(Counted::SourceChanged),
         "Failed": count(Counted::Failed),
-        "BytesCopied": if counted == Counted::Copied { bytes } else { 0 },
-        "Duration": duration_ms
-    })
+        "BytesCopied": if counted == Counted::Copied { measured.bytes } else { 0 },
+        "Duration": measured.duration_ms
+    });
+    if let Some(latency) = measured.latency_ms {
+        metrics.push(json!({"Name": REPLICATION_LATENCY, "Unit": "Milliseconds"}));
+        document[REPLICATION_LATENCY] = json!(latency);
+    }
+    document["_aws"] = json!({
+        "Timestamp": measured.timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [["Destination"]],
+            "Metrics": metrics
+        }]
+    });
+    document
 }
 
 /// Writes the document as one line on stdout (Lambda sends it to CloudWatch Logs).
@@ -63,7 +80,15 @@ mod tests {
 
     #[test]
     fn a_record_is_an_emf_document_with_one_count_set() {
-        let document = record("dst.eu", Counted::Copied, 1234, 5.5, 1_700_000_000_000);
+        let measured = |counted, latency_ms| Measured {
+            destination: "dst.eu",
+            counted,
+            bytes: 1234,
+            duration_ms: 5.5,
+            latency_ms,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        let document = record(&measured(Counted::Copied, Some(2500)));
         let directive = &document["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "s3fan");
         assert_eq!(directive["Dimensions"], json!([["Destination"]]));
@@ -83,11 +108,21 @@ mod tests {
             ),
             (&json!(1), &json!(0), &json!(1234))
         );
-        let failed = record("dst.eu", Counted::Failed, 1234, 1.0, 0);
+        assert_eq!(document["ReplicationLatency"], 2500);
+        let failed = record(&measured(Counted::Failed, None));
         assert_eq!(
             (&failed["Copied"], &failed["Failed"], &failed["BytesCopied"]),
             (&json!(0), &json!(1), &json!(0)),
             "a failed copy moved no bytes"
         );
+        // Without a latency the metric is neither named nor present.
+        assert!(failed.get("ReplicationLatency").is_none());
+        let names: Vec<&Value> = failed["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["Name"])
+            .collect();
+        assert!(!names.contains(&&json!("ReplicationLatency")), "{names:?}");
     }
 }

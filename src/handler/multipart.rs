@@ -429,6 +429,7 @@ mod tests {
             version_id: None,
             if_match: Some("abc".into()),
             size: Some(23 * MIB),
+            event_time_ms: None,
         }
     }
 

@@ -62,6 +62,10 @@ pub struct CopyRequest {
     pub if_match: Option<String>,
     /// As the event reported it; `None` makes the copy ask S3.
     pub size: Option<u64>,
+    /// When the source was written, as the event says: the replication
+    /// latency is measured from here to the copy's completion. `None` for
+    /// copies no event asked for (backfill).
+    pub event_time_ms: Option<u64>,
     pub options: S3Options,
 }
 
@@ -303,6 +307,7 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
         version_id: event.version_id,
         if_match: event.etag,
         size: event.size,
+        event_time_ms: event.event_time_ms,
         options: target.options.clone(),
     })
 }
@@ -403,6 +408,7 @@ mod tests {
             etag: Some("abc".into()),
             version_id: Some("v1".into()),
             sequencer: None,
+            event_time_ms: Some(1_700_000_000_000),
         }
     }
 
@@ -422,6 +428,7 @@ mod tests {
                 version_id: Some("v1".into()),
                 if_match: Some("abc".into()),
                 size: Some(5),
+                event_time_ms: Some(1_700_000_000_000),
             })]
         );
     }

@@ -47,6 +47,31 @@ pub struct Ran {
     pub total: usize,
 }
 
+/// How long a step took, and, for a copy an event asked for, how long
+/// after the source's write it completed.
+struct Timing {
+    elapsed: Duration,
+    /// `ReplicationLatency`: from the event's `eventTime` to now, in
+    /// milliseconds; Lambda's retries and a later `retry` are part of it,
+    /// since they are part of the wait for the copy.
+    latency_ms: Option<u64>,
+}
+
+impl Timing {
+    fn of(done: &Done, elapsed: Duration) -> Timing {
+        let latency_ms = match done {
+            Done::Copy(request, Ok(copied)) if copied.outcome == CopyOutcome::Copied => request
+                .event_time_ms
+                .map(|written| now_ms().saturating_sub(written)),
+            _ => None,
+        };
+        Timing {
+            elapsed,
+            latency_ms,
+        }
+    }
+}
+
 /// What became of one step.
 enum Done<'a> {
     Copy(&'a CopyRequest, Result<Copied, Failure>),
@@ -83,16 +108,16 @@ impl Runner<'_> {
                     reason: reason.clone(),
                 },
             };
-            let elapsed = started.elapsed();
-            log(&done, self.destination, elapsed, id);
-            self.count(&done, elapsed);
+            let timing = Timing::of(&done, started.elapsed());
+            log(&done, self.destination, &timing, id);
+            self.count(&done, &timing);
             ran.add(done);
         }
         ran
     }
 
     /// The record as CloudWatch metrics, when the function was deployed with them.
-    fn count(&self, done: &Done, elapsed: Duration) {
+    fn count(&self, done: &Done, timing: &Timing) {
         let (counted, bytes) = match done {
             Done::Copy(_, Ok(copied)) if copied.outcome == CopyOutcome::Copied => {
                 (Counted::Copied, copied.bytes.unwrap_or(0))
@@ -108,16 +133,17 @@ impl Runner<'_> {
         // A refusal takes no time of S3's.
         let elapsed = match done {
             Done::Refused { .. } => Duration::ZERO,
-            _ => elapsed,
+            _ => timing.elapsed,
         };
         if self.metrics {
-            metrics::emit(&metrics::record(
-                self.destination,
+            metrics::emit(&metrics::record(&metrics::Measured {
+                destination: self.destination,
                 counted,
                 bytes,
-                elapsed.as_secs_f64() * 1000.0,
-                now_ms(),
-            ));
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                latency_ms: timing.latency_ms,
+                timestamp_ms: now_ms(),
+            }));
         }
     }
 }
@@ -142,8 +168,8 @@ impl Ran {
 }
 
 /// The one structured line per record.
-fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+fn log(done: &Done, destination: &str, timing: &Timing, request_id: &str) {
+    let duration_ms = timing.elapsed.as_secs_f64() * 1000.0;
     match done {
         Done::Copy(request, Ok(copied)) => tracing::info!(
             request_id,
@@ -157,6 +183,7 @@ fn log(done: &Done, destination: &str, elapsed: Duration, request_id: &str) {
             parts = copied.parts,
             outcome = copied.outcome.as_str(),
             duration_ms,
+            replication_latency_ms = timing.latency_ms,
         ),
         Done::Copy(request, Err(failure)) => tracing::error!(
             request_id,
@@ -240,6 +267,7 @@ mod tests {
             version_id: None,
             if_match: Some("0123abcd".into()),
             size: Some(3),
+            event_time_ms: None,
         })
     }
 

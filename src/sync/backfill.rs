@@ -188,6 +188,8 @@ fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRe
         version_id: None,
         if_match: (!entry.etag.is_empty()).then_some(entry.etag),
         size: Some(entry.size),
+        // Not asked for by an event: there is no latency to measure.
+        event_time_ms: None,
     }
 }
 

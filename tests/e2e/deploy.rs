@@ -1308,6 +1308,7 @@ async fn deletes_are_replicated_only_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
+    let started = std::time::Instant::now();
     let aws = local_aws();
     let clients = aws.clients().await;
     let source = unique("src-kp");
@@ -1350,8 +1351,11 @@ async fn a_destination_key_prefix_places_copies_and_narrows_the_role() {
         metrics.iter().any(|m| m["Copied"] == 1
             && m["Destination"] == json!(prefixed)
             && m["BytesCopied"] == 1
-            && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "s3fan"),
-        "{metrics:?}"
+            && m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "s3fan"
+            && m["ReplicationLatency"]
+                .as_u64()
+                .is_some_and(|ms| u128::from(ms) <= started.elapsed().as_millis())),
+        "a copy's metrics carry its ReplicationLatency: {metrics:?}"
     );
     clients
         .s3

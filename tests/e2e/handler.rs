@@ -69,6 +69,7 @@ fn sns_message(invocation: &Invocation) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_objects_reach_every_destination_through_sns() {
+    let started = std::time::Instant::now();
     let aws = local_aws();
     let clients = aws.clients().await;
     let source = unique("src");
@@ -144,6 +145,15 @@ async fn new_objects_reach_every_destination_through_sns() {
             for field in ["key", "bytes", "duration_ms", "request_id"] {
                 assert!(!line[field].is_null(), "log line lacks {field}: {line}");
             }
+            // From the write (the event's eventTime) to the copy: never
+            // negative, never longer than this test has run.
+            let latency = line["replication_latency_ms"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no replication_latency_ms in {line}"));
+            assert!(
+                u128::from(latency) <= started.elapsed().as_millis(),
+                "{latency} ms: {line}"
+            );
         }
         let large_line = copies
             .iter()
