@@ -22,6 +22,9 @@ Four more things make moto behave like AWS where s3fan depends on it:
   retried ``MaximumRetryAttempts`` times (at once), then its invocation
   record goes to the function's ``OnFailure`` SQS destination. A second
   PutFunctionEventInvokeConfig replaces the first, as in AWS.
+* Invoke with InvocationType Event is queued and answered 202 at once, as
+  in AWS, then run as every asynchronous invocation here (retries, then
+  the OnFailure destination); moto runs it before answering.
 * ``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy is
   honoured (412 PreconditionFailed when the source's ETag differs); moto
   ignores it, and s3fan's ordering rule rests on it.
@@ -37,6 +40,10 @@ Control endpoints for tests, beside moto's own API:
                              X-Amz-Target), the access key that signed it and
                              the region it was signed for,
                              so a test can tell which calls its own run made
+  POST /_harness/drop-notifications  {"share": 0.1, "seed": 7}: that share
+                             of S3 notifications is never sent (a lost
+                             event); answers the share and how many were
+                             dropped so far ({} to only ask)
   POST /_harness/bootstrap-env  JSON object of variables given to every
                              bootstrap started from now on, over the
                              function's own (e.g. AWS_ENDPOINT_URL_S3 of a
@@ -54,6 +61,7 @@ import io
 import json
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -126,10 +134,29 @@ def defer(description, action):
         pending.append((description, action))
 
 
+# Set by tests through /_harness/drop-notifications: the share of S3
+# notifications that are never sent, as S3 may coalesce two quick writes of
+# one key into one event, and Lambda may drop events from an overloaded
+# asynchronous queue. Seeded, so a run repeats.
+DROP = {"share": 0.0, "random": random.Random(0), "dropped": 0}
+DROP_LOCK = threading.Lock()
+
+
+def dropped():
+    with DROP_LOCK:
+        if DROP["share"] and DROP["random"].random() < DROP["share"]:
+            DROP["dropped"] += 1
+            return True
+    return False
+
+
 def deferring(name):
     original = getattr(s3_notifications, name)
 
     def deferred(*args, **kwargs):
+        if dropped():
+            log(f"notification dropped ({name})")
+            return
         defer(name, lambda: original(*args, **kwargs))
 
     return deferred
@@ -233,6 +260,27 @@ def _put_function_event_invoke_config(self, function_name, config):
 
 lambda_models.LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
 
+_moto_invoke = lambda_models.LambdaBackend.invoke
+
+
+def _invoke(self, function_name, qualifier, body, headers, response_headers):
+    """Invoke with InvocationType Event is queued, as in AWS, and answered
+    202 at once; moto runs it before answering. (A function that invokes
+    itself, as a reconcile's next slice does, would otherwise wait on its
+    own next slice.) Queued, it is retried and sent to the failure queue as
+    every asynchronous invocation here."""
+    if headers.get("X-Amz-Invocation-Type") != "Event":
+        return _moto_invoke(self, function_name, qualifier, body, headers, response_headers)
+    self.get_function(function_name, qualifier)  # 404 for a function that is not there
+    event = json.loads(body) if body else {}
+    DELIVERIES.put(
+        ("invoke-event", lambda: invoke_async(self, function_name, event, qualifier))
+    )
+    return b""
+
+
+lambda_models.LambdaBackend.invoke = _invoke
+
 
 class HarnessApp:
     """WSGI middleware: control endpoints, and the deferral of notifications
@@ -252,6 +300,14 @@ class HarnessApp:
         if path == "/_harness/requests":
             with REQUESTS_LOCK:
                 return self.json(start_response, list(REQUESTS))
+        if path == "/_harness/drop-notifications":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            asked = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            with DROP_LOCK:
+                if "share" in asked:
+                    DROP["share"] = float(asked["share"])
+                    DROP["random"] = random.Random(asked.get("seed", 0))
+                return self.json(start_response, {"share": DROP["share"], "dropped": DROP["dropped"]})
         if path == "/_harness/bootstrap-env":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             BOOTSTRAP_ENV.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
@@ -446,8 +502,11 @@ def code_dir(function):
 class Invocation:
     """One event handed to one bootstrap process through the Runtime API."""
 
-    def __init__(self, event_body, deadline_ms):
+    def __init__(self, event_body, deadline_ms, function_arn):
         self.request_id = str(uuid.uuid4())
+        # What the Runtime API names as the invoked function: the function's
+        # own ARN, which a function that invokes itself invokes.
+        self.function_arn = function_arn
         self.event_body = event_body.encode()
         self.deadline_ms = deadline_ms
         self.handed_out = False
@@ -498,10 +557,7 @@ def runtime_api_handler(invocation):
                     ("Content-Type", "application/json"),
                     ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
                     ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
-                    (
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:local",
-                    ),
+                    ("Lambda-Runtime-Invoked-Function-Arn", invocation.function_arn),
                 ],
             )
 
@@ -549,7 +605,7 @@ def run_bootstrap(function, event_body):
     (result_text, is_error, logs) as moto's own _invoke_lambda does."""
     started = time.time()
     timeout = float(function.timeout or 3)
-    invocation = Invocation(event_body, int((started + timeout) * 1000))
+    invocation = Invocation(event_body, int((started + timeout) * 1000), function.function_arn)
     server = ThreadingHTTPServer(("127.0.0.1", 0), runtime_api_handler(invocation))
     server.daemon_threads = True
     # shutdown() waits for serve_forever's next poll: at the default 0.5 s,
