@@ -22,6 +22,7 @@ use crate::handler::limits::CopySettings;
 use crate::handler::plan::{Target, plan};
 use crate::handler::runner::Runner;
 use crate::handler::s3::S3Clients;
+use crate::sync::reconcile::ReconcileEvent;
 
 /// What Lambda sends to an on-failure destination, as far as s3fan needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +401,24 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
     })
 }
 
+/// Invokes `function` again, asynchronously, with the reconcile event that
+/// failed.
+async fn resume_in_function(queue: &Queue, function: &str, payload: &Value) -> Result<(), String> {
+    let payload = serde_json::to_vec(payload)
+        .map_err(|err| format!("cannot write the reconcile event again: {err}"))?;
+    queue
+        .session
+        .lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| aws_failure(format!("cannot invoke Lambda function {function}"), &err).0)
+}
+
 /// The handler's own work for one failed event, run here.
 async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Result<(), String> {
     let edge = queue.functions.get(&record.function).ok_or_else(|| {
@@ -409,6 +428,12 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
             record.function
         )
     })?;
+    // A reconcile that failed: its function goes on with it where it
+    // failed, in AWS, as the run would have (its copies there, not here).
+    if let Some(reconcile) = ReconcileEvent::parse(&record.payload) {
+        reconcile?;
+        return resume_in_function(queue, &edge.function, &record.payload).await;
+    }
     let target = Target::new(edge.destination.clone(), &edge.settings);
     let clients = S3Clients {
         source: queue.session.s3.clone(),

@@ -11,6 +11,7 @@ mod deploy;
 mod failures;
 mod fanout;
 mod handler;
+mod lambda;
 mod package;
 mod report;
 mod settings;
@@ -22,8 +23,8 @@ mod version;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    if handler::runs_inside_lambda() {
-        handler::main()
+    if lambda::runs_inside_lambda() {
+        lambda::main()
     } else {
         cli::main()
     }

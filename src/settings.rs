@@ -25,6 +25,9 @@ const REQUEST_PAYER: &str = "S3FAN_REQUEST_PAYER";
 const DEST_ACCOUNT: &str = "S3FAN_DEST_ACCOUNT";
 const DEST_KMS_KEY: &str = "S3FAN_DEST_KMS_KEY";
 const DEST_REGION: &str = "S3FAN_DEST_REGION";
+/// `--reconcile-every`, as given (`6h`): the function's role may then list
+/// its destination and invoke itself for a run's next slice.
+const RECONCILE_EVERY: &str = "S3FAN_RECONCILE_EVERY";
 /// What AWS keeps elsewhere (memory, timeout, the asynchronous retries),
 /// recorded so that `status` compares AWS with what s3fan made rather than
 /// with the defaults or today's `s3fan.toml`. The handler ignores it.
@@ -56,6 +59,8 @@ pub struct FunctionSettings {
     pub request_payer: bool,
     /// The destination's region, when it is not the function's own.
     pub destination_region: Option<String>,
+    /// How often a reconcile runs (`--reconcile-every`), when it does.
+    pub reconcile_every: Option<String>,
     /// What the deploy asked for that the environment does not otherwise
     /// carry.
     pub deployed: Deployed,
@@ -121,6 +126,7 @@ impl FunctionSettings {
             (DEST_KMS_KEY, self.kms_key.clone()),
             (DEST_ACCOUNT, self.owner.clone()),
             (DEST_REGION, self.destination_region.clone()),
+            (RECONCILE_EVERY, self.reconcile_every.clone()),
             (DEPLOYED, self.deployed.to_value()),
             (REPLICATE_DELETES, switch(self.replicate_deletes, "true")),
             (METRICS, switch(self.metrics, "true")),
@@ -149,6 +155,7 @@ impl FunctionSettings {
             owner: get(DEST_ACCOUNT),
             request_payer: is(REQUEST_PAYER, "requester"),
             destination_region: get(DEST_REGION),
+            reconcile_every: get(RECONCILE_EVERY),
             deployed: get(DEPLOYED).map_or_else(Deployed::default, |v| Deployed::from_value(&v)),
         }
     }
@@ -208,6 +215,7 @@ mod tests {
             owner: Some("210987654321".into()),
             request_payer: true,
             destination_region: Some("eu-west-1".into()),
+            reconcile_every: Some("6h".into()),
             deployed: Deployed {
                 memory: Some(256),
                 timeout: Some(60),
@@ -241,6 +249,7 @@ mod tests {
             ("S3FAN_DEST_REGION", "eu-west-1"),
             ("S3FAN_DEST_KMS_KEY", "alias/backups"),
             ("S3FAN_DEST_ACCOUNT", "210987654321"),
+            ("S3FAN_RECONCILE_EVERY", "6h"),
             (
                 "S3FAN_DEPLOYED",
                 "memory=256 timeout=60 retry_attempts=0 max_event_age=3600",

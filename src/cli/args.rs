@@ -93,6 +93,11 @@ pub struct DeployArgs {
     /// requester-pays buckets of another account demand.
     #[arg(long)]
     pub request_payer: bool,
+    /// Reconcile on this schedule, in AWS: each destination's function
+    /// compares it with the source and copies what events missed (6h, 1d,
+    /// 7d; from 1h to 30d; off unless given).
+    #[arg(long, value_name = "DURATION")]
+    pub reconcile_every: Option<String>,
     /// A tag for everything deploy creates (repeat for more).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = Tag::flag)]
     #[serde(deserialize_with = "Tag::from_file")]
@@ -223,6 +228,19 @@ pub struct DestroyArgs {
     pub aws: AwsArgs,
 }
 
+/// `reconcile`: which fan-out, and which of its destinations.
+#[derive(Args, Debug)]
+pub struct DestinationsArgs {
+    /// The fan-out's source bucket.
+    #[arg(long, value_name = "SRC")]
+    pub source: Option<String>,
+    /// Only this destination (repeat for more); default: every deployed one.
+    #[arg(long = "dest", value_name = "DST")]
+    pub dest: Vec<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
 /// Which fan-out, which destinations and which keys: what backfill and
 /// verify share.
 #[derive(Args, Debug)]
@@ -313,6 +331,7 @@ impl DeployArgs {
             dest_account: [file.dest_account, self.dest_account].concat(),
             apply_dest_policy: self.apply_dest_policy || file.apply_dest_policy,
             request_payer: self.request_payer || file.request_payer,
+            reconcile_every: self.reconcile_every.or(file.reconcile_every),
             tags: [file.tags, self.tags].concat(),
             dry_run: self.dry_run,
             bootstrap: self.bootstrap,
@@ -367,6 +386,12 @@ impl DeployArgs {
             tags,
             apply_dest_policy: self.apply_dest_policy,
             request_payer: self.request_payer,
+            reconcile_every: self
+                .reconcile_every
+                .as_deref()
+                .map(spec::Every::parse)
+                .transpose()
+                .map_err(SpecError::ReconcileEvery)?,
             ..defaults
         })
     }

@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use self::args::{
-    BackfillArgs, DeployArgs, DestroyArgs, FanoutArgs, Output, TargetArgs, target_spec,
+    BackfillArgs, DeployArgs, DestinationsArgs, DestroyArgs, FanoutArgs, Output, TargetArgs,
+    target_spec,
 };
 use crate::deploy;
 use crate::fanout::DeployError;
@@ -56,6 +57,9 @@ enum Command {
     Failures(TargetArgs),
     /// Copy the failed events again; each message is deleted once its copy succeeded.
     Retry(TargetArgs),
+    /// Start a reconcile run now, in AWS, in each destination's function
+    /// (deployed with --reconcile-every).
+    Reconcile(DestinationsArgs),
     /// Write the Lambda zip: this executable (or --bootstrap) as `bootstrap`.
     Package {
         /// Where to write the zip.
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => run(args.aws.output, verify_command(args)),
         Command::Failures(args) => run(args.aws.output, failures_command(args)),
         Command::Retry(args) => run(args.aws.output, retry_command(args)),
+        Command::Reconcile(args) => run(args.aws.output, reconcile_command(args)),
         Command::Package { out, bootstrap } => {
             emit(Output::Text, package(&out, bootstrap.as_deref()))
         }
@@ -255,6 +260,15 @@ async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, 
 async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresReport, String> {
     let spec = target(args.source, Vec::new(), &args.aws)?;
     crate::failures::failures(spec)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn reconcile_command(
+    args: DestinationsArgs,
+) -> Result<sync::reconcile_now::StartedReport, String> {
+    let spec = target(args.source, args.dest, &args.aws)?;
+    sync::reconcile_now::reconcile_now(spec)
         .await
         .map_err(|err| err.to_string())
 }

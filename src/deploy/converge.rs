@@ -8,7 +8,7 @@ use super::plan::Status;
 use super::report::Report;
 use super::{
     dest_policy, encryption, function, invoke_config, notification, permission, queue, role,
-    subscription, topic,
+    schedule, subscription, topic,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -66,6 +66,7 @@ pub(super) async fn plan_deploy(
                     let deployed = function::observe(ctx, destination).await?;
                     let permission = permission::observe(ctx, &function).await?;
                     let invoke_config = invoke_config::observe(ctx, &function).await?;
+                    let schedule = schedule::observe(ctx, destination).await?;
                     let mut steps = vec![Step::from(role::plan(ctx, keys, destination, &role))];
                     // After the role: S3 refuses a policy naming a missing principal.
                     if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
@@ -81,6 +82,8 @@ pub(super) async fn plan_deploy(
                         ),
                         Step::from(subscription::plan(ctx, destination, subscriptions)),
                     ]);
+                    // Last: it invokes the function, which must be ready.
+                    steps.extend(schedule::plan(ctx, destination, &schedule).map(Step::from));
                     Ok::<_, DeployError>(steps)
                 }
             }),
@@ -148,6 +151,7 @@ pub(super) async fn plan_removal(
     let deployed = function::observe_named(ctx, function).await?;
     let permission = permission::observe(ctx, function).await?;
     let role = role::observe(ctx, destination).await?;
+    let schedule = schedule::observe(ctx, destination).await?;
     let mut steps = vec![
         Step::from(subscription::plan_delete(
             ctx,
@@ -159,9 +163,12 @@ pub(super) async fn plan_removal(
             function,
             permission::plan_delete(function, destination, &permission),
         ),
+    ];
+    steps.extend(schedule::plan_delete(destination, &schedule).map(Step::from));
+    steps.extend([
         Step::from(function::plan_delete(function, destination, &deployed)),
         Step::from(role::plan_delete(destination, &role)),
-    ];
+    ]);
     for step in &mut steps {
         set_detail(step, why);
     }

@@ -6,8 +6,8 @@ use futures::future::join_all;
 
 use super::plan::{Action, Change, Outcome, Status};
 use super::{
-    dest_policy, function, invoke_config, notification, permission, queue, role, subscription,
-    topic,
+    dest_policy, function, invoke_config, notification, permission, queue, role, schedule,
+    subscription, topic,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -33,6 +33,7 @@ enum StepOp {
     },
     Subscription(subscription::Op),
     DestinationPolicy(dest_policy::Op),
+    Schedule(schedule::Op),
 }
 
 /// A resource's planned change becomes a step: `Step::from(role::plan(..))`.
@@ -56,6 +57,7 @@ step_from!(
     invoke_config => InvokeConfig,
     subscription => Subscription,
     dest_policy => DestinationPolicy,
+    schedule => Schedule,
 );
 
 impl Step {
@@ -96,6 +98,7 @@ impl Step {
             StepOp::Permission { function, op } => permission::apply(ctx, function, *op).await,
             StepOp::Subscription(op) => subscription::apply(ctx, name, op).await,
             StepOp::DestinationPolicy(op) => dest_policy::apply(ctx, &destination, op).await,
+            StepOp::Schedule(op) => schedule::apply(ctx, &destination, op).await,
         }
     }
 }

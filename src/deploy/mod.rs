@@ -18,6 +18,7 @@ mod policy;
 pub(crate) mod queue;
 mod report;
 mod role;
+mod schedule;
 mod status;
 mod subscription;
 mod topic;

@@ -18,6 +18,7 @@ pub enum Kind {
     Subscription,
     DestinationPolicy,
     Notification,
+    Schedule,
 }
 
 impl Kind {
@@ -33,6 +34,7 @@ impl Kind {
             Kind::Subscription => "subscription",
             Kind::DestinationPolicy => "bucket policy",
             Kind::Notification => "notification",
+            Kind::Schedule => "schedule",
         }
     }
 }

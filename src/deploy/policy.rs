@@ -149,6 +149,37 @@ pub fn with_kms_grants(
     policy
 }
 
+/// A reconcile: the role may also list its destination (under its key
+/// prefix), to compare it with the source, and invoke its own function,
+/// to hand a run's next slice on.
+pub fn with_reconcile_grants(
+    mut policy: Value,
+    scope: &Scope,
+    destination: &str,
+    key_prefix: Option<&str>,
+    function: &str,
+) -> Value {
+    let mut list = json!({
+        "Sid": "ListDestinationToReconcile",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": scope.bucket_arn(destination)
+    });
+    if let Some(prefix) = key_prefix {
+        list["Condition"] = json!({"StringLike": {"s3:prefix": format!("{prefix}*")}});
+    }
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(list);
+        statements.push(json!({
+            "Sid": "InvokeItselfForTheNextSlice",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": scope.function_arn(function)
+        }));
+    }
+    policy
+}
+
 /// A destination in another account: the role may also set the ACL that
 /// hands each copy to the bucket's owner (bucket-owner-full-control).
 pub fn with_owner_acl(
@@ -431,5 +462,29 @@ mod tests {
         assert_eq!(decode_iam_document(&encoded), Some(document.clone()));
         assert_eq!(decode_iam_document(&document.to_string()), Some(document));
         assert_eq!(decode_iam_document("not json"), None);
+    }
+
+    #[test]
+    fn a_reconcile_may_list_its_destination_under_its_prefix_and_invoke_itself_only() {
+        let plain = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", "q", false);
+        let granted = with_reconcile_grants(plain.clone(), &scope(), "dst", Some("backup/"), "dst");
+        let added = &granted["Statement"].as_array().unwrap()
+            [plain["Statement"].as_array().unwrap().len()..];
+        assert_eq!(
+            added,
+            [
+                json!({"Sid": "ListDestinationToReconcile", "Effect": "Allow",
+                       "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::dst",
+                       "Condition": {"StringLike": {"s3:prefix": "backup/*"}}}),
+                json!({"Sid": "InvokeItselfForTheNextSlice", "Effect": "Allow",
+                       "Action": "lambda:InvokeFunction",
+                       "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:dst"}),
+            ]
+        );
+        let whole = with_reconcile_grants(plain, &scope(), "dst", None, "dst");
+        assert!(
+            !whole.to_string().contains("s3:prefix"),
+            "no prefix: the whole bucket"
+        );
     }
 }

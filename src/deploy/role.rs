@@ -7,6 +7,7 @@ use super::encryption::Keys;
 use super::plan::{Action, Change, Kind};
 use super::policy::{
     decode_iam_document, role_policy, trust_policy, with_kms_grants, with_owner_acl,
+    with_reconcile_grants,
 };
 use crate::fanout::names::{
     ROLE_POLICY_NAME, TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, failure_queue_name,
@@ -87,12 +88,22 @@ fn desired_policy(ctx: &Context, keys: &Keys, destination: &str) -> Value {
         keys.source.as_ref(),
         keys.destinations.get(destination),
     );
-    match ctx.other_account(destination) {
+    let policy = match ctx.other_account(destination) {
         Some(_) => with_owner_acl(
             policy,
             &ctx.scope,
             destination,
             ctx.spec.key_prefix(destination),
+        ),
+        None => policy,
+    };
+    match ctx.spec.reconcile_every {
+        Some(_) => with_reconcile_grants(
+            policy,
+            &ctx.scope,
+            destination,
+            ctx.spec.key_prefix(destination),
+            &function_name(destination),
         ),
         None => policy,
     }

@@ -24,6 +24,7 @@ pub struct Session {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
     /// The SDK configuration in the source's region, for clients elsewhere.
     pub sdk: SdkConfig,
 }
@@ -73,6 +74,7 @@ impl Session {
             lambda: aws_sdk_lambda::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
             sdk,
         }
     }
@@ -201,6 +203,7 @@ impl Context {
                 .region_of(destination)
                 .filter(|region| *region != self.scope.region)
                 .map(str::to_owned),
+            reconcile_every: self.spec.reconcile_every.map(|every| every.to_string()),
             deployed: Deployed {
                 memory: Some(self.spec.memory),
                 timeout: Some(self.spec.timeout),
@@ -225,10 +228,7 @@ impl Context {
     }
 
     pub fn function_arn(&self, function: &str) -> String {
-        format!(
-            "arn:{}:lambda:{}:{}:function:{function}",
-            self.scope.partition, self.scope.region, self.scope.account
-        )
+        self.scope.function_arn(function)
     }
 
     /// The user's tags plus s3fan's own, for everything deploy creates.

@@ -129,6 +129,10 @@ pub fn deployed_spec(asked: Spec, ours: &[&Edge]) -> Spec {
         spec.replicate_deletes = first.replicate_deletes;
         spec.metrics = first.metrics;
         spec.request_payer = first.request_payer;
+        spec.reconcile_every = first
+            .reconcile_every
+            .as_deref()
+            .and_then(|every| super::spec::Every::parse(every).ok());
         let recorded = first.deployed;
         spec.memory = recorded.memory.unwrap_or(spec.memory);
         spec.timeout = recorded.timeout.unwrap_or(spec.timeout);

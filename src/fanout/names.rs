@@ -51,6 +51,21 @@ impl Scope {
         )
     }
 
+    pub fn function_arn(&self, function: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{function}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// An EventBridge rule on the default event bus.
+    pub fn rule_arn(&self, rule: &str) -> String {
+        format!(
+            "arn:{}:events:{}:{}:rule/{rule}",
+            self.partition, self.region, self.account
+        )
+    }
+
     pub fn bucket_arn(&self, bucket: &str) -> String {
         format!("arn:{}:s3:::{bucket}", self.partition)
     }
@@ -94,6 +109,22 @@ pub fn function_name(destination: &str) -> String {
         .take(55)
         .collect();
     format!("{dashed}-{}", short_hash(destination))
+}
+
+/// The statement id of the permission that lets EventBridge invoke a
+/// function with its reconcile schedule.
+pub const SCHEDULE_STATEMENT_ID: &str = "s3fan-reconcile-schedule";
+
+/// The EventBridge rule that schedules one destination's reconcile (rule
+/// names: 64 characters).
+pub fn schedule_name(destination: &str) -> String {
+    let function = function_name(destination);
+    let name = format!("{function}-reconcile");
+    if name.len() <= 64 {
+        return name;
+    }
+    let cut: String = function.chars().take(45).collect();
+    format!("{cut}-{}-reconcile", short_hash(destination))
 }
 
 /// The IAM role of one destination's function (role names: 64 characters).
@@ -186,6 +217,17 @@ mod tests {
         let role = role_name(&long);
         assert!(role.len() <= 64, "{role}");
         assert_ne!(role, role_name(&"d".repeat(62)));
+    }
+
+    #[test]
+    fn schedule_names_fit_eventbridges_limit_and_stay_apart() {
+        assert_eq!(schedule_name("dst"), "dst-reconcile");
+        let long = schedule_name(&"d".repeat(63));
+        assert!(long.len() <= 64, "{long}");
+        assert!(long.ends_with("-reconcile"));
+        assert_ne!(long, schedule_name(&"d".repeat(62)));
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        assert!(schedule_name("photos.eu").chars().all(valid));
     }
 
     #[test]

@@ -55,6 +55,62 @@ pub struct Spec {
     /// `--request-payer`: every object request says the requester pays, as
     /// requester-pays buckets of other accounts demand.
     pub request_payer: bool,
+    /// `--reconcile-every`: each destination's function compares it with
+    /// the source on this schedule and copies what events missed.
+    pub reconcile_every: Option<Every>,
+}
+
+/// How often something runs: `--reconcile-every 6h`. Hours or days, from
+/// one hour (a run lists the whole bucket) to 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every {
+    pub hours: u32,
+}
+
+impl Every {
+    pub fn parse(text: &str) -> Result<Every, String> {
+        let text = text.trim();
+        let (number, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let hours = match (number.parse::<u32>(), unit) {
+            (Ok(n), "h") => n,
+            (Ok(n), "d") => n.saturating_mul(24),
+            _ => {
+                return Err(format!(
+                    "{text:?} is not a duration: write hours or days, such as 6h or 1d"
+                ));
+            }
+        };
+        if !(1..=30 * 24).contains(&hours) {
+            return Err(format!(
+                "{text:?} is outside 1h to 30d: a run lists the whole bucket, so give at least 1h"
+            ));
+        }
+        Ok(Every { hours })
+    }
+
+    /// EventBridge's schedule expression: `rate(6 hours)`, `rate(1 day)`.
+    pub fn rate_expression(&self) -> String {
+        match self.hours {
+            1 => "rate(1 hour)".to_owned(),
+            24 => "rate(1 day)".to_owned(),
+            h if h % 24 == 0 => format!("rate({} days)", h / 24),
+            h => format!("rate({h} hours)"),
+        }
+    }
+}
+
+/// As written back: `6h`, `1d`; what `parse` reads.
+impl std::fmt::Display for Every {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.hours % 24 == 0 {
+            write!(f, "{}d", self.hours / 24)
+        } else {
+            write!(f, "{}h", self.hours)
+        }
+    }
 }
 
 /// One destination and what is asked of its copies.
@@ -100,6 +156,7 @@ impl Spec {
             tags: BTreeMap::new(),
             apply_dest_policy: false,
             request_payer: false,
+            reconcile_every: None,
         }
     }
 
@@ -310,6 +367,8 @@ pub enum SpecError {
         given: String,
         rule: &'static str,
     },
+    #[error("--reconcile-every {0}")]
+    ReconcileEvery(String),
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
     KeyPrefix {
         destination: String,
@@ -465,6 +524,27 @@ mod tests {
             "a b",
         ] {
             assert!(check_bucket_name("source", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_are_hours_or_days_and_read_back_as_written() {
+        for (text, hours, rate) in [
+            ("1h", 1, "rate(1 hour)"),
+            ("6h", 6, "rate(6 hours)"),
+            ("1d", 24, "rate(1 day)"),
+            ("48h", 48, "rate(2 days)"),
+            ("7d", 168, "rate(7 days)"),
+        ] {
+            let every = Every::parse(text).unwrap();
+            assert_eq!(
+                (every.hours, every.rate_expression().as_str()),
+                (hours, rate)
+            );
+            assert_eq!(Every::parse(&every.to_string()), Ok(every));
+        }
+        for bad in ["", "6", "30m", "0h", "31d", "1w", "h"] {
+            assert!(Every::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -19,6 +19,10 @@ pub struct CopySettings {
     pub part_size: u64,
     /// Parts copied at once (`S3FAN_COPY_CONCURRENCY`).
     pub concurrency: usize,
+    /// A reconcile slice hands on to the next this long after it started,
+    /// if that is sooner than its invocation's time would make it
+    /// (`S3FAN_RECONCILE_SLICE_MS`).
+    pub reconcile_slice: Option<std::time::Duration>,
 }
 
 impl Default for CopySettings {
@@ -31,6 +35,7 @@ impl Default for CopySettings {
             // time of 256 MiB (grown by the part plan past 2.5 TiB).
             part_size: 256 * MIB,
             concurrency: 8,
+            reconcile_slice: None,
         }
     }
 }
@@ -46,16 +51,19 @@ impl CopySettings {
     /// names the variable.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<CopySettings, String> {
         let defaults = CopySettings::default();
-        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+        let given = |name: &str, unit: &str, min: u64, max: u64| -> Result<Option<u64>, String> {
             let Some(text) = get(name) else {
-                return Ok(default);
+                return Ok(None);
             };
             match text.trim().parse::<u64>() {
-                Ok(value) if (min..=max).contains(&value) => Ok(value),
+                Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
                 _ => Err(format!(
-                    "{name}={text:?} is not a whole number of bytes from {min} to {max}"
+                    "{name}={text:?} is not a whole number of {unit} from {min} to {max}"
                 )),
             }
+        };
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+            Ok(given(name, "bytes", min, max)?.unwrap_or(default))
         };
         Ok(CopySettings {
             multipart_threshold: number(
@@ -67,6 +75,8 @@ impl CopySettings {
             part_size: number("S3FAN_PART_SIZE", defaults.part_size, MIN_PART, MAX_PART)?,
             concurrency: number("S3FAN_COPY_CONCURRENCY", defaults.concurrency as u64, 1, 64)?
                 as usize,
+            reconcile_slice: given("S3FAN_RECONCILE_SLICE_MS", "milliseconds", 1, 900_000)?
+                .map(std::time::Duration::from_millis),
         })
     }
 }
@@ -105,5 +115,12 @@ mod tests {
             "over 5 GiB"
         );
         assert!(CopySettings::from_env(env(&[("S3FAN_COPY_CONCURRENCY", "0")])).is_err());
+        let slice = CopySettings::from_env(env(&[("S3FAN_RECONCILE_SLICE_MS", "250")])).unwrap();
+        assert_eq!(
+            slice.reconcile_slice,
+            Some(std::time::Duration::from_millis(250))
+        );
+        let err = CopySettings::from_env(env(&[("S3FAN_RECONCILE_SLICE_MS", "soon")])).unwrap_err();
+        assert!(err.contains("milliseconds"), "{err}");
     }
 }

@@ -69,6 +69,44 @@ pub fn record(measured: &Measured) -> Value {
     document
 }
 
+/// What a reconcile slice found and did, for the metrics.
+pub struct Reconciled<'a> {
+    pub destination: &'a str,
+    pub examined: u64,
+    /// Missing or different: what events missed.
+    pub out_of_sync: u64,
+    /// Copied or deleted now.
+    pub repaired: u64,
+    pub failed: u64,
+    pub timestamp_ms: u64,
+}
+
+/// The EMF document of one reconcile slice; each metric sums over a run's
+/// slices to the run's count. `ReconcileRepaired` above 0 means events were
+/// missed and the reconcile put it right.
+pub fn reconcile(slice: &Reconciled) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": slice.timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Destination"]],
+                "Metrics": [
+                    {"Name": "ReconcileExamined", "Unit": "Count"},
+                    {"Name": "ReconcileOutOfSync", "Unit": "Count"},
+                    {"Name": "ReconcileRepaired", "Unit": "Count"},
+                    {"Name": "ReconcileFailed", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Destination": slice.destination,
+        "ReconcileExamined": slice.examined,
+        "ReconcileOutOfSync": slice.out_of_sync,
+        "ReconcileRepaired": slice.repaired,
+        "ReconcileFailed": slice.failed
+    })
+}
+
 /// Writes the document as one line on stdout (Lambda sends it to CloudWatch Logs).
 pub fn emit(document: &Value) {
     println!("{document}");

@@ -452,6 +452,7 @@ mod tests {
             multipart_threshold: MIN_PART,
             part_size: MIN_PART,
             concurrency,
+            reconcile_slice: None,
         }
     }
 

@@ -175,8 +175,8 @@ async fn settle(
 }
 
 /// The same request the handler makes for an event: the current object, on
-/// condition of the ETag just listed.
-fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRequest {
+/// condition of the ETag just listed. Reconcile copies with it too.
+pub(super) fn copy_request(source: &str, destination: &Destination, entry: Entry) -> CopyRequest {
     CopyRequest {
         route: Route {
             source_bucket: source.to_owned(),

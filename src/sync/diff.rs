@@ -23,7 +23,7 @@ use super::listing::Entry;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// In both, equal. `size_only` when an ETag could not be compared.
-    Same { size_only: bool },
+    Same { key: String, size_only: bool },
     /// In the source only.
     Missing(Entry),
     /// In both, not equal: `what` differs.
@@ -47,7 +47,10 @@ pub fn compare(source: Entry, destination: Entry) -> Verdict {
         };
     }
     if multipart(&source.etag) || multipart(&destination.etag) {
-        return Verdict::Same { size_only: true };
+        return Verdict::Same {
+            key: source.key,
+            size_only: true,
+        };
     }
     if source.etag != destination.etag {
         return Verdict::Different {
@@ -56,7 +59,21 @@ pub fn compare(source: Entry, destination: Entry) -> Verdict {
             what: "ETag",
         };
     }
-    Verdict::Same { size_only: false }
+    Verdict::Same {
+        key: source.key,
+        size_only: false,
+    }
+}
+
+impl Verdict {
+    /// The key compared: where a reconcile slice that settled it may stop.
+    pub fn key(&self) -> &str {
+        match self {
+            Verdict::Same { key, .. } => key,
+            Verdict::Missing(entry) | Verdict::Extra(entry) => &entry.key,
+            Verdict::Different { source, .. } => &source.key,
+        }
+    }
 }
 
 /// Merges two listings sorted by key into one verdict per key.
@@ -285,7 +302,10 @@ mod tests {
     fn multipart_etags_are_compared_by_size_only() {
         assert_eq!(
             compare(entry("k", 9, "abc-3"), entry("k", 9, "def")),
-            Verdict::Same { size_only: true }
+            Verdict::Same {
+                key: "k".into(),
+                size_only: true
+            }
         );
         assert!(matches!(
             compare(entry("k", 9, "abc-3"), entry("k", 8, "abc-3")),
@@ -293,7 +313,10 @@ mod tests {
         ));
         assert_eq!(
             compare(entry("k", 9, "abc"), entry("k", 9, "abc")),
-            Verdict::Same { size_only: false }
+            Verdict::Same {
+                key: "k".into(),
+                size_only: false
+            }
         );
     }
 

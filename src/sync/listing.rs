@@ -17,19 +17,38 @@ pub struct Entry {
     pub etag: String,
 }
 
-/// Every object of `bucket` under `prefix`, in S3's order (UTF-8 binary
-/// order of keys), with `strip` removed from the front of each key.
+/// Which objects a listing reads.
+#[derive(Debug, Clone, Default)]
+pub struct Listing<'a> {
+    pub bucket: &'a str,
+    /// Only keys under this.
+    pub prefix: String,
+    /// Removed from the front of each key (a destination's key prefix).
+    pub strip: &'a str,
+    /// Only keys after this one, as S3 compares them (a reconcile slice
+    /// goes on where the last stopped).
+    pub start_after: Option<String>,
+    pub request_payer: bool,
+}
+
+/// Every object of the listing, in S3's order (UTF-8 binary order of keys),
+/// with `strip` removed from the front of each key.
 pub fn list<'a>(
     s3: &'a Client,
-    bucket: &'a str,
-    prefix: String,
-    strip: &'a str,
-    request_payer: bool,
+    listing: Listing<'a>,
 ) -> impl Stream<Item = Result<Entry, DeployError>> + 'a {
+    let Listing {
+        bucket,
+        prefix,
+        strip,
+        start_after,
+        request_payer,
+    } = listing;
     let pages = s3
         .list_objects_v2()
         .bucket(bucket)
         .prefix(prefix)
+        .set_start_after(start_after)
         // Keys may hold characters XML 1.0 cannot carry (U+0001 to U+001F
         // but tab, LF and CR; U+FFFE): written raw, the whole page fails to
         // parse, or a server substitutes them and the merge goes wrong.
@@ -112,6 +131,13 @@ mod tests {
     use super::*;
     use crate::test_endpoint::{Reply, serve};
 
+    fn every_object_of(bucket: &str) -> Listing<'_> {
+        Listing {
+            bucket,
+            ..Listing::default()
+        }
+    }
+
     /// One page holding keys with characters XML 1.0 cannot carry, encoded
     /// as S3 encodes them with encoding-type=url (`+` for a space).
     fn encoded(_: &str, target: &str) -> Reply {
@@ -139,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn keys_xml_cannot_carry_are_asked_for_encoded_and_decoded() {
         let (s3, seen) = serve(encoded).await;
-        let keys: Vec<String> = list(&s3, "b", String::new(), "", false)
+        let keys: Vec<String> = list(&s3, every_object_of("b"))
             .map_ok(|entry| entry.key)
             .try_collect()
             .await
@@ -152,7 +178,7 @@ mod tests {
     async fn a_listing_out_of_order_is_an_error_not_a_wrong_diff() {
         let (s3, _) = serve(unordered).await;
         let listed: Vec<Result<Entry, DeployError>> =
-            list(&s3, "b", String::new(), "", false).collect().await;
+            list(&s3, every_object_of("b")).collect().await;
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].as_ref().map(|e| e.key.as_str()), Ok("b"));
         let err = listed[1].as_ref().unwrap_err().to_string();

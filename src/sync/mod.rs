@@ -8,8 +8,12 @@ pub mod backfill;
 mod diff;
 mod listing;
 mod progress;
+pub mod reconcile;
+pub mod reconcile_now;
 pub mod verify;
 pub mod via_lambda;
+
+use futures::{Stream, TryStreamExt};
 
 use crate::fanout::spec::Spec;
 use crate::fanout::{Context, DeployError, Session, find_regions, inventory};
@@ -141,40 +145,103 @@ impl Fanout {
         }
     }
 
-    /// The source's listing, within the filter.
-    fn source_listing(
-        &self,
-    ) -> impl futures::Stream<Item = Result<listing::Entry, DeployError>> + '_ {
-        use futures::TryStreamExt;
-        let prefix = self.filter.listing_prefix().unwrap_or_default();
-        listing::list(&self.s3, &self.source, prefix, "", self.request_payer)
-            .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
+    /// The source side of every comparison.
+    fn source(&self) -> Source<'_> {
+        Source {
+            s3: &self.s3,
+            bucket: &self.source,
+            filter: &self.filter,
+            request_payer: self.request_payer,
+        }
     }
 
-    /// A destination's copies, keys less its key prefix, within the filter.
+    fn source_listing(&self) -> impl Stream<Item = Result<listing::Entry, DeployError>> + '_ {
+        source_listing(self.source(), None)
+    }
+
     fn copies_listing<'a>(
         &'a self,
         destination: &'a Destination,
-    ) -> impl futures::Stream<Item = Result<listing::Entry, DeployError>> + 'a {
-        use futures::TryStreamExt;
-        let prefix = self.filter.listing_prefix().unwrap_or_default();
-        listing::list(
-            &destination.s3,
-            &destination.bucket,
-            format!("{}{prefix}", destination.key_prefix),
-            &destination.key_prefix,
-            self.request_payer,
-        )
-        .try_filter(|entry| std::future::ready(self.filter.admits(&entry.key)))
+    ) -> impl Stream<Item = Result<listing::Entry, DeployError>> + 'a {
+        copies_listing(self.source(), destination, None)
     }
 
     /// Source and destination, merged key by key, within the filter.
     fn compare<'a>(
         &'a self,
         destination: &'a Destination,
-    ) -> impl futures::Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
-        diff::merge(self.source_listing(), self.copies_listing(destination))
+    ) -> impl Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
+        compare(self.source(), destination, None)
     }
+}
+
+/// The side a comparison reads from: the source bucket, within the filter.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub s3: &'a aws_sdk_s3::Client,
+    pub bucket: &'a str,
+    pub filter: &'a Filter,
+    /// Listings say the requester pays too.
+    pub request_payer: bool,
+}
+
+impl Source<'_> {
+    /// The clients a copy from this source to `destination` uses.
+    pub fn clients(&self, destination: &Destination) -> S3Clients {
+        S3Clients {
+            source: self.s3.clone(),
+            destination: destination.s3.clone(),
+        }
+    }
+}
+
+/// The source's objects within the filter, after `start_after` if given.
+pub fn source_listing<'a>(
+    source: Source<'a>,
+    start_after: Option<&str>,
+) -> impl Stream<Item = Result<listing::Entry, DeployError>> + 'a {
+    let listing = listing::Listing {
+        bucket: source.bucket,
+        prefix: source.filter.listing_prefix().unwrap_or_default(),
+        strip: "",
+        start_after: start_after.map(str::to_owned),
+        request_payer: source.request_payer,
+    };
+    listing::list(source.s3, listing)
+        .try_filter(move |entry| std::future::ready(source.filter.admits(&entry.key)))
+}
+
+/// A destination's copies within the filter, keys less its key prefix,
+/// after `start_after` (a key of the source) if given.
+pub fn copies_listing<'a>(
+    source: Source<'a>,
+    destination: &'a Destination,
+    start_after: Option<&str>,
+) -> impl Stream<Item = Result<listing::Entry, DeployError>> + 'a {
+    let prefix = source.filter.listing_prefix().unwrap_or_default();
+    let listing = listing::Listing {
+        bucket: &destination.bucket,
+        prefix: format!("{}{prefix}", destination.key_prefix),
+        strip: &destination.key_prefix,
+        start_after: start_after.map(|key| format!("{}{key}", destination.key_prefix)),
+        request_payer: source.request_payer,
+    };
+    listing::list(&destination.s3, listing)
+        .try_filter(move |entry| std::future::ready(source.filter.admits(&entry.key)))
+}
+
+/// The source and one destination merged key by key within the filter,
+/// after `start_after` if given: the one streaming diff of verify, backfill
+/// and reconcile.
+pub fn compare<'a>(
+    source: Source<'a>,
+    destination: &'a Destination,
+    start_after: Option<&str>,
+) -> impl Stream<Item = Result<diff::Verdict, DeployError>> + 'a {
+    diff::merge(
+        source_listing(source, start_after),
+        copies_listing(source, destination, start_after),
+    )
 }
 
 /// How many keys of each kind a report names, at most: enough to act on,

@@ -88,7 +88,7 @@ async fn verify_one(fanout: &Fanout, destination: &Destination) -> DestinationRe
 
 fn tally(report: &mut DestinationReport, verdict: Verdict) {
     match verdict {
-        Verdict::Same { size_only } => {
+        Verdict::Same { size_only, .. } => {
             report.in_sync += 1;
             report.size_only += u64::from(size_only);
         }

@@ -352,6 +352,17 @@ impl LocalAws {
         control_request(&self.endpoint, "GET", path, None)
     }
 
+    /// From now on, that share of S3 notifications is never sent (seeded);
+    /// answers the share and how many have been dropped so far.
+    pub fn drop_notifications(&self, share: f64, seed: u64) -> Value {
+        control_request(
+            &self.endpoint,
+            "POST",
+            "/_harness/drop-notifications",
+            Some(&serde_json::json!({"share": share, "seed": seed})),
+        )
+    }
+
     /// Variables every bootstrap started from now on gets, over its
     /// function's own: `AWS_ENDPOINT_URL_S3` sends its S3 calls elsewhere.
     pub fn set_bootstrap_env(&self, variables: Value) {
@@ -706,6 +717,23 @@ impl Clients {
     }
 
     /// (bytes, content type, user metadata) of an object, or None if absent.
+    /// Every key of `bucket`.
+    pub async fn keys(&self, bucket: &str) -> std::collections::BTreeSet<String> {
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            for object in page.expect("list").contents() {
+                keys.insert(object.key().unwrap_or_default().to_owned());
+            }
+        }
+        keys
+    }
+
     pub async fn get(&self, bucket: &str, key: &str) -> Option<StoredObject> {
         let object = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(object) => object,

@@ -22,22 +22,6 @@ fn local_aws() -> &'static LocalAws {
 
 const MIB: usize = 1024 * 1024;
 
-async fn keys_in(clients: &Clients, bucket: &str) -> BTreeSet<String> {
-    let mut pages = clients
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .into_paginator()
-        .send();
-    let mut keys = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        for object in page.expect("list").contents() {
-            keys.insert(object.key().unwrap_or_default().to_owned());
-        }
-    }
-    keys
-}
-
 /// Objects in the failure queue, per destination bucket: `s3fan failures`.
 async fn failed_objects(source: &str) -> HashMap<String, BTreeSet<String>> {
     let listed = local_aws()
@@ -201,7 +185,7 @@ async fn no_object_is_lost_whatever_s3_answers() {
     let failed = failed_objects(&source).await;
     let mut report = Vec::new();
     for destination in &destinations {
-        let copied = keys_in(&clients, destination).await;
+        let copied = clients.keys(destination).await;
         let queued = failed.get(destination).cloned().unwrap_or_default();
         let lost: Vec<&String> = keys
             .iter()

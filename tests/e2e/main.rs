@@ -11,5 +11,6 @@ mod cli;
 mod deploy;
 mod faults;
 mod handler;
+mod reconcile;
 mod secrets;
 mod sync;
