@@ -66,23 +66,26 @@ pub struct FunctionSettings {
     pub deployed: Deployed,
 }
 
-/// Memory, timeout and asynchronous retries as the last deploy asked for
-/// them; `None` where a function of an older s3fan has no record.
+/// Memory, timeout, asynchronous retries and reserved concurrency as the
+/// last deploy asked for them; `None` where a function of an older s3fan
+/// has no record (and, for the reserved concurrency, where none was asked).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deployed {
     pub memory: Option<i32>,
     pub timeout: Option<i32>,
     pub retry_attempts: Option<i32>,
     pub max_event_age: Option<i32>,
+    pub reserved_concurrency: Option<i32>,
 }
 
 impl Deployed {
-    fn fields(&self) -> [(&'static str, Option<i32>); 4] {
+    fn fields(&self) -> [(&'static str, Option<i32>); 5] {
         [
             ("memory", self.memory),
             ("timeout", self.timeout),
             ("retry_attempts", self.retry_attempts),
             ("max_event_age", self.max_event_age),
+            ("reserved_concurrency", self.reserved_concurrency),
         ]
     }
 
@@ -105,6 +108,7 @@ impl Deployed {
                 "timeout" => deployed.timeout = number,
                 "retry_attempts" => deployed.retry_attempts = number,
                 "max_event_age" => deployed.max_event_age = number,
+                "reserved_concurrency" => deployed.reserved_concurrency = number,
                 _ => {}
             }
         }
@@ -221,6 +225,7 @@ mod tests {
                 timeout: Some(60),
                 retry_attempts: Some(0),
                 max_event_age: Some(3600),
+                reserved_concurrency: Some(50),
             },
         }
     }
@@ -252,7 +257,7 @@ mod tests {
             ("S3FAN_RECONCILE_EVERY", "6h"),
             (
                 "S3FAN_DEPLOYED",
-                "memory=256 timeout=60 retry_attempts=0 max_event_age=3600",
+                "memory=256 timeout=60 retry_attempts=0 max_event_age=3600 reserved_concurrency=50",
             ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));

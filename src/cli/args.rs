@@ -93,6 +93,12 @@ pub struct DeployArgs {
     /// requester-pays buckets of another account demand.
     #[arg(long)]
     pub request_payer: bool,
+    /// Run each function at most N at once (Lambda's reserved
+    /// concurrency), so a burst of uploads cannot take the concurrency
+    /// the account's other functions need; throttled events are retried by
+    /// Lambda. Default: no cap.
+    #[arg(long, value_name = "N")]
+    pub reserved_concurrency: Option<i32>,
     /// Reconcile on this schedule, in AWS: each destination's function
     /// compares it with the source and copies what events missed (6h, 1d,
     /// 7d; from 1h to 30d; off unless given).
@@ -332,6 +338,7 @@ impl DeployArgs {
             apply_dest_policy: self.apply_dest_policy || file.apply_dest_policy,
             request_payer: self.request_payer || file.request_payer,
             reconcile_every: self.reconcile_every.or(file.reconcile_every),
+            reserved_concurrency: self.reserved_concurrency.or(file.reserved_concurrency),
             tags: [file.tags, self.tags].concat(),
             dry_run: self.dry_run,
             bootstrap: self.bootstrap,
@@ -392,6 +399,7 @@ impl DeployArgs {
                 .map(spec::Every::parse)
                 .transpose()
                 .map_err(SpecError::ReconcileEvery)?,
+            reserved_concurrency: self.reserved_concurrency,
             ..defaults
         })
     }

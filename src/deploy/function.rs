@@ -37,6 +37,8 @@ pub struct Deployed {
     pub architecture: Option<String>,
     pub code_sha256: String,
     pub last_modified: Option<String>,
+    /// Lambda's reserved concurrency, if the function has one.
+    pub reserved_concurrency: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct Op {
     pub create: bool,
     pub code: bool,
     pub config: bool,
+    /// Set (or remove) the reserved concurrency.
+    pub concurrency: bool,
     pub delete: bool,
 }
 
@@ -52,6 +56,7 @@ impl Op {
         create: false,
         code: false,
         config: false,
+        concurrency: false,
         delete: false,
     };
 }
@@ -91,6 +96,9 @@ pub async fn observe_named(ctx: &Context, name: &str) -> Result<Observed, Deploy
             .and_then(|a| a.first().map(|a| a.as_str().to_owned())),
         code_sha256: config.code_sha256.unwrap_or_default(),
         last_modified: config.last_modified,
+        reserved_concurrency: out
+            .concurrency
+            .and_then(|c| c.reserved_concurrent_executions),
     })))
 }
 
@@ -116,6 +124,7 @@ pub fn plan(
             Action::Create,
             Op {
                 create: true,
+                concurrency: ctx.spec.reserved_concurrency.is_some(),
                 ..Op::NOTHING
             },
             ctx.code.as_ref().map_or_else(String::new, |code| {
@@ -149,13 +158,22 @@ pub fn plan(
             });
             let changed = configuration_changes(ctx, destination, deployed);
             let config = !changed.is_empty();
+            let concurrency = deployed.reserved_concurrency != ctx.spec.reserved_concurrency;
+            let show = |n: Option<i32>| n.map_or("(none)".to_owned(), |n| n.to_string());
             let detail = code
                 .then(|| "code".to_owned())
                 .into_iter()
                 .chain(changed)
+                .chain(concurrency.then(|| {
+                    format!(
+                        "reserved concurrency {} -> {}",
+                        show(deployed.reserved_concurrency),
+                        show(ctx.spec.reserved_concurrency)
+                    )
+                }))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let action = if code || config {
+            let action = if code || config || concurrency {
                 Action::Update
             } else {
                 Action::Unchanged
@@ -165,6 +183,7 @@ pub fn plan(
                 Op {
                     code,
                     config,
+                    concurrency,
                     ..Op::NOTHING
                 },
                 detail,
@@ -277,7 +296,7 @@ pub async fn apply(
         );
     }
     if op.create {
-        return create(ctx, name, destination).await;
+        create(ctx, name, destination).await?;
     }
     if op.code {
         ctx.lambda
@@ -315,7 +334,47 @@ pub async fn apply(
             })?;
         wait_until_updated(ctx, name).await?;
     }
+    if op.concurrency {
+        set_reserved_concurrency(ctx, name).await?;
+    }
     Ok(())
+}
+
+/// `--reserved-concurrency`, or none when it is not given.
+async fn set_reserved_concurrency(ctx: &Context, name: &str) -> Result<(), DeployError> {
+    match ctx.spec.reserved_concurrency {
+        Some(n) => ctx
+            .lambda
+            .put_function_concurrency()
+            .function_name(name)
+            .reserved_concurrent_executions(n)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                aws_failure(
+                    format!(
+                        "cannot reserve a concurrency of {n} for Lambda function {name} (the \
+                         account must keep 100 unreserved: lower --reserved-concurrency, or ask \
+                         AWS for a higher concurrency quota)"
+                    ),
+                    &err,
+                )
+            }),
+        None => {
+            let result = ctx
+                .lambda
+                .delete_function_concurrency()
+                .function_name(name)
+                .send()
+                .await;
+            gone_is_fine(
+                result,
+                &["ResourceNotFoundException"],
+                format!("cannot remove the reserved concurrency of Lambda function {name}"),
+            )
+        }
+    }
 }
 
 fn architecture(ctx: &Context) -> Result<LambdaArchitecture, DeployError> {
@@ -467,6 +526,7 @@ mod tests {
         spec.timeout = 60;
         spec.retry_attempts = 0;
         spec.max_event_age = 3600;
+        spec.reserved_concurrency = Some(20);
         let ctx = Context::offline(spec, "http://127.0.0.1:9");
         let environment = desired_environment(&ctx, "dst");
         assert_eq!(
@@ -476,6 +536,7 @@ mod tests {
                 timeout: Some(60),
                 retry_attempts: Some(0),
                 max_event_age: Some(3600),
+                reserved_concurrency: Some(20),
             }
         );
         assert_eq!(
@@ -498,6 +559,7 @@ mod tests {
             architecture: None,
             code_sha256: String::new(),
             last_modified: None,
+            reserved_concurrency: None,
         };
         assert_eq!(
             configuration_changes(&ctx, "dst", &deployed),

@@ -209,6 +209,7 @@ impl Context {
                 timeout: Some(self.spec.timeout),
                 retry_attempts: Some(self.spec.retry_attempts),
                 max_event_age: Some(self.spec.max_event_age),
+                reserved_concurrency: self.spec.reserved_concurrency,
             },
         }
     }

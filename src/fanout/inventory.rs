@@ -138,6 +138,7 @@ pub fn deployed_spec(asked: Spec, ours: &[&Edge]) -> Spec {
         spec.timeout = recorded.timeout.unwrap_or(spec.timeout);
         spec.retry_attempts = recorded.retry_attempts.unwrap_or(spec.retry_attempts);
         spec.max_event_age = recorded.max_event_age.unwrap_or(spec.max_event_age);
+        spec.reserved_concurrency = recorded.reserved_concurrency;
     }
     spec
 }

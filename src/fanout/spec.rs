@@ -58,6 +58,9 @@ pub struct Spec {
     /// `--reconcile-every`: each destination's function compares it with
     /// the source on this schedule and copies what events missed.
     pub reconcile_every: Option<Every>,
+    /// `--reserved-concurrency`: each function runs at most this many at
+    /// once, so a burst cannot take the account's whole concurrency.
+    pub reserved_concurrency: Option<i32>,
 }
 
 /// How often something runs: `--reconcile-every 6h`. Hours or days, from
@@ -157,6 +160,7 @@ impl Spec {
             apply_dest_policy: false,
             request_payer: false,
             reconcile_every: None,
+            reserved_concurrency: None,
         }
     }
 
@@ -367,6 +371,11 @@ pub enum SpecError {
         given: String,
         rule: &'static str,
     },
+    #[error(
+        "--reserved-concurrency {0} would let no copy run (0 stops the function): give 1 or \
+         more, or leave it out for no cap"
+    )]
+    ReservedConcurrency(i32),
     #[error("--reconcile-every {0}")]
     ReconcileEvery(String),
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
@@ -460,6 +469,9 @@ impl Spec {
         }
         if !(60..=21_600).contains(&self.max_event_age) {
             return Err(SpecError::MaxEventAge(self.max_event_age));
+        }
+        if let Some(n) = self.reserved_concurrency.filter(|n| *n < 1) {
+            return Err(SpecError::ReservedConcurrency(n));
         }
         Ok(())
     }

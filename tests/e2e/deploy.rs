@@ -1821,3 +1821,59 @@ async fn a_destination_of_another_account_gets_its_bucket_policy_statement() {
     assert_ok(&aws.s3fan(&key, &apply).await);
     assert_eq!(writes_by(&key), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_concurrency_caps_each_function_and_goes_when_dropped() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-rc");
+    let destination = unique("dst-rc");
+    buckets(&clients, &[&source, &destination]).await;
+    let reserved = || async {
+        clients
+            .lambda
+            .get_function_concurrency()
+            .function_name(&destination)
+            .send()
+            .await
+            .expect("the function's concurrency")
+            .reserved_concurrent_executions
+    };
+    let capped = ["--reserved-concurrency", "5"];
+    assert_ok(
+        &aws.deploy(&access_key(), &source, &[&destination], &capped)
+            .await,
+    );
+    assert_eq!(reserved().await, Some(5));
+    // The same flags again: nothing to do.
+    let again = aws
+        .deploy_json(&access_key(), &source, &[&destination], &capped)
+        .await;
+    assert!(
+        actions(&again)
+            .iter()
+            .all(|(_, _, action)| action == "unchanged"),
+        "{again}"
+    );
+    // Dropped from the flags: the cap goes, and the plan says so.
+    let uncapped = aws
+        .deploy_json(&access_key(), &source, &[&destination], &[])
+        .await;
+    assert!(
+        uncapped
+            .to_string()
+            .contains("reserved concurrency 5 -> (none)"),
+        "{uncapped}"
+    );
+    assert_eq!(reserved().await, None);
+    // Zero would stop every copy: refused before anything changes.
+    let refused = aws
+        .deploy(
+            &access_key(),
+            &source,
+            &[&destination],
+            &["--reserved-concurrency", "0"],
+        )
+        .await;
+    assert_refused(&refused, &["--reserved-concurrency 0", "1 or more"]);
+}
