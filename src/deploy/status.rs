@@ -25,6 +25,9 @@ pub struct DestinationStatus {
     /// Whether the deployed code is exactly this binary's package (unknown
     /// where this binary is not a Linux build).
     pub runs_this_binary: Option<bool>,
+    /// How often it reconciles (`--reconcile-every`), when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile_every: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +126,13 @@ impl crate::report::Report for StatusReport {
                 },
                 d.last_modified
             ));
+            if let Some(every) = &d.reconcile_every {
+                out.push_str(&format!(
+                    "                reconciled with the source every {every} \
+                     (EventBridge rule {})\n",
+                    crate::fanout::names::schedule_name(&d.destination)
+                ));
+            }
         }
         if self.destinations.is_empty() {
             // Without destinations there is no deploy to compare with.
@@ -213,6 +223,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
                 code_sha256: e.code_sha256.clone(),
                 last_modified: e.last_modified.clone(),
                 runs_this_binary: ctx.code.as_ref().map(|code| e.code_sha256 == code.sha256),
+                reconcile_every: e.settings.reconcile_every.clone(),
             })
             .collect(),
         drift,

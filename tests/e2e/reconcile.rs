@@ -216,6 +216,28 @@ async fn a_scheduled_reconcile_repairs_what_lost_events_missed_a_slice_at_a_time
     assert_eq!(last_run["slices"], json!(sliced.len()), "{last_run}");
     assert_eq!(missing(&clients, &keys, &plain, "").await, 0);
 
+    // status names each destination's schedule, and sees no drift.
+    let status = aws
+        .s3fan_json(&access_key(), &["status", "--source", &source])
+        .await;
+    let every: Vec<&Value> = status["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| &d["reconcile_every"])
+        .collect();
+    assert_eq!(every, [&json!("1d"), &json!("1d")], "{status}");
+    assert_eq!(status["drift"], json!([]), "{status}");
+    let text = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert!(
+        text.stdout
+            .contains(&format!("every 1d (EventBridge rule {plain}-reconcile)")),
+        "{}",
+        text.stdout
+    );
+
     // Redeployed with the same flags, the schedules stay as they are; the
     // command starts a run now; destroy removes the rules.
     let again = aws
