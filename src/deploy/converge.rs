@@ -4,6 +4,7 @@
 use futures::future::join_all;
 
 use super::engine::{Plan, Step};
+use super::permission::FunctionPolicy;
 use super::plan::Status;
 use super::report::Report;
 use super::{
@@ -64,9 +65,10 @@ pub(super) async fn plan_deploy(
                     let function = names::function_name(destination);
                     let role = role::observe(ctx, destination).await?;
                     let deployed = function::observe(ctx, destination).await?;
-                    let permission = permission::observe(ctx, &function).await?;
+                    let policy = FunctionPolicy::read(ctx, &function).await?;
+                    let permission = permission::observe(&policy);
                     let invoke_config = invoke_config::observe(ctx, &function).await?;
-                    let schedule = schedule::observe(ctx, destination).await?;
+                    let schedule = schedule::observe(ctx, destination, &policy).await?;
                     let mut steps = vec![Step::from(role::plan(ctx, keys, destination, &role))];
                     // After the role: S3 refuses a policy naming a missing principal.
                     if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
@@ -149,9 +151,10 @@ pub(super) async fn plan_removal(
     let function = &edge.function;
     let destination = &edge.destination;
     let deployed = function::observe_named(ctx, function).await?;
-    let permission = permission::observe(ctx, function).await?;
+    let policy = FunctionPolicy::read(ctx, function).await?;
+    let permission = permission::observe(&policy);
     let role = role::observe(ctx, destination).await?;
-    let schedule = schedule::observe(ctx, destination).await?;
+    let schedule = schedule::observe(ctx, destination, &policy).await?;
     let mut steps = vec![
         Step::from(subscription::plan_delete(
             ctx,

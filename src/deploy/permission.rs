@@ -23,24 +23,45 @@ pub enum Op {
     Remove,
 }
 
-pub async fn observe(ctx: &Context, function: &str) -> Result<Observed, DeployError> {
-    let policy = match ctx.lambda.get_policy().function_name(function).send().await {
-        Ok(out) => out.policy.unwrap_or_default(),
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(Observed::Absent),
-        Err(err) => {
-            return Err(aws_failure(
-                format!("cannot read the resource policy of Lambda function {function}"),
-                &err,
-            ));
-        }
-    };
-    let document: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
-    let statement = document["Statement"].as_array().and_then(|statements| {
-        statements
-            .iter()
-            .find(|s| s["Sid"] == PERMISSION_STATEMENT_ID)
-    });
-    Ok(statement.map_or(Observed::Absent, |s| Observed::Present(s.clone())))
+/// A function's resource policy, read once for every statement s3fan keeps
+/// in it: SNS's (here) and the reconcile schedule's (`schedule`).
+#[derive(Debug, Clone, Default)]
+pub struct FunctionPolicy(Value);
+
+impl FunctionPolicy {
+    /// The policy of `function`; empty when it has none, or there is no
+    /// function.
+    pub async fn read(ctx: &Context, function: &str) -> Result<FunctionPolicy, DeployError> {
+        let policy = match ctx.lambda.get_policy().function_name(function).send().await {
+            Ok(out) => out.policy.unwrap_or_default(),
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => {
+                return Ok(FunctionPolicy::default());
+            }
+            Err(err) => {
+                return Err(aws_failure(
+                    format!("cannot read the resource policy of Lambda function {function}"),
+                    &err,
+                ));
+            }
+        };
+        Ok(FunctionPolicy(
+            serde_json::from_str(&policy).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// The statement with this Sid, if there is one.
+    pub fn statement(&self, sid: &str) -> Option<&Value> {
+        self.0["Statement"]
+            .as_array()
+            .and_then(|statements| statements.iter().find(|s| s["Sid"] == sid))
+    }
+}
+
+/// s3fan's SNS statement in the function's policy.
+pub fn observe(policy: &FunctionPolicy) -> Observed {
+    policy
+        .statement(PERMISSION_STATEMENT_ID)
+        .map_or(Observed::Absent, |s| Observed::Present(s.clone()))
 }
 
 /// Whether Lambda's rendering of the statement grants what s3fan means:
@@ -196,7 +217,7 @@ mod tests {
     async fn lambdas_rendering_of_it_is_recognised_and_left_alone() {
         let (endpoint, _) = listen(lambda).await;
         let ctx = Context::offline(Spec::for_test("src", &["dst"]), &endpoint);
-        let observed = observe(&ctx, "dst").await.unwrap();
+        let observed = observe(&FunctionPolicy::read(&ctx, "dst").await.unwrap());
         assert_eq!(observed, Observed::Present(rendered()));
         let change = plan(&ctx, "dst", &observed);
         assert_eq!((change.action, change.op), (Action::Unchanged, Op::Nothing));

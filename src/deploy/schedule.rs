@@ -10,8 +10,9 @@
 //! (time zones, flexible windows, one-off runs) do not matter for a
 //! reconcile every few hours.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::permission::FunctionPolicy;
 use super::plan::{Action, Change, Kind};
 use crate::fanout::names::{SCHEDULE_STATEMENT_ID, function_name, schedule_name};
 use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
@@ -41,7 +42,13 @@ pub enum Op {
     Remove,
 }
 
-pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, DeployError> {
+/// The rule, its target, and whether `policy` (the function's resource
+/// policy, read once for every statement in it) lets the rule invoke it.
+pub async fn observe(
+    ctx: &Context,
+    destination: &str,
+    policy: &FunctionPolicy,
+) -> Result<Observed, DeployError> {
     let name = schedule_name(destination);
     let rule = match ctx.events.describe_rule().name(&name).send().await {
         Ok(rule) => rule,
@@ -74,38 +81,17 @@ pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, Deplo
         expression: rule.schedule_expression,
         enabled: rule.state.is_some_and(|s| s.as_str() == "ENABLED"),
         target,
-        permitted: permitted(ctx, destination).await?,
+        permitted: permitted(ctx, destination, policy),
     })
 }
 
 /// Whether the function's resource policy lets this rule invoke it.
-async fn permitted(ctx: &Context, destination: &str) -> Result<bool, DeployError> {
-    let function = function_name(destination);
-    let policy = match ctx
-        .lambda
-        .get_policy()
-        .function_name(&function)
-        .send()
-        .await
-    {
-        Ok(out) => out.policy.unwrap_or_default(),
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(false),
-        Err(err) => {
-            return Err(aws_failure(
-                format!("cannot read the resource policy of Lambda function {function}"),
-                &err,
-            ));
-        }
-    };
-    let document: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
+fn permitted(ctx: &Context, destination: &str, policy: &FunctionPolicy) -> bool {
     let rule = ctx.scope.rule_arn(&schedule_name(destination));
-    Ok(document["Statement"].as_array().is_some_and(|statements| {
-        statements.iter().any(|s| {
-            s["Sid"] == SCHEDULE_STATEMENT_ID
-                && s["Principal"]["Service"] == "events.amazonaws.com"
-                && s["Condition"]["ArnLike"]["AWS:SourceArn"] == rule.as_str()
-        })
-    }))
+    policy.statement(SCHEDULE_STATEMENT_ID).is_some_and(|s| {
+        s["Principal"]["Service"] == "events.amazonaws.com"
+            && s["Condition"]["ArnLike"]["AWS:SourceArn"] == rule.as_str()
+    })
 }
 
 /// The event the rule sends: a new run.
