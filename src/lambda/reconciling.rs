@@ -52,12 +52,7 @@ impl Function {
             suffix: target.suffix.clone(),
             narrow: None,
         };
-        let destination = Destination {
-            bucket: target.bucket.clone(),
-            key_prefix: target.key_prefix.clone().unwrap_or_default(),
-            options: target.options.clone(),
-            s3: self.replicator.s3.destination.clone(),
-        };
+        let destination = Destination::of(target, self.replicator.s3.destination.clone());
         let reconciler = Reconciler {
             source: Source {
                 s3: &self.replicator.s3.source,

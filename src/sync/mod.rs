@@ -47,6 +47,20 @@ pub struct Destination {
     pub s3: aws_sdk_s3::Client,
 }
 
+impl Destination {
+    /// Where `target` copies (its bucket, key prefix and options), through
+    /// `s3`: the function's own destination, for backfill, verify and the
+    /// function's reconcile alike.
+    pub fn of(target: &Target, s3: aws_sdk_s3::Client) -> Destination {
+        Destination {
+            bucket: target.bucket.clone(),
+            key_prefix: target.key_prefix.clone().unwrap_or_default(),
+            options: target.options.clone(),
+            s3,
+        }
+    }
+}
+
 /// The fan-out's key filter (deploy's `--prefix`/`--suffix`), narrowed by a
 /// command's own `--prefix`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,12 +131,7 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
         // The handler's own settings: a copy made here is the one the
         // function would make.
         let target = Target::new(bucket.clone(), &ctx.function_settings(&bucket));
-        destinations.push(Destination {
-            key_prefix: target.key_prefix.unwrap_or_default(),
-            options: target.options,
-            s3: ctx.s3_for(&bucket)?,
-            bucket,
-        });
+        destinations.push(Destination::of(&target, ctx.s3_for(&bucket)?));
     }
     Ok(Fanout {
         destinations,
@@ -139,10 +148,7 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
 impl Fanout {
     /// The clients a copy to `destination` uses.
     pub fn clients(&self, destination: &Destination) -> S3Clients {
-        S3Clients {
-            source: self.s3.clone(),
-            destination: destination.s3.clone(),
-        }
+        self.source().clients(destination)
     }
 
     /// The source side of every comparison.

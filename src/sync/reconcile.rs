@@ -27,7 +27,7 @@ use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::{DeleteRequest, Route};
-use crate::handler::s3::{CopyOutcome, DeleteOutcome};
+use crate::handler::s3::{CopyOutcome, DeleteOutcome, S3Clients};
 
 /// The value of `s3fan` in a payload that asks for a reconcile.
 pub const RECONCILE: &str = "reconcile";
@@ -203,11 +203,10 @@ impl Reconciler<'_> {
         budget: Budget,
     ) -> Result<Slice, DeployError> {
         let mut slice = Slice::default();
+        let clients = self.source.clients(self.destination);
         let verdicts = compare(self.source, self.destination, start_after);
         let mut chunks = std::pin::pin!(verdicts.chunks(CHUNK));
-        let mut first = true;
-        while first || Instant::now() < budget.stop {
-            first = false;
+        loop {
             let Some(chunk) = chunks.next().await else {
                 slice.stopped_at = None;
                 return Ok(slice);
@@ -218,7 +217,7 @@ impl Reconciler<'_> {
             let settled: Vec<Settled> = futures::stream::iter(chunk)
                 .map(|verdict| {
                     slice.totals.found(&verdict);
-                    self.settle(verdict, budget.deadline)
+                    self.settle(&clients, verdict, budget.deadline)
                 })
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
@@ -227,26 +226,27 @@ impl Reconciler<'_> {
                 slice.count(done);
             }
             // A short chunk is the last: the keys have ended.
-            if slice.stopped_at.is_some() && last_chunk {
+            if last_chunk {
                 slice.stopped_at = None;
                 return Ok(slice);
             }
+            // Stopped for time: there may be more keys, or none; the next
+            // slice finds out.
+            if Instant::now() >= budget.stop {
+                return Ok(slice);
+            }
         }
-        // Stopped for time: there may be more keys, or none; the next slice
-        // finds out.
-        Ok(slice)
     }
 
     /// Copies what is missing or different; deletes an extra copy when
     /// deletes are replicated (only if the source lacks the key, as the
     /// handler checks); leaves the rest.
-    async fn settle(&self, verdict: Verdict, deadline: Instant) -> Settled {
-        let clients = self.source.clients(self.destination);
+    async fn settle(&self, clients: &S3Clients, verdict: Verdict, deadline: Instant) -> Settled {
         match verdict {
             Verdict::Same { .. } => Settled::Nothing,
             Verdict::Missing(entry) | Verdict::Different { source: entry, .. } => {
                 let request = copy_request(self.source.bucket, self.destination, entry);
-                match copy::copy(&clients, self.settings, &request, deadline).await {
+                match copy::copy(clients, self.settings, &request, deadline).await {
                     Ok(copied) if copied.outcome == CopyOutcome::Copied => {
                         Settled::Copied(copied.bytes.unwrap_or(0))
                     }
@@ -264,7 +264,7 @@ impl Reconciler<'_> {
                     },
                     options: self.destination.options.clone(),
                 };
-                match copy::delete_object(&clients, &request).await {
+                match copy::delete_object(clients, &request).await {
                     Ok(DeleteOutcome::Deleted) => Settled::Deleted,
                     Ok(DeleteOutcome::SourceRecreated) => Settled::SourceChanged,
                     Err(failure) => Settled::Failed(failure.to_string()),
