@@ -36,34 +36,42 @@ pub struct Measured<'a> {
 /// in the document, so it is named only then).
 pub fn record(measured: &Measured) -> Value {
     let counted = measured.counted;
-    let count = |which: Counted| u64::from(counted == which);
+    let count = |which: Counted| json!(u64::from(counted == which));
+    let bytes = if counted == Counted::Copied {
+        measured.bytes
+    } else {
+        0
+    };
     let mut metrics = vec![
-        json!({"Name": "Copied", "Unit": "Count"}),
-        json!({"Name": "Deleted", "Unit": "Count"}),
-        json!({"Name": "SourceChanged", "Unit": "Count"}),
-        json!({"Name": "Failed", "Unit": "Count"}),
-        json!({"Name": "BytesCopied", "Unit": "Bytes"}),
-        json!({"Name": "Duration", "Unit": "Milliseconds"}),
+        ("Copied", "Count", count(Counted::Copied)),
+        ("Deleted", "Count", count(Counted::Deleted)),
+        ("SourceChanged", "Count", count(Counted::SourceChanged)),
+        ("Failed", "Count", count(Counted::Failed)),
+        ("BytesCopied", "Bytes", json!(bytes)),
+        ("Duration", "Milliseconds", json!(measured.duration_ms)),
     ];
-    let mut document = json!({
-        "Destination": measured.destination,
-        "Copied": count(Counted::Copied),
-        "Deleted": count(Counted::Deleted),
-        "SourceChanged": count(Counted::SourceChanged),
-        "Failed": count(Counted::Failed),
-        "BytesCopied": if counted == Counted::Copied { measured.bytes } else { 0 },
-        "Duration": measured.duration_ms
-    });
     if let Some(latency) = measured.latency_ms {
-        metrics.push(json!({"Name": REPLICATION_LATENCY, "Unit": "Milliseconds"}));
-        document[REPLICATION_LATENCY] = json!(latency);
+        metrics.push((REPLICATION_LATENCY, "Milliseconds", json!(latency)));
+    }
+    document(measured.destination, measured.timestamp_ms, metrics)
+}
+
+/// One EMF document: each metric named in the directive, with its unit,
+/// and its value at the top level, by destination. Named and given from
+/// one list, so no metric is named without its value.
+fn document(destination: &str, timestamp_ms: u64, metrics: Vec<(&str, &str, Value)>) -> Value {
+    let mut document = json!({"Destination": destination});
+    let mut named = Vec::new();
+    for (name, unit, value) in metrics {
+        named.push(json!({"Name": name, "Unit": unit}));
+        document[name] = value;
     }
     document["_aws"] = json!({
-        "Timestamp": measured.timestamp_ms,
+        "Timestamp": timestamp_ms,
         "CloudWatchMetrics": [{
             "Namespace": NAMESPACE,
             "Dimensions": [["Destination"]],
-            "Metrics": metrics
+            "Metrics": named
         }]
     });
     document
@@ -85,26 +93,16 @@ pub struct Reconciled<'a> {
 /// slices to the run's count. `ReconcileRepaired` above 0 means events were
 /// missed and the reconcile put it right.
 pub fn reconcile(slice: &Reconciled) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": slice.timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Destination"]],
-                "Metrics": [
-                    {"Name": "ReconcileExamined", "Unit": "Count"},
-                    {"Name": "ReconcileOutOfSync", "Unit": "Count"},
-                    {"Name": "ReconcileRepaired", "Unit": "Count"},
-                    {"Name": "ReconcileFailed", "Unit": "Count"}
-                ]
-            }]
-        },
-        "Destination": slice.destination,
-        "ReconcileExamined": slice.examined,
-        "ReconcileOutOfSync": slice.out_of_sync,
-        "ReconcileRepaired": slice.repaired,
-        "ReconcileFailed": slice.failed
-    })
+    document(
+        slice.destination,
+        slice.timestamp_ms,
+        vec![
+            ("ReconcileExamined", "Count", json!(slice.examined)),
+            ("ReconcileOutOfSync", "Count", json!(slice.out_of_sync)),
+            ("ReconcileRepaired", "Count", json!(slice.repaired)),
+            ("ReconcileFailed", "Count", json!(slice.failed)),
+        ],
+    )
 }
 
 /// Writes the document as one line on stdout (Lambda sends it to CloudWatch Logs).
@@ -162,5 +160,39 @@ mod tests {
             .map(|m| &m["Name"])
             .collect();
         assert!(!names.contains(&&json!("ReplicationLatency")), "{names:?}");
+    }
+
+    #[test]
+    fn a_reconcile_slice_is_an_emf_document_of_its_four_counts() {
+        let document = reconcile(&Reconciled {
+            destination: "dst",
+            examined: 500,
+            out_of_sync: 57,
+            repaired: 56,
+            failed: 1,
+            timestamp_ms: 7,
+        });
+        let directive = &document["_aws"]["CloudWatchMetrics"][0];
+        let named: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "ReconcileExamined",
+                "ReconcileOutOfSync",
+                "ReconcileRepaired",
+                "ReconcileFailed"
+            ]
+        );
+        let values: Vec<&Value> = named.iter().map(|name| &document[*name]).collect();
+        assert_eq!(values, [&json!(500), &json!(57), &json!(56), &json!(1)]);
+        assert_eq!(
+            (&document["Destination"], &document["_aws"]["Timestamp"]),
+            (&json!("dst"), &json!(7))
+        );
     }
 }
