@@ -406,16 +406,8 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
 async fn resume_in_function(queue: &Queue, function: &str, payload: &Value) -> Result<(), String> {
     let payload = serde_json::to_vec(payload)
         .map_err(|err| format!("cannot write the reconcile event again: {err}"))?;
-    queue
-        .session
-        .lambda
-        .invoke()
-        .function_name(function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-        .send()
+    crate::sync::reconcile::invoke_async(&queue.session.lambda, function, payload)
         .await
-        .map(|_| ())
         .map_err(|err| aws_failure(format!("cannot invoke Lambda function {function}"), &err).0)
 }
 

@@ -2,8 +2,6 @@
 //! with (the function's own settings), what it logs and counts, and the
 //! invocation of the next slice when it stopped before the end.
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use lambda_runtime::Context as Invocation;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -11,7 +9,7 @@ use tokio::time::Instant;
 use super::Function;
 use crate::handler::metrics;
 use crate::handler::runner::now_ms;
-use crate::sync::reconcile::{Budget, ReconcileEvent, Reconciler, Slice, Totals};
+use crate::sync::reconcile::{Budget, ReconcileEvent, Reconciler, Slice, Totals, invoke_async};
 use crate::sync::{Destination, Filter, Source};
 
 /// Copies at once in a reconcile: as backfill's default.
@@ -111,14 +109,8 @@ impl Function {
     ) -> Result<(), String> {
         let payload = serde_json::to_vec(next)
             .map_err(|err| format!("cannot write the next slice's event: {err}"))?;
-        self.lambda
-            .invoke()
-            .function_name(&invocation.invoked_function_arn)
-            .invocation_type(InvocationType::Event)
-            .payload(Blob::new(payload))
-            .send()
+        invoke_async(&self.lambda, &invocation.invoked_function_arn, payload)
             .await
-            .map(|_| ())
             .map_err(|err| {
                 format!(
                     "cannot hand the rest of the run on to the next slice (lambda:InvokeFunction \

@@ -4,11 +4,9 @@
 //! functions' logs and metrics, and a run that fails lands in the failure
 //! queue.
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use serde::Serialize;
 
-use super::reconcile::ReconcileEvent;
+use super::reconcile::{ReconcileEvent, invoke_async};
 use crate::fanout::spec::Spec;
 use crate::fanout::{DeployError, Session, aws_failure, inventory};
 
@@ -55,13 +53,7 @@ pub async fn reconcile_now(spec: Spec) -> Result<StartedReport, DeployError> {
                 edge.function, edge.destination
             ))
         } else {
-            session
-                .lambda
-                .invoke()
-                .function_name(&edge.function)
-                .invocation_type(InvocationType::Event)
-                .payload(Blob::new(payload.clone()))
-                .send()
+            invoke_async(&session.lambda, &edge.function, payload.clone())
                 .await
                 .err()
                 .map(|err| {
