@@ -28,6 +28,10 @@ const DEST_REGION: &str = "S3FAN_DEST_REGION";
 /// `--reconcile-every`, as given (`6h`): the function's role may then list
 /// its destination and invoke itself for a run's next slice.
 const RECONCILE_EVERY: &str = "S3FAN_RECONCILE_EVERY";
+/// Where the fan-out's alarms notify (`topic ARN` or `email ADDRESS`), so
+/// that `status` compares the alarms with what deploy made. The handler
+/// ignores it.
+const ALARMS: &str = "S3FAN_ALARMS";
 /// What AWS keeps elsewhere (memory, timeout, the asynchronous retries),
 /// recorded so that `status` compares AWS with what s3fan made rather than
 /// with the defaults or today's `s3fan.toml`. The handler ignores it.
@@ -61,6 +65,8 @@ pub struct FunctionSettings {
     pub destination_region: Option<String>,
     /// How often a reconcile runs (`--reconcile-every`), when it does.
     pub reconcile_every: Option<String>,
+    /// Where alarms notify (`--alarm-topic`, `--alarm-email`), when they do.
+    pub alarms: Option<String>,
     /// What the deploy asked for that the environment does not otherwise
     /// carry.
     pub deployed: Deployed,
@@ -76,16 +82,19 @@ pub struct Deployed {
     pub retry_attempts: Option<i32>,
     pub max_event_age: Option<i32>,
     pub reserved_concurrency: Option<i32>,
+    /// `--lag-slo` in seconds, where there are alarms.
+    pub lag_slo: Option<i32>,
 }
 
 impl Deployed {
-    fn fields(&self) -> [(&'static str, Option<i32>); 5] {
+    fn fields(&self) -> [(&'static str, Option<i32>); 6] {
         [
             ("memory", self.memory),
             ("timeout", self.timeout),
             ("retry_attempts", self.retry_attempts),
             ("max_event_age", self.max_event_age),
             ("reserved_concurrency", self.reserved_concurrency),
+            ("lag_slo", self.lag_slo),
         ]
     }
 
@@ -109,6 +118,7 @@ impl Deployed {
                 "retry_attempts" => deployed.retry_attempts = number,
                 "max_event_age" => deployed.max_event_age = number,
                 "reserved_concurrency" => deployed.reserved_concurrency = number,
+                "lag_slo" => deployed.lag_slo = number,
                 _ => {}
             }
         }
@@ -131,6 +141,7 @@ impl FunctionSettings {
             (DEST_ACCOUNT, self.owner.clone()),
             (DEST_REGION, self.destination_region.clone()),
             (RECONCILE_EVERY, self.reconcile_every.clone()),
+            (ALARMS, self.alarms.clone()),
             (DEPLOYED, self.deployed.to_value()),
             (REPLICATE_DELETES, switch(self.replicate_deletes, "true")),
             (METRICS, switch(self.metrics, "true")),
@@ -160,6 +171,7 @@ impl FunctionSettings {
             request_payer: is(REQUEST_PAYER, "requester"),
             destination_region: get(DEST_REGION),
             reconcile_every: get(RECONCILE_EVERY),
+            alarms: get(ALARMS),
             deployed: get(DEPLOYED).map_or_else(Deployed::default, |v| Deployed::from_value(&v)),
         }
     }
@@ -220,12 +232,14 @@ mod tests {
             request_payer: true,
             destination_region: Some("eu-west-1".into()),
             reconcile_every: Some("6h".into()),
+            alarms: Some("email ops@example.com".into()),
             deployed: Deployed {
                 memory: Some(256),
                 timeout: Some(60),
                 retry_attempts: Some(0),
                 max_event_age: Some(3600),
                 reserved_concurrency: Some(50),
+                lag_slo: Some(900),
             },
         }
     }
@@ -255,9 +269,11 @@ mod tests {
             ("S3FAN_DEST_KMS_KEY", "alias/backups"),
             ("S3FAN_DEST_ACCOUNT", "210987654321"),
             ("S3FAN_RECONCILE_EVERY", "6h"),
+            ("S3FAN_ALARMS", "email ops@example.com"),
             (
                 "S3FAN_DEPLOYED",
-                "memory=256 timeout=60 retry_attempts=0 max_event_age=3600 reserved_concurrency=50",
+                "memory=256 timeout=60 retry_attempts=0 max_event_age=3600 reserved_concurrency=50 \
+                 lag_slo=900",
             ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));

@@ -12,8 +12,8 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Deserializer};
 
 use crate::fanout::spec::{
-    self, CONFIG_FILE, DEST_ACCOUNT, DEST_KMS_KEY, DestinationSpec, PerDestination, STORAGE_CLASS,
-    Spec, SpecError,
+    self, AlarmsTo, CONFIG_FILE, DEST_ACCOUNT, DEST_KMS_KEY, DestinationSpec, Lag, PerDestination,
+    STORAGE_CLASS, Spec, SpecError,
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -104,6 +104,19 @@ pub struct DeployArgs {
     /// 7d; from 1h to 30d; off unless given).
     #[arg(long, value_name = "DURATION")]
     pub reconcile_every: Option<String>,
+    /// Send alarms to this SNS topic (its ARN): CloudWatch alarms on failed
+    /// and dropped events, persistent throttles, lag and reconcile repairs
+    /// (see the README's "Operating s3fan"). Turns --metrics on.
+    #[arg(long, value_name = "ARN")]
+    pub alarm_topic: Option<String>,
+    /// Send alarms to this address: s3fan makes the topic SRC-fanout-alarms
+    /// and subscribes it (confirm the mail SNS sends). Turns --metrics on.
+    #[arg(long, value_name = "ADDRESS")]
+    pub alarm_email: Option<String>,
+    /// The lag alarm fires when the p99 of ReplicationLatency over five
+    /// minutes is above this (90s, 15m, 1h) [default: 15m].
+    #[arg(long, value_name = "DURATION")]
+    pub lag_slo: Option<String>,
     /// A tag for everything deploy creates (repeat for more).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = Tag::flag)]
     #[serde(deserialize_with = "Tag::from_file")]
@@ -339,6 +352,9 @@ impl DeployArgs {
             request_payer: self.request_payer || file.request_payer,
             reconcile_every: self.reconcile_every.or(file.reconcile_every),
             reserved_concurrency: self.reserved_concurrency.or(file.reserved_concurrency),
+            alarm_topic: self.alarm_topic.or(file.alarm_topic),
+            alarm_email: self.alarm_email.or(file.alarm_email),
+            lag_slo: self.lag_slo.or(file.lag_slo),
             tags: [file.tags, self.tags].concat(),
             dry_run: self.dry_run,
             bootstrap: self.bootstrap,
@@ -377,6 +393,15 @@ impl DeployArgs {
             destination.kms_key = keys.remove(&destination.bucket);
             destination.account = accounts.remove(&destination.bucket);
         }
+        let alarms = match (&self.alarm_topic, &self.alarm_email) {
+            (Some(_), Some(_)) => return Err(SpecError::AlarmTopicAndEmail),
+            (Some(arn), None) => Some(AlarmsTo::topic(arn)?),
+            (None, Some(address)) => Some(AlarmsTo::email(address)?),
+            (None, None) => None,
+        };
+        if self.lag_slo.is_some() && alarms.is_none() {
+            return Err(SpecError::LagSloWithoutAlarms);
+        }
         let defaults = Spec::new(source);
         Ok(Spec {
             destinations,
@@ -387,7 +412,8 @@ impl DeployArgs {
             prefix: self.prefix.filter(|p| !p.is_empty()),
             suffix: self.suffix.filter(|s| !s.is_empty()),
             replicate_deletes: self.replicate_deletes,
-            metrics: self.metrics,
+            // The lag and repair alarms watch s3fan's own metrics.
+            metrics: self.metrics || alarms.is_some(),
             retry_attempts: self.retry_attempts.unwrap_or(defaults.retry_attempts),
             max_event_age: self.max_event_age.unwrap_or(defaults.max_event_age),
             tags,
@@ -400,6 +426,11 @@ impl DeployArgs {
                 .transpose()
                 .map_err(SpecError::ReconcileEvery)?,
             reserved_concurrency: self.reserved_concurrency,
+            lag_slo: match &self.lag_slo {
+                Some(text) => Lag::parse(text).map_err(SpecError::LagSlo)?,
+                None => defaults.lag_slo,
+            },
+            alarms,
             ..defaults
         })
     }
@@ -512,6 +543,47 @@ mod tests {
             .iter()
             .map(|f| PerDestinationValue::Flag(f.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn alarms_turn_metrics_on_and_say_where_they_go_once() {
+        let mut given = flags("src", &["aaa"]);
+        given.alarm_email = Some("ops@example.com".into());
+        given.lag_slo = Some("5m".into());
+        let spec = resolve(given, DeployArgs::default()).unwrap();
+        assert_eq!(spec.alarms, Some(AlarmsTo::Email("ops@example.com".into())));
+        assert_eq!(spec.lag_slo.seconds, 300);
+        assert!(
+            spec.metrics,
+            "the lag and repair alarms need s3fan's metrics"
+        );
+        // From the file, with the default SLO.
+        let file: DeployArgs =
+            toml::from_str(r#"alarm_topic = "arn:aws:sns:us-east-1:123456789012:pager""#).unwrap();
+        let spec = resolve(flags("src", &["aaa"]), file).unwrap();
+        assert!(matches!(spec.alarms, Some(AlarmsTo::Topic(_))));
+        assert_eq!(spec.lag_slo.seconds, 900);
+        assert!(
+            !resolve(flags("src", &["aaa"]), DeployArgs::default())
+                .unwrap()
+                .metrics
+        );
+
+        let mut both = flags("src", &["aaa"]);
+        both.alarm_email = Some("ops@example.com".into());
+        both.alarm_topic = Some("arn:aws:sns:us-east-1:123456789012:pager".into());
+        assert_eq!(
+            resolve(both, DeployArgs::default()),
+            Err(SpecError::AlarmTopicAndEmail)
+        );
+        let mut slo_alone = flags("src", &["aaa"]);
+        slo_alone.lag_slo = Some("5m".into());
+        let err = resolve(slo_alone, DeployArgs::default()).unwrap_err();
+        assert_eq!(err, SpecError::LagSloWithoutAlarms);
+        assert!(
+            err.to_string()
+                .contains("add --alarm-topic ARN or --alarm-email")
+        );
     }
 
     #[test]

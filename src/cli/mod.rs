@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Provision (or converge) the fan-out from SRC to every DST.
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Show what is deployed for SRC and how it differs from what deploy would make.
     Status(TargetArgs),
     /// Remove what deploy made for SRC (or only the given destinations).
@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
         init_debug_log();
     }
     match cli.command {
-        Command::Deploy(args) => run(args.output, deploy_command(args)),
+        Command::Deploy(args) => run(args.output, deploy_command(*args)),
         Command::Status(args) => run(args.aws.output, status_command(args)),
         Command::Destroy(args) => run(args.aws.output, destroy_command(args)),
         Command::Backfill(args) => run(args.fanout.aws.output, backfill_command(args)),

@@ -8,8 +8,8 @@ use super::permission::FunctionPolicy;
 use super::plan::Status;
 use super::report::Report;
 use super::{
-    dest_policy, encryption, function, invoke_config, notification, permission, queue, role,
-    schedule, subscription, topic,
+    alarm, alarm_topic, dest_policy, encryption, function, invoke_config, notification, permission,
+    queue, role, schedule, subscription, topic,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -53,6 +53,10 @@ pub(super) async fn plan_deploy(
     let subscriptions = subscription::observe_all(ctx).await?;
     // Fails before any change if another configuration overlaps ours.
     let notification_change = notification::plan(ctx, &notification_state)?;
+    alarm::check(ctx)?;
+    let alarm_topic_state = alarm_topic::observe(ctx).await?;
+    let queue_alarm_state =
+        alarm::observe(ctx, &alarm::alarm_names(&ctx.spec.source, None)).await?;
 
     let wanted = join_all(
         ctx.spec
@@ -69,6 +73,8 @@ pub(super) async fn plan_deploy(
                     let permission = permission::observe(&policy);
                     let invoke_config = invoke_config::observe(ctx, &function).await?;
                     let schedule = schedule::observe(ctx, destination, &policy).await?;
+                    let names = alarm::alarm_names(&ctx.spec.source, Some(destination));
+                    let alarms = alarm::observe(ctx, &names).await?;
                     let mut steps = vec![Step::from(role::plan(ctx, keys, destination, &role))];
                     // After the role: S3 refuses a policy naming a missing principal.
                     if ctx.spec.apply_dest_policy && ctx.other_account(destination).is_some() {
@@ -86,6 +92,11 @@ pub(super) async fn plan_deploy(
                     ]);
                     // Last: it invokes the function, which must be ready.
                     steps.extend(schedule::plan(ctx, destination, &schedule).map(Step::from));
+                    steps.extend(
+                        alarm::plan(ctx, Some(destination), &alarms)
+                            .into_iter()
+                            .map(Step::from),
+                    );
                     Ok::<_, DeployError>(steps)
                 }
             }),
@@ -106,18 +117,31 @@ pub(super) async fn plan_deploy(
         &queue_state,
         &ctx.spec.buckets(),
     ))]);
+    removals.push(
+        alarm::plan(ctx, None, &queue_alarm_state)
+            .into_iter()
+            .map(Step::from)
+            .collect(),
+    );
 
+    let mut first = vec![
+        vec![Step::from(topic::plan(ctx, &topic_state))],
+        vec![Step::from(queue::plan(ctx, &queue_state))],
+    ];
+    // Last: events flow only once every destination can take them.
+    let mut last = vec![vec![Step::from(notification_change)]];
+    // The alarm topic is there before any alarm names it, and goes only
+    // once no alarm does.
+    if let Some(change) = alarm_topic::plan(ctx, &alarm_topic_state) {
+        let step = Step::from(change);
+        if step.change.action == super::plan::Action::Delete {
+            last.push(vec![step]);
+        } else {
+            first.push(vec![step]);
+        }
+    }
     Ok(Plan {
-        stages: vec![
-            vec![
-                vec![Step::from(topic::plan(ctx, &topic_state))],
-                vec![Step::from(queue::plan(ctx, &queue_state))],
-            ],
-            wanted,
-            removals,
-            // Last: events flow only once every destination can take them.
-            vec![vec![Step::from(notification_change)]],
-        ],
+        stages: vec![first, wanted, removals, last],
     })
 }
 
@@ -155,6 +179,8 @@ pub(super) async fn plan_removal(
     let permission = permission::observe(&policy);
     let role = role::observe(ctx, destination).await?;
     let schedule = schedule::observe(ctx, destination, &policy).await?;
+    let alarm_names = alarm::alarm_names(&ctx.spec.source, Some(destination));
+    let alarms = alarm::observe(ctx, &alarm_names).await?;
     let mut steps = vec![
         Step::from(subscription::plan_delete(
             ctx,
@@ -168,6 +194,11 @@ pub(super) async fn plan_removal(
         ),
     ];
     steps.extend(schedule::plan_delete(destination, &schedule).map(Step::from));
+    steps.extend(
+        alarm::plan_delete(&alarm_names, Some(destination), &alarms)
+            .into_iter()
+            .map(Step::from),
+    );
     steps.extend([
         Step::from(function::plan_delete(function, destination, &deployed)),
         Step::from(role::plan_delete(destination, &role)),

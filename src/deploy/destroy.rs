@@ -8,7 +8,7 @@ use super::converge::{found_destinations, plan_removal};
 use super::engine::{Plan, Step};
 use super::plan::Status;
 use super::report::Report;
-use super::{notification, queue, subscription, topic};
+use super::{alarm, alarm_topic, notification, queue, subscription, topic};
 use crate::fanout::DeployError;
 use crate::fanout::inventory;
 use crate::fanout::spec::Spec;
@@ -68,10 +68,22 @@ pub async fn destroy(
     if everything {
         let topic_state = topic::observe(&ctx).await?;
         let queue_state = queue::observe(&ctx).await?;
-        stages.push(vec![
+        let queue_alarms = alarm::alarm_names(&ctx.spec.source, None);
+        let queue_alarm_state = alarm::observe(&ctx, &queue_alarms).await?;
+        let alarm_topic_state = alarm_topic::observe(&ctx).await?;
+        let mut last = vec![
             vec![Step::from(topic::plan_delete(&ctx, &topic_state))],
             vec![Step::from(queue::plan_delete(&ctx, &queue_state))],
-        ]);
+        ];
+        last.extend(
+            alarm::plan_delete(&queue_alarms, None, &queue_alarm_state)
+                .into_iter()
+                .map(|change| vec![Step::from(change)]),
+        );
+        last.extend(
+            alarm_topic::plan_delete(&ctx, &alarm_topic_state).map(|c| vec![Step::from(c)]),
+        );
+        stages.push(last);
     }
     let plan = Plan { stages };
     let changes = if dry_run {

@@ -6,8 +6,8 @@ use futures::future::join_all;
 
 use super::plan::{Action, Change, Outcome, Status};
 use super::{
-    dest_policy, function, invoke_config, notification, permission, queue, role, schedule,
-    subscription, topic,
+    alarm, alarm_topic, dest_policy, function, invoke_config, notification, permission, queue,
+    role, schedule, subscription, topic,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -34,6 +34,8 @@ enum StepOp {
     Subscription(subscription::Op),
     DestinationPolicy(dest_policy::Op),
     Schedule(schedule::Op),
+    AlarmTopic(alarm_topic::Op),
+    Alarm(alarm::Op),
 }
 
 /// A resource's planned change becomes a step: `Step::from(role::plan(..))`.
@@ -58,6 +60,8 @@ step_from!(
     subscription => Subscription,
     dest_policy => DestinationPolicy,
     schedule => Schedule,
+    alarm_topic => AlarmTopic,
+    alarm => Alarm,
 );
 
 impl Step {
@@ -99,6 +103,8 @@ impl Step {
             StepOp::Subscription(op) => subscription::apply(ctx, name, op).await,
             StepOp::DestinationPolicy(op) => dest_policy::apply(ctx, &destination, op).await,
             StepOp::Schedule(op) => schedule::apply(ctx, &destination, op).await,
+            StepOp::AlarmTopic(op) => alarm_topic::apply(ctx, op).await,
+            StepOp::Alarm(op) => alarm::apply(ctx, name, &destination, op).await,
         }
     }
 }

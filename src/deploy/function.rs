@@ -537,6 +537,7 @@ mod tests {
                 retry_attempts: Some(0),
                 max_event_age: Some(3600),
                 reserved_concurrency: Some(20),
+                lag_slo: None,
             }
         );
         assert_eq!(

@@ -4,12 +4,15 @@
 //! state is read), then applies idempotent steps. Each AWS resource lives in
 //! one module with the same shape: `observe`, `plan`, `apply`.
 
+mod alarm;
+mod alarm_topic;
 mod converge;
 mod dest_policy;
 mod destroy;
 mod encryption;
 mod engine;
 mod function;
+mod health;
 mod invoke_config;
 mod notification;
 mod permission;

@@ -19,6 +19,8 @@ pub enum Kind {
     DestinationPolicy,
     Notification,
     Schedule,
+    AlarmTopic,
+    Alarm,
 }
 
 impl Kind {
@@ -35,6 +37,8 @@ impl Kind {
             Kind::DestinationPolicy => "bucket policy",
             Kind::Notification => "notification",
             Kind::Schedule => "schedule",
+            Kind::AlarmTopic => "alarm topic",
+            Kind::Alarm => "alarm",
         }
     }
 }

@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use super::converge::{found_destinations, plan_deploy};
+use super::health::{self, Health};
 use super::plan::{self, Outcome, Status};
-use super::{encryption, notification, queue, topic};
+use super::{alarm, encryption, notification, queue, topic};
 use crate::fanout::DeployError;
 use crate::fanout::spec::Spec;
 use crate::fanout::{Context, Session};
@@ -28,6 +29,18 @@ pub struct DestinationStatus {
     /// How often it reconciles (`--reconcile-every`), when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile_every: Option<String>,
+    /// The destination's alarms and their states; none without alarms.
+    pub alarms: Vec<AlarmState>,
+    /// What CloudWatch measured: the last hour, the last day, the last
+    /// reconcile.
+    pub health: Health,
+}
+
+/// An alarm and its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+#[derive(Debug, Serialize)]
+pub struct AlarmState {
+    pub name: String,
+    pub state: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +53,10 @@ pub struct StatusReport {
     pub failed_events: Option<u64>,
     /// Of those, the ones a running `retry` holds (not listed by `failures`).
     pub failed_in_flight: u64,
+    /// The age of the oldest failed event, as CloudWatch last saw it.
+    pub oldest_failure_age_seconds: Option<f64>,
+    /// The alarm on the failure queue, when there are alarms.
+    pub failure_queue_alarm: Option<AlarmState>,
     pub notification: bool,
     /// Roles of this fan-out whose function is gone (an interrupted deploy
     /// or destroy); `destroy` removes them, as does the next `deploy`.
@@ -83,6 +100,15 @@ impl crate::report::Report for StatusReport {
                 Some(n) => format!("{n} failed events waiting: `s3fan failures` lists them"),
             }
         ));
+        if let Some(age) = self.oldest_failure_age_seconds {
+            out.push_str(&format!(
+                "                the oldest is {} old\n",
+                crate::report::duration_text(age)
+            ));
+        }
+        if let Some(alarm) = &self.failure_queue_alarm {
+            out.push_str(&format!("  alarm         {} {}\n", alarm.state, alarm.name));
+        }
         out.push_str(&format!(
             "  notification  {}\n",
             if self.notification {
@@ -132,6 +158,30 @@ impl crate::report::Report for StatusReport {
                      (EventBridge rule {})\n",
                     crate::fanout::names::schedule_name(&d.destination)
                 ));
+            }
+            out.push_str(&format!(
+                "                last hour: {}\n                last day:  {}\n",
+                d.health.last_hour.render(),
+                d.health.last_day.render()
+            ));
+            match &d.health.last_reconcile {
+                Some(r) => out.push_str(&format!(
+                    "                last reconcile: the hour from {}: {} examined, {} out of \
+                     sync, {} repaired\n",
+                    r.hour, r.examined, r.out_of_sync, r.repaired
+                )),
+                None if d.reconcile_every.is_some() => {
+                    out.push_str("                last reconcile: no data yet\n")
+                }
+                None => {}
+            }
+            if !d.alarms.is_empty() {
+                let alarms: Vec<String> = d
+                    .alarms
+                    .iter()
+                    .map(|a| format!("{} {}", a.state, a.name))
+                    .collect();
+                out.push_str(&format!("                alarms: {}\n", alarms.join(", ")));
             }
         }
         if self.destinations.is_empty() {
@@ -188,6 +238,32 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         .iter()
         .any(|e| e.id() == Some(names::NOTIFICATION_ID));
     let found = found_destinations(&ctx, &edges).await?;
+    let buckets: Vec<String> = ours.iter().map(|e| e.destination.clone()).collect();
+    let longest_schedule = ctx
+        .spec
+        .reconcile_every
+        .map_or(0, |e| u64::from(e.hours) * 3600);
+    let healths = health::observe(
+        &ctx,
+        &buckets,
+        std::time::Duration::from_secs(longest_schedule),
+    )
+    .await?;
+    let oldest_failure_age_seconds = match failed_events {
+        Some(n) if n > 0 => health::oldest_failure_age(&ctx).await?,
+        _ => None,
+    };
+    let mut names = alarm::alarm_names(&ctx.spec.source, None);
+    for bucket in &buckets {
+        names.extend(alarm::alarm_names(&ctx.spec.source, Some(bucket)));
+    }
+    let alarms = alarm::observe(&ctx, &names).await?;
+    let state_of = |name: &String| {
+        alarms.get(name).map(|found| AlarmState {
+            name: name.clone(),
+            state: found.state.clone(),
+        })
+    };
     // Roles no function leads to: left by an interrupted deploy or destroy.
     let orphaned_roles: Vec<String> = found
         .iter()
@@ -212,11 +288,16 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         topic,
         failed_events,
         failed_in_flight,
+        oldest_failure_age_seconds,
+        failure_queue_alarm: alarm::alarm_names(&ctx.spec.source, None)
+            .first()
+            .and_then(state_of),
         notification,
         orphaned_roles,
         destinations: ours
             .iter()
-            .map(|e| DestinationStatus {
+            .zip(healths)
+            .map(|(e, health)| DestinationStatus {
                 destination: e.destination.clone(),
                 key_prefix: e.settings.key_prefix.clone(),
                 function: e.function.clone(),
@@ -224,6 +305,11 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
                 last_modified: e.last_modified.clone(),
                 runs_this_binary: ctx.code.as_ref().map(|code| e.code_sha256 == code.sha256),
                 reconcile_every: e.settings.reconcile_every.clone(),
+                alarms: alarm::alarm_names(&ctx.spec.source, Some(&e.destination))
+                    .iter()
+                    .filter_map(state_of)
+                    .collect(),
+                health,
             })
             .collect(),
         drift,

@@ -25,6 +25,7 @@ pub struct Session {
     pub iam: aws_sdk_iam::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The SDK configuration in the source's region, for clients elsewhere.
     pub sdk: SdkConfig,
 }
@@ -75,6 +76,7 @@ impl Session {
             iam: aws_sdk_iam::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             events: aws_sdk_eventbridge::Client::new(&sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
         }
     }
@@ -204,7 +206,13 @@ impl Context {
                 .filter(|region| *region != self.scope.region)
                 .map(str::to_owned),
             reconcile_every: self.spec.reconcile_every.map(|every| every.to_string()),
+            alarms: self.spec.alarms.as_ref().map(|to| to.to_record()),
             deployed: Deployed {
+                lag_slo: self
+                    .spec
+                    .alarms
+                    .as_ref()
+                    .and_then(|_| i32::try_from(self.spec.lag_slo.seconds).ok()),
                 memory: Some(self.spec.memory),
                 timeout: Some(self.spec.timeout),
                 retry_attempts: Some(self.spec.retry_attempts),

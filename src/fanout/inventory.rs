@@ -139,6 +139,13 @@ pub fn deployed_spec(asked: Spec, ours: &[&Edge]) -> Spec {
         spec.retry_attempts = recorded.retry_attempts.unwrap_or(spec.retry_attempts);
         spec.max_event_age = recorded.max_event_age.unwrap_or(spec.max_event_age);
         spec.reserved_concurrency = recorded.reserved_concurrency;
+        spec.alarms = first
+            .alarms
+            .as_deref()
+            .and_then(super::spec::AlarmsTo::from_record);
+        if let Some(seconds) = recorded.lag_slo.and_then(|s| u32::try_from(s).ok()) {
+            spec.lag_slo = super::spec::Lag { seconds };
+        }
     }
     spec
 }

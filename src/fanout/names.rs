@@ -24,6 +24,11 @@ pub fn failure_queue_name(source: &str) -> String {
     format!("{}-failures", topic_name(source))
 }
 
+/// The topic `--alarm-email` makes for the alarms: `SRC-fanout-alarms`.
+pub fn alarm_topic_name(source: &str) -> String {
+    format!("{}-alarms", topic_name(source))
+}
+
 /// Who deploys where: the account and region that own the fan-out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {

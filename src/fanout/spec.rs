@@ -61,6 +61,147 @@ pub struct Spec {
     /// `--reserved-concurrency`: each function runs at most this many at
     /// once, so a burst cannot take the account's whole concurrency.
     pub reserved_concurrency: Option<i32>,
+    /// `--alarm-topic` or `--alarm-email`: where the alarms notify; no
+    /// alarms without it.
+    pub alarms: Option<AlarmsTo>,
+    /// `--lag-slo`: the lag alarm fires when the p99 of
+    /// `ReplicationLatency` over five minutes is above this.
+    pub lag_slo: Lag,
+}
+
+/// Where the alarms notify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmsTo {
+    /// `--alarm-topic ARN`: a topic the user has, with its subscribers.
+    Topic(String),
+    /// `--alarm-email ADDRESS`: s3fan makes `SRC-fanout-alarms` and
+    /// subscribes the address (which must confirm by the mail SNS sends).
+    Email(String),
+}
+
+impl AlarmsTo {
+    /// `--alarm-topic`'s value, checked: an SNS topic's ARN.
+    pub fn topic(arn: &str) -> Result<AlarmsTo, SpecError> {
+        let bad = |rule: &'static str| SpecError::AlarmTopic {
+            given: arn.to_owned(),
+            rule,
+        };
+        match arn.split(':').collect::<Vec<_>>().as_slice() {
+            ["arn", partition, "sns", region, account, name]
+                if !partition.is_empty() && !region.is_empty() =>
+            {
+                if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad("its account is not 12 digits"));
+                }
+                let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                if name.is_empty() || name.len() > 256 || !name.chars().all(allowed) {
+                    return Err(bad(
+                        "its topic name is not 1 to 256 letters, digits, hyphens and underscores",
+                    ));
+                }
+                Ok(AlarmsTo::Topic(arn.to_owned()))
+            }
+            _ => Err(bad(
+                "it is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME);                  for s3fan to make a topic, give --alarm-email instead",
+            )),
+        }
+    }
+
+    /// `--alarm-email`'s value, checked as far as an address can be
+    /// without sending to it.
+    pub fn email(address: &str) -> Result<AlarmsTo, SpecError> {
+        let address = address.trim();
+        let well_formed = match address.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
+            }
+            None => false,
+        };
+        if !well_formed || address.chars().any(char::is_whitespace) {
+            return Err(SpecError::AlarmEmail(address.to_owned()));
+        }
+        Ok(AlarmsTo::Email(address.to_owned()))
+    }
+
+    /// As a function records it: `topic ARN` or `email ADDRESS`.
+    pub fn to_record(&self) -> String {
+        match self {
+            AlarmsTo::Topic(arn) => format!("topic {arn}"),
+            AlarmsTo::Email(address) => format!("email {address}"),
+        }
+    }
+
+    /// What `to_record` wrote; `None` for anything else.
+    pub fn from_record(record: &str) -> Option<AlarmsTo> {
+        match record.split_once(' ')? {
+            ("topic", arn) => AlarmsTo::topic(arn).ok(),
+            ("email", address) => AlarmsTo::email(address).ok(),
+            _ => None,
+        }
+    }
+
+    /// The region of a given topic, which must be the alarms' own.
+    pub fn topic_region(&self) -> Option<&str> {
+        match self {
+            AlarmsTo::Topic(arn) => arn.split(':').nth(3),
+            AlarmsTo::Email(_) => None,
+        }
+    }
+}
+
+/// A lag: `--lag-slo 15m`. Seconds, minutes or hours, from one minute
+/// (below that, one slow request is an alarm) to a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    pub seconds: u32,
+}
+
+/// Like S3 Replication Time Control: 15 minutes.
+pub const DEFAULT_LAG_SLO: Lag = Lag { seconds: 15 * 60 };
+
+impl Lag {
+    pub fn parse(text: &str) -> Result<Lag, String> {
+        let text = text.trim();
+        let (number, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let seconds = match (number.parse::<u32>(), unit) {
+            (Ok(n), "s") => n,
+            (Ok(n), "m") => n.saturating_mul(60),
+            (Ok(n), "h") => n.saturating_mul(3600),
+            _ => {
+                return Err(format!(
+                    "{text:?} is not a duration: write seconds, minutes or hours, such as 15m"
+                ));
+            }
+        };
+        if !(60..=86_400).contains(&seconds) {
+            return Err(format!(
+                "{text:?} is outside 1m to 24h: the alarm looks at five-minute windows"
+            ));
+        }
+        Ok(Lag { seconds })
+    }
+
+    pub fn millis(&self) -> u64 {
+        u64::from(self.seconds) * 1000
+    }
+}
+
+/// As written back: `15m`, `90s`, `2h`; what `parse` reads.
+impl std::fmt::Display for Lag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seconds {
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
 }
 
 /// How often something runs: `--reconcile-every 6h`. Hours or days, from
@@ -161,6 +302,8 @@ impl Spec {
             request_payer: false,
             reconcile_every: None,
             reserved_concurrency: None,
+            alarms: None,
+            lag_slo: DEFAULT_LAG_SLO,
         }
     }
 
@@ -378,6 +521,22 @@ pub enum SpecError {
     ReservedConcurrency(i32),
     #[error("--reconcile-every {0}")]
     ReconcileEvery(String),
+    #[error("--alarm-topic {given:?}: {rule}")]
+    AlarmTopic { given: String, rule: &'static str },
+    #[error("--alarm-email {0:?} is not an email address: write it as name@example.com")]
+    AlarmEmail(String),
+    #[error(
+        "--alarm-topic and --alarm-email both say where alarms go: give one (subscribe more \
+         addresses to your own topic)"
+    )]
+    AlarmTopicAndEmail,
+    #[error("--lag-slo {0}")]
+    LagSlo(String),
+    #[error(
+        "--lag-slo sets the lag alarm, and there are no alarms without somewhere to send them: \
+         add --alarm-topic ARN or --alarm-email ADDRESS, or drop --lag-slo"
+    )]
+    LagSloWithoutAlarms,
     #[error("--dest {destination:?} has an unusable key prefix: {rule}")]
     KeyPrefix {
         destination: String,
@@ -517,6 +676,46 @@ pub fn check_bucket_name(role: &'static str, name: &str) -> Result<(), SpecError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lag_slo_reads_seconds_minutes_or_hours_within_a_minute_to_a_day() {
+        for (text, seconds, back) in [("15m", 900, "15m"), ("90s", 90, "90s"), ("2h", 7200, "2h")] {
+            let lag = Lag::parse(text).unwrap();
+            assert_eq!((lag.seconds, lag.to_string()), (seconds, back.to_owned()));
+        }
+        assert_eq!(DEFAULT_LAG_SLO.millis(), 900_000);
+        assert!(Lag::parse("30s").unwrap_err().contains("outside 1m to 24h"));
+        assert!(Lag::parse("2d").unwrap_err().contains("not a duration"));
+        assert!(Lag::parse("fast").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn alarm_destinations_are_checked_and_survive_the_function_record() {
+        let topic = "arn:aws:sns:eu-west-1:123456789012:pager";
+        let to = AlarmsTo::topic(topic).unwrap();
+        assert_eq!(to.topic_region(), Some("eu-west-1"));
+        assert_eq!(AlarmsTo::from_record(&to.to_record()), Some(to));
+        let email = AlarmsTo::email(" ops@example.com ").unwrap();
+        assert_eq!(email, AlarmsTo::Email("ops@example.com".into()));
+        assert_eq!(AlarmsTo::from_record(&email.to_record()), Some(email));
+        for bad in [
+            "pager",
+            "arn:aws:sqs:eu-west-1:123456789012:q",
+            "arn:aws:sns:eu-west-1:12:q",
+        ] {
+            let err = AlarmsTo::topic(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("--alarm-topic {bad:?}: ")),
+                "{err}"
+            );
+        }
+        for bad in ["ops", "ops@localhost", "@example.com", "a b@example.com"] {
+            assert_eq!(
+                AlarmsTo::email(bad),
+                Err(SpecError::AlarmEmail(bad.trim().to_owned()))
+            );
+        }
+    }
 
     #[test]
     fn bucket_name_rules() {

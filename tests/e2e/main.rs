@@ -6,6 +6,7 @@
 
 mod common;
 
+mod alarms;
 mod bad_input;
 mod cli;
 mod deploy;

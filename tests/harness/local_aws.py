@@ -28,6 +28,10 @@ Four more things make moto behave like AWS where s3fan depends on it:
 * ``x-amz-copy-source-if-match`` on CopyObject and UploadPartCopy is
   honoured (412 PreconditionFailed when the source's ETag differs); moto
   ignores it, and s3fan's ordering rule rests on it.
+* Each Embedded Metric Format line a function writes to its log becomes
+  CloudWatch metrics (CloudWatch Logs does that in AWS; moto does not).
+* GetMetricData answers percentile statistics (``p99``), by nearest rank
+  over the data points, as CloudWatch does for raw values; moto fails.
 * An S3 request signed for a region other than its bucket's gets 301
   PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
   excepted); moto serves any bucket in any region.
@@ -81,6 +85,7 @@ import moto.s3.notifications as s3_notifications
 import moto.s3.responses as s3_responses
 from moto.s3.models import s3_backends
 from moto.sqs.models import sqs_backends
+from moto.cloudwatch.models import Statistics, cloudwatch_backends
 from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -690,6 +695,7 @@ def stop(process):
 
 
 def record(function, event_body, result, is_error, logs, started):
+    emf_metrics(function.account_id, function.region, logs)
     try:
         event = json.loads(event_body)
     except ValueError:
@@ -706,6 +712,54 @@ def record(function, event_body, result, is_error, logs, started):
             }
         )
     return result, is_error, logs
+
+
+def emf_metrics(account, region, logs):
+    """Puts the metrics of each EMF document among `logs` (one JSON object
+    per line) into moto's CloudWatch, as CloudWatch Logs does in AWS."""
+    from datetime import datetime, timezone
+
+    for line in logs.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        try:
+            document = json.loads(line)
+            directive = document["_aws"]
+            at = datetime.fromtimestamp(directive["Timestamp"] / 1000, tz=timezone.utc)
+            for group in directive["CloudWatchMetrics"]:
+                for dimension_set in group.get("Dimensions") or [[]]:
+                    dimensions = [{"Name": d, "Value": str(document[d])} for d in dimension_set]
+                    data = []
+                    for metric in group["Metrics"]:
+                        values = document[metric["Name"]]
+                        for value in values if isinstance(values, list) else [values]:
+                            data.append(
+                                {
+                                    "MetricName": metric["Name"],
+                                    "Value": float(value),
+                                    "Unit": metric.get("Unit"),
+                                    "Dimensions": dimensions,
+                                    "Timestamp": at,
+                                }
+                            )
+                    cloudwatch_backends[account][region].put_metric_data(group["Namespace"], data)
+        except (ValueError, KeyError, TypeError) as err:
+            # CloudWatch drops a malformed document; so does the harness.
+            log(f"not an EMF document ({err}): {line[:200]}")
+
+
+def percentile_or_plain(self, stat):
+    if isinstance(stat, str) and stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit():
+        values = sorted(self.metric_single_values_list)
+        if not values:
+            return None
+        rank = max(1, -(-len(values) * float(stat[1:]) // 100))
+        return values[int(rank) - 1]
+    return PLAIN_STATISTIC(self, stat)
+
+
+PLAIN_STATISTIC = Statistics.get_statistics_for_type
+Statistics.get_statistics_for_type = percentile_or_plain
 
 
 def _invoke_lambda(self, event=None):
