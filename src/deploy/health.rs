@@ -4,7 +4,7 @@
 //! oldest message. A figure CloudWatch has no data for is `None` ("no data
 //! yet"), never 0: no data and nothing wrong are not the same.
 //!
-//! Each window is one period of its own length ending at the current
+//! Each window is one period of its own length ending with the current
 //! minute: for data under 15 days old CloudWatch rounds a start time only
 //! to the minute, so each query answers with one value, and a percentile
 //! is the window's own rather than a mix of shorter ones.
@@ -216,7 +216,8 @@ async fn fetch(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let end = now - now % 60;
+    // Up to the end of the current minute, so the newest data counts.
+    let end = now - now % 60 + 60;
     let start = end - window;
     let mut found: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     // GetMetricData takes at most 500 queries.

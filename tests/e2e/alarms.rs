@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::MetricAlarm;
+use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 
 use crate::common::{access_key, assert_ok, function_name_for, local_aws, unique};
@@ -266,5 +267,123 @@ async fn alarms_are_made_kept_moved_shown_and_removed_with_the_fanout() {
             .await
             .is_err(),
         "destroy removed {topic_arn}"
+    );
+}
+
+/// `status` reads health from CloudWatch: the metrics the functions wrote
+/// as EMF lines (turned into metrics by the harness, as by CloudWatch Logs).
+#[tokio::test]
+async fn status_shows_each_destinations_copies_lag_and_last_reconcile_from_cloudwatch() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("health-src");
+    let (watched, fresh) = (unique("health-dst"), unique("health-new"));
+    for bucket in [&source, &watched, &fresh] {
+        clients.create_bucket(bucket).await;
+    }
+    let flags = ["--metrics", "--reconcile-every", "1d"];
+    aws.deploy_json(&access_key(), &source, &[&watched], &flags)
+        .await;
+    let started = std::time::Instant::now();
+    for n in 0..6 {
+        clients
+            .s3
+            .put_object()
+            .bucket(&source)
+            .key(format!("k/{n}"))
+            .body(ByteStream::from(vec![b'x'; 100 + n]))
+            .send()
+            .await
+            .expect("put");
+    }
+    aws.drain();
+    // The reconcile, as its schedule invokes it: all six are there already.
+    let lambda = aws_sdk_lambda::Client::new(&aws.sdk_config_in("us-east-1").await);
+    lambda
+        .invoke()
+        .function_name(function_name_for(&watched))
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            r#"{"s3fan":"reconcile"}"#,
+        ))
+        .send()
+        .await
+        .expect("invoke as the schedule does");
+    aws.drain();
+    let wall_ms = started.elapsed().as_millis() as f64;
+    // A destination added now has no data yet.
+    aws.deploy_json(&access_key(), &source, &[&watched, &fresh], &flags)
+        .await;
+
+    let status = aws
+        .s3fan_json(&access_key(), &["status", "--source", &source])
+        .await;
+    let of = |bucket: &str| {
+        status["destinations"]
+            .as_array()
+            .expect("destinations")
+            .iter()
+            .find(|d| d["destination"] == json!(bucket))
+            .cloned()
+            .unwrap_or_else(|| panic!("{bucket} in {status}"))
+    };
+    let health = of(&watched)["health"].clone();
+    for window in ["last_hour", "last_day"] {
+        let figures = &health[window];
+        assert_eq!(figures["copied"], json!(6.0), "{window}: {health}");
+        assert_eq!(figures["failed"], json!(0.0), "{window}: {health}");
+        let lag: Vec<f64> = ["lag_p50_ms", "lag_p99_ms", "lag_max_ms"]
+            .iter()
+            .map(|f| {
+                figures[f]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{f}: {health}"))
+            })
+            .collect();
+        assert!(
+            lag.iter().all(|ms| (0.0..=wall_ms).contains(ms)),
+            "lag between 0 and the test's {wall_ms} ms: {lag:?}"
+        );
+        assert!(
+            lag[0] <= lag[1] && lag[1] <= lag[2],
+            "p50 <= p99 <= max: {lag:?}"
+        );
+        // Lambda's own metrics: the local AWS has none, and status says so.
+        assert_eq!(figures["throttles"], Value::Null, "{health}");
+    }
+    let reconcile = &health["last_reconcile"];
+    assert_eq!(
+        (&reconcile["examined"], &reconcile["repaired"]),
+        (&json!(6.0), &json!(0.0)),
+        "{health}"
+    );
+    let fresh_health = &of(&fresh)["health"];
+    assert_eq!(fresh_health["last_hour"]["copied"], Value::Null, "{status}");
+    assert_eq!(fresh_health["last_reconcile"], Value::Null, "{status}");
+
+    let text = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert_ok(&text);
+    assert!(
+        text.stdout
+            .contains("last hour: 6 copied, 0 failed, lag p50 "),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("last hour: no data yet"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("6 examined, 0 out of sync, 0 repaired"),
+        "{}",
+        text.stdout
+    );
+    assert_ok(
+        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
+            .await,
     );
 }

@@ -725,7 +725,8 @@ def emf_metrics(account, region, logs):
         try:
             document = json.loads(line)
             directive = document["_aws"]
-            at = datetime.fromtimestamp(directive["Timestamp"] / 1000, tz=timezone.utc)
+            # moto keeps naive UTC datetimes.
+            at = datetime.fromtimestamp(directive["Timestamp"] / 1000, tz=timezone.utc).replace(tzinfo=None)
             for group in directive["CloudWatchMetrics"]:
                 for dimension_set in group.get("Dimensions") or [[]]:
                     dimensions = [{"Name": d, "Value": str(document[d])} for d in dimension_set]
