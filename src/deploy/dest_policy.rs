@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::plan::{Action, Change, Kind};
-use super::policy::destination_bucket_statement;
+use super::policy::{destination_bucket_statement, destination_list_statement};
 use crate::fanout::names::role_name;
 use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
@@ -26,15 +26,27 @@ pub enum Op {
     Put(Value),
 }
 
-/// The statement `destination`'s bucket policy needs for its role.
-pub fn desired_statement(ctx: &Context, destination: &str) -> Value {
-    destination_bucket_statement(
+/// The statements `destination`'s bucket policy needs for its role: to
+/// write, and, when it reconciles, to list.
+pub fn desired_statements(ctx: &Context, destination: &str) -> Vec<Value> {
+    let role = role_name(destination);
+    let key_prefix = ctx.spec.key_prefix(destination);
+    let mut statements = vec![destination_bucket_statement(
         &ctx.scope,
-        &role_name(destination),
+        &role,
         destination,
-        ctx.spec.key_prefix(destination),
+        key_prefix,
         ctx.spec.replicate_deletes,
-    )
+    )];
+    if ctx.spec.reconcile_every.is_some() {
+        statements.push(destination_list_statement(
+            &ctx.scope,
+            &role,
+            destination,
+            key_prefix,
+        ));
+    }
+    statements
 }
 
 fn way_out(destination: &str) -> String {
@@ -74,10 +86,13 @@ pub async fn observe(ctx: &Context, destination: &str) -> Result<Observed, Deplo
     }
 }
 
-/// Adds s3fan's statement, or replaces the one with its Sid.
+/// Adds s3fan's statements, or replaces those with their Sids (also the
+/// list statement of a destination that no longer reconciles).
 pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
-    let statement = desired_statement(ctx, destination);
-    let sid = statement["Sid"].clone();
+    let wanted = desired_statements(ctx, destination);
+    let sid = wanted[0]["Sid"].clone();
+    let list_sid = json!(format!("{}List", sid.as_str().unwrap_or_default()));
+    let ours = |s: &Value| s["Sid"] == sid || s["Sid"] == list_sid;
     let mut policy = match observed {
         Observed::Present(policy) => policy.clone(),
         Observed::Absent => json!({"Version": "2012-10-17", "Statement": []}),
@@ -87,15 +102,17 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
         policy["Statement"] = Value::Array(vec![policy["Statement"].take()]);
     }
     let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
-    let current = statements.iter().position(|s| s["Sid"] == sid);
-    let action = match current {
-        None => Action::Create,
-        Some(i) if statements[i] != statement => Action::Update,
-        Some(_) => Action::Unchanged,
+    let current: Vec<&Value> = statements.iter().filter(|s| ours(s)).collect();
+    let action = if current.is_empty() {
+        Action::Create
+    } else if current != wanted.iter().collect::<Vec<_>>() {
+        Action::Update
+    } else {
+        Action::Unchanged
     };
     let op = if action.changes_something() {
-        let mut merged: Vec<Value> = statements.into_iter().filter(|s| s["Sid"] != sid).collect();
-        merged.push(statement);
+        let mut merged: Vec<Value> = statements.into_iter().filter(|s| !ours(s)).collect();
+        merged.extend(wanted);
         policy["Statement"] = Value::Array(merged);
         Op::Put(policy)
     } else {
@@ -158,7 +175,7 @@ mod tests {
         };
         assert_eq!(
             policy["Statement"],
-            json!([theirs, desired_statement(&ctx, "backup")])
+            json!([theirs, desired_statements(&ctx, "backup")[0]])
         );
 
         // Written: nothing more to do. Changed by hand: put back, alone.
@@ -178,7 +195,26 @@ mod tests {
         assert_eq!(
             change.op,
             Op::Put(json!({"Version": "2012-10-17",
-                           "Statement": [desired_statement(&ctx, "backup")]}))
+                           "Statement": desired_statements(&ctx, "backup")}))
+        );
+    }
+
+    #[test]
+    fn a_reconciling_destination_also_lets_its_role_list_and_loses_that_when_it_stops() {
+        let mut reconciling = ctx();
+        reconciling.spec.reconcile_every = Some(crate::fanout::spec::Every::parse("1d").unwrap());
+        let wanted = desired_statements(&reconciling, "backup");
+        assert_eq!(wanted.len(), 2);
+        assert_eq!(wanted[1]["Action"], "s3:ListBucket");
+        let with_list = Observed::Present(json!({"Version": "2012-10-17", "Statement": wanted}));
+        assert_eq!(plan(&reconciling, "backup", &with_list).op, Op::Nothing);
+        // Without the schedule, the list statement goes and the write stays.
+        let change = plan(&ctx(), "backup", &with_list);
+        assert_eq!(change.action, Action::Update);
+        assert_eq!(
+            change.op,
+            Op::Put(json!({"Version": "2012-10-17",
+                           "Statement": desired_statements(&ctx(), "backup")}))
         );
     }
 }

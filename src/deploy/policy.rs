@@ -229,6 +229,29 @@ pub fn destination_bucket_statement(
     })
 }
 
+/// The second statement such a bucket needs when the destination reconciles
+/// (`--reconcile-every`): its role lists the bucket, under the key prefix
+/// only, to find what events missed. Its Sid is the first's plus `List`.
+pub fn destination_list_statement(
+    scope: &Scope,
+    role: &str,
+    destination: &str,
+    key_prefix: Option<&str>,
+) -> Value {
+    let role_arn = scope.role_arn(role);
+    let mut statement = json!({
+        "Sid": format!("{}List", crate::fanout::names::bucket_statement_id(&role_arn)),
+        "Effect": "Allow",
+        "Principal": {"AWS": role_arn},
+        "Action": "s3:ListBucket",
+        "Resource": scope.bucket_arn(destination)
+    });
+    if let Some(prefix) = key_prefix {
+        statement["Condition"] = json!({"StringLike": {"s3:prefix": format!("{prefix}*")}});
+    }
+    statement
+}
+
 /// IAM hands policy documents back URL-encoded; compare them as JSON.
 pub fn decode_iam_document(document: &str) -> Option<Value> {
     if let Ok(plain) = serde_json::from_str(document) {
@@ -338,6 +361,19 @@ mod tests {
         assert_eq!(with_deletes["Action"][4], "s3:DeleteObject");
         assert_eq!(with_deletes["Resource"], "arn:aws:s3:::backup/*");
 
+        let list = destination_list_statement(&scope(), "s3fan-backup", "backup", Some("photos/"));
+        assert_eq!(
+            list,
+            json!({
+                "Sid": format!("{sid}List"),
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:role/s3fan-backup"},
+                "Action": "s3:ListBucket",
+                "Resource": "arn:aws:s3:::backup",
+                "Condition": {"StringLike": {"s3:prefix": "photos/*"}}
+            }),
+            "a reconciling role lists the bucket under its prefix only"
+        );
         let plain = role_policy(&scope(), "src", "backup", None, "backup", "q", false);
         let owned = with_owner_acl(plain.clone(), &scope(), "backup", None);
         assert_eq!(

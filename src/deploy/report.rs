@@ -63,12 +63,15 @@ impl Report {
             .destinations
             .iter()
             .map(|d| &d.bucket)
-            .filter_map(|destination| {
-                Some(OwnerStatement {
-                    destination: destination.clone(),
-                    account: ctx.other_account(destination)?.to_owned(),
-                    statement: dest_policy::desired_statement(ctx, destination),
-                })
+            .filter_map(|destination| Some((destination, ctx.other_account(destination)?)))
+            .flat_map(|(destination, account)| {
+                dest_policy::desired_statements(ctx, destination)
+                    .into_iter()
+                    .map(|statement| OwnerStatement {
+                        destination: destination.clone(),
+                        account: account.to_owned(),
+                        statement,
+                    })
             })
             .collect();
         self
