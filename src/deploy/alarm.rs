@@ -396,8 +396,13 @@ fn describe(alarm: &Alarm) -> String {
     } else {
         format!("{} x {} min", alarm.evaluation_periods, alarm.period / 60)
     };
+    let unit = if alarm.metric == metrics::REPLICATION_LATENCY {
+        " ms"
+    } else {
+        ""
+    };
     format!(
-        "{stat} of {} > {} over {over}",
+        "{stat} of {} > {}{unit} over {over}",
         alarm.metric, alarm.threshold
     )
 }

@@ -104,7 +104,7 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Option<Change<Op>> {
     Some(match observed {
         Observed::Absent => change(
             Action::Create,
-            format!("email to {address} (to be confirmed)"),
+            format!("email to {address}, to be confirmed"),
             subscribe(Vec::new()),
         ),
         Observed::Present { emails } => {

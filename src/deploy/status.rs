@@ -176,12 +176,10 @@ impl crate::report::Report for StatusReport {
                 None => {}
             }
             if !d.alarms.is_empty() {
-                let alarms: Vec<String> = d
-                    .alarms
-                    .iter()
-                    .map(|a| format!("{} {}", a.state, a.name))
-                    .collect();
-                out.push_str(&format!("                alarms: {}\n", alarms.join(", ")));
+                out.push_str(&format!(
+                    "                alarms: {}\n",
+                    alarm_summary(&d.alarms)
+                ));
             }
         }
         if self.destinations.is_empty() {
@@ -200,6 +198,23 @@ impl crate::report::Report for StatusReport {
 
     fn ok(&self) -> bool {
         true
+    }
+}
+
+/// `all 5 OK`, or each alarm that is not OK by name and state.
+fn alarm_summary(alarms: &[AlarmState]) -> String {
+    let not_ok: Vec<String> = alarms
+        .iter()
+        .filter(|a| a.state != "OK")
+        .map(|a| format!("{} {}", a.state, a.name))
+        .collect();
+    if not_ok.is_empty() {
+        format!("all {} OK", alarms.len())
+    } else {
+        format!(
+            "{} (the others OK); the README's \"Operating s3fan\" says what each means",
+            not_ok.join(", ")
+        )
     }
 }
 
@@ -314,4 +329,26 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
             .collect(),
         drift,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarms_read_as_all_ok_or_name_the_ones_that_are_not() {
+        let state = |name: &str, state: &str| AlarmState {
+            name: name.into(),
+            state: state.into(),
+        };
+        assert_eq!(
+            alarm_summary(&[state("d-lag", "OK"), state("d-throttled", "OK")]),
+            "all 2 OK"
+        );
+        let firing = alarm_summary(&[state("d-lag", "ALARM"), state("d-throttled", "OK")]);
+        assert!(
+            firing.starts_with("ALARM d-lag (the others OK)"),
+            "{firing}"
+        );
+    }
 }

@@ -184,6 +184,15 @@ async fn alarms_are_made_kept_moved_shown_and_removed_with_the_fanout() {
         .collect();
     assert_eq!(states.len(), 5, "{status}");
     assert!(states.iter().all(|s| *s == "OK"), "{status}");
+    let text = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert_eq!(
+        text.stdout.matches("alarms: all 5 OK").count(),
+        2,
+        "{}",
+        text.stdout
+    );
     assert_eq!(
         status["failure_queue_alarm"]["name"],
         json!(format!("{source}-fanout-failures-not-empty")),
