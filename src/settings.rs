@@ -18,6 +18,7 @@ const DEST_BUCKET: &str = "S3FAN_DEST_BUCKET";
 const KEY_PREFIX: &str = "S3FAN_KEY_PREFIX";
 const KEY_SUFFIX: &str = "S3FAN_KEY_SUFFIX";
 const REPLICATE_DELETES: &str = "S3FAN_REPLICATE_DELETES";
+const REPLICATE_TAGS: &str = "S3FAN_REPLICATE_TAGS";
 const METRICS: &str = "S3FAN_METRICS";
 const DEST_PREFIX: &str = "S3FAN_DEST_PREFIX";
 const STORAGE_CLASS: &str = "S3FAN_STORAGE_CLASS";
@@ -49,6 +50,8 @@ pub struct FunctionSettings {
     pub filter_suffix: Option<String>,
     /// `--replicate-deletes`.
     pub replicate_deletes: bool,
+    /// `--replicate-tags`.
+    pub replicate_tags: bool,
     /// `--metrics`: each record also as a CloudWatch EMF line.
     pub metrics: bool,
     /// `--dest DST:PREFIX`'s prefix.
@@ -144,6 +147,7 @@ impl FunctionSettings {
             (ALARMS, self.alarms.clone()),
             (DEPLOYED, self.deployed.to_value()),
             (REPLICATE_DELETES, switch(self.replicate_deletes, "true")),
+            (REPLICATE_TAGS, switch(self.replicate_tags, "true")),
             (METRICS, switch(self.metrics, "true")),
             (REQUEST_PAYER, switch(self.request_payer, "requester")),
         ];
@@ -163,6 +167,7 @@ impl FunctionSettings {
             filter_prefix: get(KEY_PREFIX),
             filter_suffix: get(KEY_SUFFIX),
             replicate_deletes: is(REPLICATE_DELETES, "true"),
+            replicate_tags: is(REPLICATE_TAGS, "true"),
             metrics: is(METRICS, "true"),
             key_prefix: get(DEST_PREFIX),
             storage_class: get(STORAGE_CLASS),
@@ -224,6 +229,7 @@ mod tests {
             filter_prefix: Some("in/".into()),
             filter_suffix: Some(".jpg".into()),
             replicate_deletes: true,
+            replicate_tags: true,
             metrics: true,
             key_prefix: Some("copies/".into()),
             storage_class: Some("GLACIER_IR".into()),
@@ -261,6 +267,7 @@ mod tests {
             ("S3FAN_KEY_PREFIX", "in/"),
             ("S3FAN_KEY_SUFFIX", ".jpg"),
             ("S3FAN_REPLICATE_DELETES", "true"),
+            ("S3FAN_REPLICATE_TAGS", "true"),
             ("S3FAN_METRICS", "true"),
             ("S3FAN_DEST_PREFIX", "copies/"),
             ("S3FAN_STORAGE_CLASS", "GLACIER_IR"),

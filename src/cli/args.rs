@@ -56,6 +56,10 @@ pub struct DeployArgs {
     /// Also delete from every destination what is deleted from the source.
     #[arg(long)]
     pub replicate_deletes: bool,
+    /// Also make every destination copy's tags the source's when they
+    /// change (s3:ObjectTagging:* events).
+    #[arg(long)]
+    pub replicate_tags: bool,
     /// Lambda's retries of a failed event before it goes to the failure
     /// queue, 0 to 2 [default: 2].
     #[arg(long)]
@@ -342,6 +346,7 @@ impl DeployArgs {
             prefix: self.prefix.or(file.prefix),
             suffix: self.suffix.or(file.suffix),
             replicate_deletes: self.replicate_deletes || file.replicate_deletes,
+            replicate_tags: self.replicate_tags || file.replicate_tags,
             retry_attempts: self.retry_attempts.or(file.retry_attempts),
             max_event_age: self.max_event_age.or(file.max_event_age),
             metrics: self.metrics || file.metrics,
@@ -412,6 +417,7 @@ impl DeployArgs {
             prefix: self.prefix.filter(|p| !p.is_empty()),
             suffix: self.suffix.filter(|s| !s.is_empty()),
             replicate_deletes: self.replicate_deletes,
+            replicate_tags: self.replicate_tags,
             // The lag and repair alarms watch s3fan's own metrics.
             metrics: self.metrics || alarms.is_some(),
             retry_attempts: self.retry_attempts.unwrap_or(defaults.retry_attempts),

@@ -37,6 +37,7 @@ pub fn desired_statements(ctx: &Context, destination: &str) -> Vec<Value> {
         destination,
         key_prefix,
         ctx.spec.replicate_deletes,
+        ctx.spec.replicate_tags,
     )];
     if ctx.spec.reconcile_every.is_some() {
         statements.push(destination_list_statement(

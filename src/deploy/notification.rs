@@ -57,11 +57,15 @@ pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
         .build())
 }
 
-/// ObjectCreated, and ObjectRemoved with --replicate-deletes.
+/// ObjectCreated, ObjectRemoved with --replicate-deletes (a delete marker's
+/// `DeleteMarkerCreated` among them), ObjectTagging with --replicate-tags.
 fn desired_events(ctx: &Context) -> Vec<Event> {
     let mut events = vec![Event::S3ObjectCreated];
     if ctx.spec.replicate_deletes {
         events.push(Event::S3ObjectRemoved);
+    }
+    if ctx.spec.replicate_tags {
+        events.push(Event::S3ObjectTagging);
     }
     events
 }

@@ -180,6 +180,25 @@ pub fn with_reconcile_grants(
     policy
 }
 
+/// `--replicate-tags`: a copy whose source lost all its tags loses its own
+/// with DeleteObjectTagging (PutObjectTagging is already granted).
+pub fn with_tag_removal(
+    mut policy: Value,
+    scope: &Scope,
+    destination: &str,
+    key_prefix: Option<&str>,
+) -> Value {
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(json!({
+            "Sid": "RemoveTagsOfCopies",
+            "Effect": "Allow",
+            "Action": "s3:DeleteObjectTagging",
+            "Resource": format!("{}/{}*", scope.bucket_arn(destination), key_prefix.unwrap_or(""))
+        }));
+    }
+    policy
+}
+
 /// A destination in another account: the role may also set the ACL that
 /// hands each copy to the bucket's owner (bucket-owner-full-control).
 pub fn with_owner_acl(
@@ -209,6 +228,7 @@ pub fn destination_bucket_statement(
     destination: &str,
     key_prefix: Option<&str>,
     replicate_deletes: bool,
+    replicate_tags: bool,
 ) -> Value {
     let mut actions = vec![
         "s3:PutObject",
@@ -218,6 +238,9 @@ pub fn destination_bucket_statement(
     ];
     if replicate_deletes {
         actions.push("s3:DeleteObject");
+    }
+    if replicate_tags {
+        actions.push("s3:DeleteObjectTagging");
     }
     let role_arn = scope.role_arn(role);
     json!({
@@ -339,6 +362,7 @@ mod tests {
             "backup",
             Some("photos/"),
             false,
+            false,
         );
         let sid = statement["Sid"].as_str().unwrap().to_owned();
         assert!(
@@ -357,8 +381,9 @@ mod tests {
             })
         );
         let with_deletes =
-            destination_bucket_statement(&scope(), "s3fan-backup", "backup", None, true);
+            destination_bucket_statement(&scope(), "s3fan-backup", "backup", None, true, true);
         assert_eq!(with_deletes["Action"][4], "s3:DeleteObject");
+        assert_eq!(with_deletes["Action"][5], "s3:DeleteObjectTagging");
         assert_eq!(with_deletes["Resource"], "arn:aws:s3:::backup/*");
 
         let list = destination_list_statement(&scope(), "s3fan-backup", "backup", Some("photos/"));
@@ -380,6 +405,23 @@ mod tests {
             owned["Statement"].as_array().unwrap().last().unwrap(),
             &json!({"Sid": "HandCopiesToDestinationOwner", "Effect": "Allow",
                     "Action": "s3:PutObjectAcl", "Resource": "arn:aws:s3:::backup/*"})
+        );
+    }
+
+    #[test]
+    fn replicated_tags_may_be_removed_from_copies_under_the_prefix_only() {
+        let plain = role_policy(&scope(), "src", "dst", Some("p/"), "dst", "q", false);
+        let with = with_tag_removal(plain.clone(), &scope(), "dst", Some("p/"));
+        let added: Vec<&Value> = with["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !plain["Statement"].as_array().unwrap().contains(s))
+            .collect();
+        assert_eq!(
+            added,
+            [&json!({"Sid": "RemoveTagsOfCopies", "Effect": "Allow",
+                     "Action": "s3:DeleteObjectTagging", "Resource": "arn:aws:s3:::dst/p/*"})]
         );
     }
 

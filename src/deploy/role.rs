@@ -7,7 +7,7 @@ use super::encryption::Keys;
 use super::plan::{Action, Change, Kind};
 use super::policy::{
     decode_iam_document, role_policy, trust_policy, with_kms_grants, with_owner_acl,
-    with_reconcile_grants,
+    with_reconcile_grants, with_tag_removal,
 };
 use crate::fanout::names::{
     ROLE_POLICY_NAME, TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, failure_queue_name,
@@ -96,6 +96,16 @@ fn desired_policy(ctx: &Context, keys: &Keys, destination: &str) -> Value {
             ctx.spec.key_prefix(destination),
         ),
         None => policy,
+    };
+    let policy = if ctx.spec.replicate_tags {
+        with_tag_removal(
+            policy,
+            &ctx.scope,
+            destination,
+            ctx.spec.key_prefix(destination),
+        )
+    } else {
+        policy
     };
     match ctx.spec.reconcile_every {
         Some(_) => with_reconcile_grants(

@@ -193,6 +193,7 @@ impl Context {
             filter_prefix: self.spec.prefix.clone(),
             filter_suffix: self.spec.suffix.clone(),
             replicate_deletes: self.spec.replicate_deletes,
+            replicate_tags: self.spec.replicate_tags,
             metrics: self.spec.metrics,
             key_prefix: self.spec.key_prefix(destination).map(str::to_owned),
             storage_class: self.spec.storage_class(destination).map(str::to_owned),

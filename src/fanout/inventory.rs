@@ -127,6 +127,7 @@ pub fn deployed_spec(asked: Spec, ours: &[&Edge]) -> Spec {
         spec.prefix = first.filter_prefix.clone();
         spec.suffix = first.filter_suffix.clone();
         spec.replicate_deletes = first.replicate_deletes;
+        spec.replicate_tags = first.replicate_tags;
         spec.metrics = first.metrics;
         spec.request_payer = first.request_payer;
         spec.reconcile_every = first

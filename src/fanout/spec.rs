@@ -41,6 +41,8 @@ pub struct Spec {
     pub suffix: Option<String>,
     /// Opt-in: deletes in the source are deleted in every destination too.
     pub replicate_deletes: bool,
+    /// Opt-in: tag changes in the source are made in every destination too.
+    pub replicate_tags: bool,
     /// Opt-in: the handler also writes CloudWatch metrics (EMF).
     pub metrics: bool,
     /// Lambda's retries of a failed asynchronous invocation (0 to 2) before
@@ -294,6 +296,7 @@ impl Spec {
             prefix: None,
             suffix: None,
             replicate_deletes: false,
+            replicate_tags: false,
             metrics: false,
             retry_attempts: DEFAULT_RETRY_ATTEMPTS,
             max_event_age: DEFAULT_MAX_EVENT_AGE_SECONDS,

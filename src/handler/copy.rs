@@ -7,16 +7,142 @@
 //! event harmless: if the object changed since, S3 answers 412 and the newer
 //! write's own event does the copy (the ordering rule is in `plan`).
 
-use aws_sdk_s3::types::{MetadataDirective, TaggingDirective};
+use aws_sdk_s3::types::{MetadataDirective, Tag, Tagging, TaggingDirective};
 
 use super::encoding::copy_source;
 use super::limits::CopySettings;
 use super::multipart::{copy_in_parts, head_source};
-use super::plan::{CopyRequest, DeleteRequest};
+use super::plan::{CopyRequest, DeleteRequest, TagsRequest};
 use super::s3::{
-    Copied, CopyOutcome, DeleteOutcome, Failure, Operation, S3Clients, deadline_exceeded, failure,
-    source_changed, status,
+    Copied, CopyOutcome, DeleteOutcome, Failure, Operation, S3Clients, TagsOutcome,
+    deadline_exceeded, failure, source_changed, status,
 };
+
+/// How many times a tag change writes the copy's tags before it stops:
+/// each write is followed by a read of the source's, and only a source
+/// whose tags keep changing needs more than one (each change has its own
+/// event, which starts over).
+const TAG_ROUNDS: usize = 3;
+
+/// Makes the copy's tags the source's current tags. The source's are read
+/// when the event is handled and again after each write, and written again
+/// until the two agree: of two events handled at once, the one that writes
+/// last has seen the source's latest tags, so an older set never stays.
+pub async fn replicate_tags(s3: &S3Clients, request: &TagsRequest) -> Result<TagsOutcome, Failure> {
+    let route = &request.route;
+    // The object the event names, or none of this event's business.
+    let head = s3
+        .source
+        .head_object()
+        .bucket(&route.source_bucket)
+        .key(&route.key)
+        .set_request_payer(request.options.payer())
+        .set_if_match(request.if_match.as_ref().map(|etag| format!("\"{etag}\"")))
+        .send()
+        .await;
+    match head {
+        Ok(_) => {}
+        Err(err) if matches!(status(&err), Some(404 | 412)) => {
+            return Ok(TagsOutcome::SourceChanged);
+        }
+        Err(err) => return Err(failure(Operation::Tags, route, &err)),
+    }
+    let mut tags = source_tags(s3, request).await?;
+    for _ in 0..TAG_ROUNDS {
+        match write_tags(s3, request, &tags).await? {
+            Some(()) => {}
+            None => return Ok(TagsOutcome::NoCopyYet),
+        }
+        let now = source_tags(s3, request).await?;
+        if now == tags {
+            return Ok(TagsOutcome::Replicated);
+        }
+        tags = now;
+    }
+    Err(Failure::about(
+        Operation::Tags,
+        route,
+        "TagsKeptChanging",
+        &format!(
+            "the source's tags changed during each of {TAG_ROUNDS} writes; Lambda's retry \
+             writes them again"
+        ),
+    ))
+}
+
+/// Gives the copy exactly `tags`: PutObjectTagging, or DeleteObjectTagging
+/// for none (the documented way to remove them all). `None` when the
+/// destination has no copy.
+async fn write_tags(
+    s3: &S3Clients,
+    request: &TagsRequest,
+    tags: &[(String, String)],
+) -> Result<Option<()>, Failure> {
+    let route = &request.route;
+    let written = if tags.is_empty() {
+        s3.destination
+            .delete_object_tagging()
+            .bucket(&route.destination_bucket)
+            .key(&route.destination_key)
+            .set_expected_bucket_owner(request.options.owner.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| (status(&err), failure(Operation::Tags, route, &err)))
+    } else {
+        let tag_set = tags
+            .iter()
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                Failure::about(Operation::Tags, route, "InvalidTag", &err.to_string())
+            })?;
+        let tagging = Tagging::builder()
+            .set_tag_set(Some(tag_set))
+            .build()
+            .map_err(|err| {
+                Failure::about(Operation::Tags, route, "InvalidTag", &err.to_string())
+            })?;
+        s3.destination
+            .put_object_tagging()
+            .bucket(&route.destination_bucket)
+            .key(&route.destination_key)
+            .set_expected_bucket_owner(request.options.owner.clone())
+            .set_request_payer(request.options.payer())
+            .tagging(tagging)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| (status(&err), failure(Operation::Tags, route, &err)))
+    };
+    match written {
+        Ok(()) => Ok(Some(())),
+        Err((Some(404), _)) => Ok(None),
+        Err((_, failure)) => Err(failure),
+    }
+}
+
+/// The source's current tags, in S3's order.
+async fn source_tags(
+    s3: &S3Clients,
+    request: &TagsRequest,
+) -> Result<Vec<(String, String)>, Failure> {
+    let route = &request.route;
+    let tags = s3
+        .source
+        .get_object_tagging()
+        .bucket(&route.source_bucket)
+        .key(&route.key)
+        .set_request_payer(request.options.payer())
+        .send()
+        .await
+        .map_err(|err| failure(Operation::Tags, route, &err))?;
+    Ok(tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect())
+}
 
 /// Copies one object as planned: CopyObject up to the threshold, in parts
 /// past it; gives up at `deadline`.

@@ -21,6 +21,7 @@ fn target(key_prefix: Option<&str>) -> Target {
         prefix: None,
         suffix: None,
         replicate_deletes: true,
+        replicate_tags: true,
         key_prefix: key_prefix.map(str::to_owned),
     }
 }

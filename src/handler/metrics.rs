@@ -16,6 +16,7 @@ pub enum Counted {
     Copied,
     Deleted,
     SourceChanged,
+    TagsReplicated,
     Failed,
 }
 
@@ -46,6 +47,7 @@ pub fn record(measured: &Measured) -> Value {
         ("Copied", "Count", count(Counted::Copied)),
         ("Deleted", "Count", count(Counted::Deleted)),
         ("SourceChanged", "Count", count(Counted::SourceChanged)),
+        ("TagsReplicated", "Count", count(Counted::TagsReplicated)),
         ("Failed", "Count", count(Counted::Failed)),
         ("BytesCopied", "Bytes", json!(bytes)),
         ("Duration", "Milliseconds", json!(measured.duration_ms)),

@@ -17,6 +17,9 @@
 //!   event. A duplicate of the newest event copies the same bytes again.
 //! - A delete removes the destination's key only when the source no longer
 //!   has it, so a late delete never removes a key written again since.
+//! - A tag change makes the copy's tags the source's *current* tags, read
+//!   when the event is handled (and read again after writing them, until
+//!   they agree), so a late tag event never puts older tags over newer.
 //! - Within one invocation, records for the same key are reduced to the one
 //!   with the greatest `sequencer` (S3's order of events per key): the
 //!   others are skipped without a request.
@@ -96,11 +99,22 @@ pub struct DeleteRequest {
     pub options: S3Options,
 }
 
+/// The tags of one copy to make equal to its source's (`--replicate-tags`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagsRequest {
+    pub route: Route,
+    /// The object the event names: its tags are not the copy's business once
+    /// the source holds another (whose own event copies it, tags and all).
+    pub if_match: Option<String>,
+    pub options: S3Options,
+}
+
 /// What the handler will do with one notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Copy(CopyRequest),
     Delete(DeleteRequest),
+    Tags(TagsRequest),
     /// Logged and counted as success.
     Skip {
         notice: String,
@@ -123,6 +137,8 @@ pub struct Target {
     pub suffix: Option<String>,
     /// Opt-in: an ObjectRemoved event deletes the key in the destination.
     pub replicate_deletes: bool,
+    /// Opt-in: an ObjectTagging event sets the copy's tags to the source's.
+    pub replicate_tags: bool,
     /// `--dest DST:backup/` copies `k` to `backup/k`.
     pub key_prefix: Option<String>,
     pub options: S3Options,
@@ -137,6 +153,7 @@ impl Target {
             prefix: told.filter_prefix.clone(),
             suffix: told.filter_suffix.clone(),
             replicate_deletes: told.replicate_deletes,
+            replicate_tags: told.replicate_tags,
             key_prefix: told.key_prefix.clone(),
             options: S3Options {
                 storage_class: told.storage_class.clone(),
@@ -252,7 +269,25 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
     let destination = target.bucket.as_str();
     let notice = format!("{} s3://{}/{}", event.event_name, event.bucket, event.key);
     let removed = event.event_name.starts_with("ObjectRemoved:");
-    let wanted = event.is_object_created() || (removed && target.replicate_deletes);
+    let tagged = event.event_name.starts_with("ObjectTagging:");
+    let wanted = event.is_object_created()
+        || (removed && target.replicate_deletes)
+        || (tagged && target.replicate_tags);
+    if removed && wanted && event.event_name == "ObjectRemoved:Delete" {
+        if let Some(version) = &event.version_id {
+            // A delete that names a version removes that version only; the
+            // key's other versions (and a delete marker, which has its own
+            // DeleteMarkerCreated event) stay. S3 Replication does not
+            // replicate these either.
+            return Step::Skip {
+                notice,
+                reason: format!(
+                    "a delete of version {version} only, not of the key: a versioned \
+                     source's deletes are replicated as delete markers"
+                ),
+            };
+        }
+    }
     if !wanted {
         return Step::Skip {
             notice,
@@ -285,6 +320,19 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
                 destination_key.len()
             ),
         };
+    }
+    let route = || Route {
+        source_bucket: event.bucket.clone(),
+        key: event.key.clone(),
+        destination_bucket: destination.to_owned(),
+        destination_key: destination_key.clone(),
+    };
+    if tagged {
+        return Step::Tags(TagsRequest {
+            route: route(),
+            if_match: event.etag.clone(),
+            options: target.options.clone(),
+        });
     }
     if removed {
         return Step::Delete(DeleteRequest {
@@ -359,6 +407,8 @@ mod tests {
     fn deletes_are_replicated_only_when_asked() {
         let mut removed = created("src", "old.txt");
         removed.event_name = "ObjectRemoved:Delete".into();
+        // An unversioned bucket's delete names no version.
+        removed.version_id = None;
         let off = plan(vec![Notice::Object(removed.clone())], &to("dst"));
         assert!(
             matches!(&off[0], Step::Skip { reason, .. } if reason.contains("not an ObjectCreated"))
@@ -396,6 +446,59 @@ mod tests {
             &plan(vec![Notice::Object(removed)], &looping)[0],
             Step::Refuse { .. }
         ));
+    }
+
+    #[test]
+    fn a_delete_marker_is_a_delete_and_a_deleted_version_is_not() {
+        let on = Target {
+            replicate_deletes: true,
+            ..to("dst")
+        };
+        let mut marker = created("src", "k");
+        marker.event_name = "ObjectRemoved:DeleteMarkerCreated".into();
+        marker.version_id = Some("marker-version".into());
+        assert!(matches!(
+            &plan(vec![Notice::Object(marker)], &on)[0],
+            Step::Delete(d) if d.route.destination_key == "k"
+        ));
+        let mut version = created("src", "k");
+        version.event_name = "ObjectRemoved:Delete".into();
+        version.version_id = Some("v7".into());
+        let steps = plan(vec![Notice::Object(version)], &on);
+        assert!(
+            matches!(&steps[0], Step::Skip { reason, .. }
+                if reason.starts_with("a delete of version v7 only, not of the key")),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn tag_changes_set_the_copys_tags_only_when_asked() {
+        for name in ["ObjectTagging:Put", "ObjectTagging:Delete"] {
+            let mut tagged = created("src", "t.jpg");
+            tagged.event_name = name.into();
+            let off = plan(vec![Notice::Object(tagged.clone())], &to("dst"));
+            assert!(matches!(&off[0], Step::Skip { .. }), "{name}: {off:?}");
+            let on = Target {
+                replicate_tags: true,
+                key_prefix: Some("copies/".into()),
+                ..to("dst")
+            };
+            assert_eq!(
+                plan(vec![Notice::Object(tagged)], &on),
+                vec![Step::Tags(TagsRequest {
+                    route: Route {
+                        source_bucket: "src".into(),
+                        key: "t.jpg".into(),
+                        destination_bucket: "dst".into(),
+                        destination_key: "copies/t.jpg".into(),
+                    },
+                    if_match: Some("abc".into()),
+                    options: Default::default(),
+                })],
+                "{name}"
+            );
+        }
     }
 
     fn created(bucket: &str, key: &str) -> ObjectEvent {
@@ -478,6 +581,7 @@ mod tests {
         };
         let mut removed = created("src", "old");
         removed.event_name = "ObjectRemoved:Delete".into();
+        removed.version_id = None;
         let steps = plan(
             vec![
                 Notice::Object(created("src", "a/k")),
@@ -516,6 +620,10 @@ mod tests {
             let mut e = created("src", key);
             e.sequencer = sequencer.map(str::to_owned);
             e.event_name = name.into();
+            if name.starts_with("ObjectRemoved:") {
+                // An unversioned bucket's delete names no version.
+                e.version_id = None;
+            }
             Notice::Object(e)
         };
         let target = Target {

@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::copy;
 use super::limits::CopySettings;
 use super::metrics::{self, Counted};
-use super::plan::{CopyRequest, DeleteRequest, Step};
-use super::s3::{Copied, CopyOutcome, DeleteOutcome, Failure, S3Clients};
+use super::plan::{CopyRequest, DeleteRequest, Step, TagsRequest};
+use super::s3::{Copied, CopyOutcome, DeleteOutcome, Failure, S3Clients, TagsOutcome};
 
 /// How the steps of one event are run.
 pub struct Runner<'a> {
@@ -33,6 +33,9 @@ pub struct Summary {
     /// Only functions deployed with --replicate-deletes delete.
     #[serde(skip_serializing_if = "is_zero")]
     pub deleted: usize,
+    /// Only functions deployed with --replicate-tags set tags.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tags_replicated: usize,
 }
 
 fn is_zero(count: &usize) -> bool {
@@ -76,6 +79,7 @@ impl Timing {
 enum Done<'a> {
     Copy(&'a CopyRequest, Result<Copied, Failure>),
     Delete(&'a DeleteRequest, Result<DeleteOutcome, Failure>),
+    Tags(&'a TagsRequest, Result<TagsOutcome, Failure>),
     Skipped { notice: String, reason: String },
     Refused { notice: String, reason: String },
 }
@@ -98,6 +102,9 @@ impl Runner<'_> {
                 ),
                 Step::Delete(request) => {
                     Done::Delete(request, copy::delete_object(self.s3, request).await)
+                }
+                Step::Tags(request) => {
+                    Done::Tags(request, copy::replicate_tags(self.s3, request).await)
                 }
                 Step::Skip { notice, reason } => Done::Skipped {
                     notice: notice.clone(),
@@ -125,9 +132,13 @@ impl Runner<'_> {
             Done::Copy(_, Ok(_)) => (Counted::SourceChanged, 0),
             Done::Delete(_, Ok(DeleteOutcome::Deleted)) => (Counted::Deleted, 0),
             Done::Delete(_, Ok(DeleteOutcome::SourceRecreated)) => (Counted::SourceChanged, 0),
-            Done::Copy(_, Err(_)) | Done::Delete(_, Err(_)) | Done::Refused { .. } => {
-                (Counted::Failed, 0)
-            }
+            Done::Tags(_, Ok(TagsOutcome::Replicated)) => (Counted::TagsReplicated, 0),
+            Done::Tags(_, Ok(TagsOutcome::SourceChanged)) => (Counted::SourceChanged, 0),
+            Done::Tags(_, Ok(TagsOutcome::NoCopyYet)) => return,
+            Done::Copy(_, Err(_))
+            | Done::Delete(_, Err(_))
+            | Done::Tags(_, Err(_))
+            | Done::Refused { .. } => (Counted::Failed, 0),
             Done::Skipped { .. } => return,
         };
         // A refusal takes no time of S3's.
@@ -158,7 +169,12 @@ impl Ran {
             },
             Done::Delete(_, Ok(DeleteOutcome::Deleted)) => summary.deleted += 1,
             Done::Delete(_, Ok(DeleteOutcome::SourceRecreated)) => summary.source_changed += 1,
-            Done::Copy(_, Err(failure)) | Done::Delete(_, Err(failure)) => {
+            Done::Tags(_, Ok(TagsOutcome::Replicated)) => summary.tags_replicated += 1,
+            Done::Tags(_, Ok(TagsOutcome::SourceChanged)) => summary.source_changed += 1,
+            Done::Tags(_, Ok(TagsOutcome::NoCopyYet)) => summary.skipped += 1,
+            Done::Copy(_, Err(failure))
+            | Done::Delete(_, Err(failure))
+            | Done::Tags(_, Err(failure)) => {
                 self.failures.push(failure.to_string());
             }
             Done::Skipped { .. } => summary.skipped += 1,
@@ -211,6 +227,26 @@ fn log(done: &Done, destination: &str, timing: &Timing, request_id: &str) {
             duration_ms,
         ),
         Done::Delete(request, Err(failure)) => tracing::error!(
+            request_id,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
+            outcome = "failed",
+            duration_ms,
+            error_code = %failure.code,
+            error = %failure.message,
+        ),
+        Done::Tags(request, Ok(outcome)) => tracing::info!(
+            request_id,
+            bucket = %request.route.source_bucket,
+            key = %request.route.key,
+            destination = %request.route.destination_bucket,
+            destination_key = %request.route.destination_key,
+            outcome = outcome.as_str(),
+            duration_ms,
+        ),
+        Done::Tags(request, Err(failure)) => tracing::error!(
             request_id,
             bucket = %request.route.source_bucket,
             key = %request.route.key,

@@ -36,11 +36,34 @@ pub enum DeleteOutcome {
     SourceRecreated,
 }
 
+/// How a tag change that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagsOutcome {
+    /// The copy's tags are the source's.
+    Replicated,
+    /// The source holds another object than the event names: its own event
+    /// copies it, tags and all.
+    SourceChanged,
+    /// The destination has no copy yet: its copy brings the tags.
+    NoCopyYet,
+}
+
+impl TagsOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagsOutcome::Replicated => "tags_replicated",
+            TagsOutcome::SourceChanged => "source_changed",
+            TagsOutcome::NoCopyYet => "no_copy_yet",
+        }
+    }
+}
+
 /// Which S3 operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Copy,
     Delete,
+    Tags,
 }
 
 /// An operation S3 refused or that never reached S3; names everything needed
@@ -77,6 +100,10 @@ impl std::fmt::Display for Failure {
             Operation::Delete => write!(
                 f,
                 "delete of {destination} (deleted from {source}) failed: {code}: {message}"
+            ),
+            Operation::Tags => write!(
+                f,
+                "setting the tags of {destination} to those of {source} failed: {code}: {message}"
             ),
         }
     }

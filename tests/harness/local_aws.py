@@ -32,6 +32,8 @@ Four more things make moto behave like AWS where s3fan depends on it:
   CloudWatch metrics (CloudWatch Logs does that in AWS; moto does not).
 * GetMetricData answers percentile statistics (``p99``), by nearest rank
   over the data points, as CloudWatch does for raw values; moto fails.
+* A delete in a versioned bucket that makes a delete marker sends
+  ``s3:ObjectRemoved:DeleteMarkerCreated``, as S3 does; moto sends nothing.
 * An S3 request signed for a region other than its bucket's gets 301
   PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
   excepted); moto serves any bucket in any region.
@@ -73,6 +75,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,7 +86,7 @@ from werkzeug.serving import make_server
 import moto.awslambda.models as lambda_models
 import moto.s3.notifications as s3_notifications
 import moto.s3.responses as s3_responses
-from moto.s3.models import s3_backends
+from moto.s3.models import S3Backend, s3_backends
 from moto.sqs.models import sqs_backends
 from moto.cloudwatch.models import Statistics, cloudwatch_backends
 from moto.core.responses import ActionResult
@@ -169,6 +172,24 @@ def deferring(name):
 
 for _name in ("_send_sns_message", "_send_sqs_message", "_invoke_awslambda"):
     setattr(s3_notifications, _name, deferring(_name))
+
+def _set_delete_marker_and_notify(self, bucket_name, key_name):
+    marker = SET_DELETE_MARKER(self, bucket_name, key_name)
+    bucket = self.get_bucket(bucket_name)
+    # A delete marker has no size and no ETag; moto's record wants both.
+    deleted = types.SimpleNamespace(name=key_name, etag="", size=0)
+    s3_notifications.send_event(
+        self.account_id,
+        s3_notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT,
+        bucket,
+        deleted,
+    )
+    return marker
+
+
+SET_DELETE_MARKER = S3Backend._set_delete_marker
+S3Backend._set_delete_marker = _set_delete_marker_and_notify
+
 
 def _deferred_send_sns_message(self, function_name, message, subject=None, qualifier=None):
     defer(
