@@ -17,9 +17,10 @@ use crate::fanout::inventory::{self, Edge};
 use crate::fanout::names::failure_queue_name;
 use crate::fanout::spec::Spec;
 use crate::fanout::{DeployError, Session, aws_failure};
+use crate::handler::continuation::Continuation;
 use crate::handler::event::{Notice, parse_invocation};
 use crate::handler::limits::CopySettings;
-use crate::handler::plan::{Target, plan};
+use crate::handler::plan::{Step, Target, plan};
 use crate::handler::runner::Runner;
 use crate::handler::s3::S3Clients;
 use crate::sync::reconcile::ReconcileEvent;
@@ -433,7 +434,15 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
             .session
             .s3_in(edge.settings.destination_region.as_deref()),
     };
-    let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
+    // A multipart copy that failed for good after handing on (its upload
+    // aborted): copied afresh, here, where no deadline cuts it short.
+    let steps = match Continuation::parse(&record.payload) {
+        Some(continuation) => vec![Step::Copy(continuation?.restart(&target)?)],
+        None => {
+            let notices = parse_invocation(&record.payload).map_err(|err| err.to_string())?;
+            plan(notices, &target)
+        }
+    };
     let deadline = tokio::time::Instant::now() + RETRY_VISIBILITY;
     // The handler's own runner: the same copies, deletes and refusals.
     let runner = Runner {
@@ -441,11 +450,9 @@ async fn replay(queue: &Queue, record: &Record, settings: &CopySettings) -> Resu
         settings,
         destination: &edge.destination,
         metrics: false,
+        handoff: None,
     };
-    let failures = runner
-        .run(plan(notices, &target), deadline, "retry")
-        .await
-        .failures;
+    let failures = runner.run(steps, deadline, "retry").await.failures;
     if failures.is_empty() {
         Ok(())
     } else {

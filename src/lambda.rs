@@ -11,6 +11,7 @@ use std::time::Duration;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::handler::continuation::Handoff;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::Target;
 use crate::handler::runner::{Summary, now_ms};
@@ -71,6 +72,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                     settings,
                     metrics: told.metrics,
                     s3: S3Clients::for_regions(&config, told.destination_region.clone()),
+                    source: told.source.clone(),
                 },
                 source: told.source.clone(),
                 lambda: aws_sdk_lambda::Client::new(&config),
@@ -99,9 +101,18 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                 .map_err(InvocationError::Reconcile)?;
             return Ok::<Answer, InvocationError>(Answer::Reconciled(done));
         }
+        let handoff = Handoff {
+            lambda: function.lambda.clone(),
+            function: event.context.invoked_function_arn.clone(),
+        };
         let summary = function
             .replicator
-            .handle(&event.payload, deadline, &event.context.request_id)
+            .handle(
+                &event.payload,
+                deadline,
+                &event.context.request_id,
+                Some(&handoff),
+            )
             .await?;
         Ok(Answer::Replicated(summary))
     }))

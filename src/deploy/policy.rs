@@ -98,8 +98,19 @@ pub fn role_policy(
         json!({
             "Sid": "WriteDestinationObjects",
             "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+            // ListMultipartUploadParts: a multipart copy handed on to a
+            // fresh invocation asks S3 which parts are done.
+            "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload",
+                       "s3:ListMultipartUploadParts"],
             "Resource": destination_objects
+        }),
+        // A multipart copy near the deadline hands the rest on to a fresh
+        // invocation of this function (as does a reconcile, its next slice).
+        json!({
+            "Sid": "InvokeItselfToGoOn",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": scope.function_arn(function)
         }),
     ];
     // Only with --replicate-deletes may a function delete anything.
@@ -157,7 +168,6 @@ pub fn with_reconcile_grants(
     scope: &Scope,
     destination: &str,
     key_prefix: Option<&str>,
-    function: &str,
 ) -> Value {
     let mut list = json!({
         "Sid": "ListDestinationToReconcile",
@@ -170,12 +180,6 @@ pub fn with_reconcile_grants(
     }
     if let Some(statements) = policy["Statement"].as_array_mut() {
         statements.push(list);
-        statements.push(json!({
-            "Sid": "InvokeItselfForTheNextSlice",
-            "Effect": "Allow",
-            "Action": "lambda:InvokeFunction",
-            "Resource": scope.function_arn(function)
-        }));
     }
     policy
 }
@@ -235,6 +239,7 @@ pub fn destination_bucket_statement(
         "s3:PutObjectTagging",
         "s3:PutObjectAcl",
         "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
     ];
     if replicate_deletes {
         actions.push("s3:DeleteObject");
@@ -330,8 +335,11 @@ mod tests {
               {"Sid":"TellDeletedSourceObjectsFromDenied","Effect":"Allow",
                "Action":"s3:ListBucket","Resource":"arn:aws:s3:::photos"},
               {"Sid":"WriteDestinationObjects","Effect":"Allow",
-               "Action":["s3:PutObject","s3:PutObjectTagging","s3:AbortMultipartUpload"],
+               "Action":["s3:PutObject","s3:PutObjectTagging","s3:AbortMultipartUpload",
+                         "s3:ListMultipartUploadParts"],
                "Resource":"arn:aws:s3:::photos.eu/*"},
+              {"Sid":"InvokeItselfToGoOn","Effect":"Allow","Action":"lambda:InvokeFunction",
+               "Resource":"arn:aws:lambda:eu-west-1:123456789012:function:photos-eu-318a1688"},
               {"Sid":"SendFailedEventsToQueue","Effect":"Allow","Action":"sqs:SendMessage",
                "Resource":"arn:aws:sqs:eu-west-1:123456789012:photos-fanout-failures"},
               {"Sid":"WriteOwnLogs","Effect":"Allow",
@@ -376,14 +384,14 @@ mod tests {
                 "Effect": "Allow",
                 "Principal": {"AWS": "arn:aws:iam::123456789012:role/s3fan-backup"},
                 "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl",
-                           "s3:AbortMultipartUpload"],
+                           "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
                 "Resource": "arn:aws:s3:::backup/photos/*"
             })
         );
         let with_deletes =
             destination_bucket_statement(&scope(), "s3fan-backup", "backup", None, true, true);
-        assert_eq!(with_deletes["Action"][4], "s3:DeleteObject");
-        assert_eq!(with_deletes["Action"][5], "s3:DeleteObjectTagging");
+        assert_eq!(with_deletes["Action"][5], "s3:DeleteObject");
+        assert_eq!(with_deletes["Action"][6], "s3:DeleteObjectTagging");
         assert_eq!(with_deletes["Resource"], "arn:aws:s3:::backup/*");
 
         let list = destination_list_statement(&scope(), "s3fan-backup", "backup", Some("photos/"));
@@ -543,9 +551,16 @@ mod tests {
     }
 
     #[test]
-    fn a_reconcile_may_list_its_destination_under_its_prefix_and_invoke_itself_only() {
+    fn a_reconcile_may_list_its_destination_under_its_prefix_only() {
         let plain = role_policy(&scope(), "src", "dst", Some("backup/"), "dst", "q", false);
-        let granted = with_reconcile_grants(plain.clone(), &scope(), "dst", Some("backup/"), "dst");
+        assert!(
+            plain["Statement"].as_array().unwrap().contains(&json!({
+                "Sid": "InvokeItselfToGoOn", "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:dst"})),
+            "every function may invoke itself, and only itself, to go on"
+        );
+        let granted = with_reconcile_grants(plain.clone(), &scope(), "dst", Some("backup/"));
         let added = &granted["Statement"].as_array().unwrap()
             [plain["Statement"].as_array().unwrap().len()..];
         assert_eq!(
@@ -554,12 +569,9 @@ mod tests {
                 json!({"Sid": "ListDestinationToReconcile", "Effect": "Allow",
                        "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::dst",
                        "Condition": {"StringLike": {"s3:prefix": "backup/*"}}}),
-                json!({"Sid": "InvokeItselfForTheNextSlice", "Effect": "Allow",
-                       "Action": "lambda:InvokeFunction",
-                       "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:dst"}),
             ]
         );
-        let whole = with_reconcile_grants(plain, &scope(), "dst", None, "dst");
+        let whole = with_reconcile_grants(plain, &scope(), "dst", None);
         assert!(
             !whole.to_string().contains("s3:prefix"),
             "no prefix: the whole bucket"

@@ -113,7 +113,6 @@ fn desired_policy(ctx: &Context, keys: &Keys, destination: &str) -> Value {
             &ctx.scope,
             destination,
             ctx.spec.key_prefix(destination),
-            &function_name(destination),
         ),
         None => policy,
     }

@@ -9,9 +9,10 @@
 
 use aws_sdk_s3::types::{MetadataDirective, Tag, Tagging, TaggingDirective};
 
+use super::continuation::Handoff;
 use super::encoding::copy_source;
 use super::limits::CopySettings;
-use super::multipart::{copy_in_parts, head_source};
+use super::multipart::{copy_in_parts, head_source, resume_parts};
 use super::plan::{CopyRequest, DeleteRequest, TagsRequest};
 use super::s3::{
     Copied, CopyOutcome, DeleteOutcome, Failure, Operation, S3Clients, TagsOutcome,
@@ -151,7 +152,17 @@ pub async fn copy(
     settings: &CopySettings,
     request: &CopyRequest,
     deadline: tokio::time::Instant,
+    handoff: Option<&Handoff>,
 ) -> Result<Copied, Failure> {
+    if let Some(resume) = &request.resume {
+        let (outcome, parts) =
+            resume_parts(s3, request, resume, settings, deadline, handoff).await?;
+        return Ok(Copied {
+            outcome,
+            parts,
+            bytes: request.size,
+        });
+    }
     let single = || async {
         tokio::time::timeout_at(deadline, copy_object(s3, request))
             .await
@@ -187,7 +198,7 @@ pub async fn copy(
             bytes: Some(size),
         });
     }
-    let (outcome, parts) = copy_in_parts(s3, request, source, settings, deadline).await?;
+    let (outcome, parts) = copy_in_parts(s3, request, source, settings, deadline, handoff).await?;
     Ok(Copied {
         outcome,
         parts,
@@ -339,6 +350,7 @@ mod tests {
             if_match: Some("0123abcd".into()),
             size: Some(3),
             event_time_ms: None,
+            resume: None,
         }
     }
 
@@ -571,6 +583,7 @@ mod tests {
             &CopySettings::default(),
             &sizeless,
             later,
+            None,
         )
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 //! steps through [`copy`], the thin layer of S3 calls around them. The
 //! Lambda runtime loop that feeds it is `crate::lambda`.
 
+pub(crate) mod continuation;
 pub(crate) mod copy;
 pub mod encoding;
 pub mod event;
@@ -19,8 +20,9 @@ pub(crate) mod s3;
 
 use serde_json::Value;
 
+use continuation::{Continuation, Handoff};
 use limits::CopySettings;
-use plan::{Target, plan};
+use plan::{Step, Target, plan};
 use runner::{Runner, Summary};
 use s3::S3Clients;
 
@@ -42,6 +44,9 @@ pub struct Replicator {
     /// Also write each record as CloudWatch metrics (EMF).
     pub metrics: bool,
     pub s3: S3Clients,
+    /// The fan-out's source, as the function was told: a continuation
+    /// from any other bucket is refused.
+    pub source: Option<String>,
 }
 
 impl Replicator {
@@ -52,19 +57,37 @@ impl Replicator {
         payload: &Value,
         deadline: tokio::time::Instant,
         request_id: &str,
+        handoff: Option<&Handoff>,
     ) -> Result<Summary, Unreplicated> {
-        let notices = event::parse_invocation(payload).inspect_err(|err| {
-            tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
-        })?;
+        let steps = match Continuation::parse(payload) {
+            // A multipart copy an earlier invocation handed on.
+            Some(continuation) => {
+                let step = continuation
+                    .and_then(|c| c.request(&self.target, self.source.as_deref()))
+                    .map_or_else(
+                        |reason| Step::Refuse {
+                            notice: "a copy continuation".to_owned(),
+                            reason,
+                        },
+                        Step::Copy,
+                    );
+                vec![step]
+            }
+            None => {
+                let notices = event::parse_invocation(payload).inspect_err(|err| {
+                    tracing::error!(request_id = %request_id, outcome = "unrecognised", error = %err);
+                })?;
+                plan(notices, &self.target)
+            }
+        };
         let runner = Runner {
             s3: &self.s3,
             settings: &self.settings,
             destination: &self.target.bucket,
             metrics: self.metrics,
+            handoff,
         };
-        let ran = runner
-            .run(plan(notices, &self.target), deadline, request_id)
-            .await;
+        let ran = runner.run(steps, deadline, request_id).await;
         if ran.failures.is_empty() {
             Ok(ran.summary)
         } else {

@@ -12,9 +12,10 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
+use super::continuation::{Continuation, Handoff};
 use super::encoding::{copy_source, tagging_header};
 use super::limits::{CopySettings, MAX_PART, MAX_PARTS, MIN_PART};
-use super::plan::CopyRequest;
+use super::plan::{CopyRequest, Resume};
 use super::s3::{
     CopyOutcome, Failure, Operation, S3Clients, deadline_exceeded, failure, source_changed, status,
 };
@@ -103,13 +104,15 @@ pub async fn head_source(
 }
 
 /// Copies the `source` of `request` in parts, giving up (and aborting) at
-/// `deadline`.
+/// `deadline`; with a `handoff` (in the function), handing the rest on to
+/// a fresh invocation before then instead.
 pub async fn copy_in_parts(
     s3: &S3Clients,
     request: &CopyRequest,
     source: SourceObject,
     settings: &CopySettings,
     deadline: Instant,
+    handoff: Option<&Handoff>,
 ) -> Result<(CopyOutcome, usize), Failure> {
     // Every request is made only while the source still has the ETag read
     // by HeadObject: a write in the middle fails the copy instead of mixing
@@ -125,6 +128,7 @@ pub async fn copy_in_parts(
         .await
         .map_err(|err| failure(Operation::Copy, &request.route, &err))?;
     let tagging = tagging_header(tags.tag_set().iter().map(|t| (t.key(), t.value())));
+    let size = source.size;
     let created = s3
         .destination
         .create_multipart_upload()
@@ -155,50 +159,199 @@ pub async fn copy_in_parts(
             "S3 returned no UploadId",
         ));
     };
-    let parts = part_plan(source.size, settings.part_size);
+    let upload = Upload {
+        resume: Resume {
+            upload_id,
+            part_size: settings.part_size,
+            hops: 0,
+        },
+        size,
+        if_match,
+    };
+    finish_parts(
+        s3,
+        request,
+        &upload,
+        Vec::new(),
+        settings,
+        deadline,
+        handoff,
+    )
+    .await
+}
+
+/// Goes on with a multipart copy an earlier invocation handed on: the parts
+/// S3 has (ListParts) are kept, the others copied.
+pub async fn resume_parts(
+    s3: &S3Clients,
+    request: &CopyRequest,
+    resume: &Resume,
+    settings: &CopySettings,
+    deadline: Instant,
+    handoff: Option<&Handoff>,
+) -> Result<(CopyOutcome, usize), Failure> {
+    let upload = Upload {
+        resume: resume.clone(),
+        size: request.size.unwrap_or(0),
+        if_match: request.if_match.clone(),
+    };
+    let listed = tokio::time::timeout_at(deadline, done_parts(s3, request, &resume.upload_id))
+        .await
+        .unwrap_or_else(|_| Err(deadline_exceeded(request)));
+    match listed {
+        Ok(done) => finish_parts(s3, request, &upload, done, settings, deadline, handoff).await,
+        Err(err) => abort(s3, request, &resume.upload_id, Interrupted::Failed(err), 0).await,
+    }
+}
+
+/// One multipart upload of a copy: where it is, how big the object, and
+/// the source ETag its parts are copied under.
+struct Upload {
+    resume: Resume,
+    size: u64,
+    if_match: Option<String>,
+}
+
+/// The parts of `upload_id` S3 has, as completed parts.
+async fn done_parts(
+    s3: &S3Clients,
+    request: &CopyRequest,
+    upload_id: &str,
+) -> Result<Vec<CompletedPart>, Failure> {
+    let mut done = Vec::new();
+    let mut pages = s3
+        .destination
+        .list_parts()
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
+        .set_expected_bucket_owner(request.options.owner.clone())
+        .set_request_payer(request.options.payer())
+        .upload_id(upload_id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| failure(Operation::Copy, &request.route, &err))?;
+        for part in page.parts() {
+            if let (Some(number), Some(etag)) = (part.part_number(), part.e_tag()) {
+                done.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .e_tag(etag)
+                        .build(),
+                );
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Copies the parts of `upload` not in `done`, then completes it; or, with
+/// a `handoff`, stops starting parts in the last fifth of the time left
+/// (or after `S3FAN_PARTS_PER_INVOCATION`, for tests) and hands the rest
+/// on. Aborts on failure and when the source changed.
+async fn finish_parts(
+    s3: &S3Clients,
+    request: &CopyRequest,
+    upload: &Upload,
+    mut done: Vec<CompletedPart>,
+    settings: &CopySettings,
+    deadline: Instant,
+    handoff: Option<&Handoff>,
+) -> Result<(CopyOutcome, usize), Failure> {
+    let upload_id = &upload.resume.upload_id;
+    let if_match = upload.if_match.as_deref();
+    let parts = part_plan(upload.size, upload.resume.part_size);
     let count = parts.len();
+    let todo: Vec<Part> = parts
+        .into_iter()
+        .filter(|part| !done.iter().any(|d| d.part_number() == Some(part.number)))
+        .collect();
+    let now = Instant::now();
+    let stop_starting = match handoff {
+        Some(_) => now + deadline.saturating_duration_since(now).mul_f64(0.8),
+        None => deadline,
+    };
+    let cap = match handoff {
+        Some(_) => settings.parts_per_invocation.unwrap_or(usize::MAX),
+        None => usize::MAX,
+    };
     let copying = async {
-        let mut completed = stream::iter(parts)
-            .map(|part| copy_part(s3, request, &upload_id, if_match.as_deref(), part))
+        let copied = stream::iter(todo.into_iter().take(cap))
+            .take_while(|_| std::future::ready(Instant::now() < stop_starting))
+            .map(|part| copy_part(s3, request, upload_id, if_match, part))
             .buffer_unordered(settings.concurrency.max(1))
             .try_collect::<Vec<CompletedPart>>()
             .await?;
+        done.extend(copied);
         // The parts are all from the event's object; if the source changed
         // since the last of them, a newer event copies the newer object, and
-        // completing this one could land after it.
-        if !still_matches(s3, request, if_match.as_deref()).await? {
+        // completing (or handing on) this one could land after it.
+        if !still_matches(s3, request, if_match).await? {
             return Err(Interrupted::SourceChanged);
         }
-        completed.sort_by_key(|p| p.part_number());
-        Ok(completed)
+        done.sort_by_key(|p| p.part_number());
+        Ok(std::mem::take(&mut done))
     };
     let copied = tokio::time::timeout_at(deadline, copying)
         .await
         .unwrap_or_else(|_| Err(deadline_exceeded(request).into()));
-    let result = match copied {
-        Ok(completed) => s3
-            .destination
-            .complete_multipart_upload()
-            .bucket(&request.route.destination_bucket)
-            .key(&request.route.destination_key)
-            .set_expected_bucket_owner(request.options.owner.clone())
-            .set_request_payer(request.options.payer())
-            .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|_| (CopyOutcome::Copied, count))
-            .map_err(|err| Interrupted::Failed(failure(Operation::Copy, &request.route, &err))),
-        Err(interrupted) => Err(interrupted),
+    let completed = match copied {
+        Ok(completed) => completed,
+        Err(interrupted) => return abort(s3, request, upload_id, interrupted, count).await,
     };
-    let interrupted = match result {
-        Ok(done) => return Ok(done),
-        Err(interrupted) => interrupted,
-    };
+    if completed.len() < count {
+        // Stopped early, with a handoff: the next invocation goes on.
+        let rest = Resume {
+            hops: upload.resume.hops + 1,
+            ..upload.resume.clone()
+        };
+        let etag = if_match.unwrap_or_default();
+        let continuation = Continuation::of(request, etag, upload.size, rest);
+        let handed = match handoff {
+            Some(handoff) => handoff.hand_over(&continuation).await,
+            None => Err("no way to hand the copy on".to_owned()),
+        };
+        return match handed {
+            Ok(()) => Ok((CopyOutcome::Continued, completed.len())),
+            Err(reason) => {
+                let err = Failure::about(Operation::Copy, &request.route, "HandOffFailed", &reason);
+                abort(s3, request, upload_id, Interrupted::Failed(err), count).await
+            }
+        };
+    }
+    let finished = s3
+        .destination
+        .complete_multipart_upload()
+        .bucket(&request.route.destination_bucket)
+        .key(&request.route.destination_key)
+        .set_expected_bucket_owner(request.options.owner.clone())
+        .set_request_payer(request.options.payer())
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await;
+    match finished {
+        Ok(_) => Ok((CopyOutcome::Copied, count)),
+        Err(err) => {
+            let err = failure(Operation::Copy, &request.route, &err);
+            abort(s3, request, upload_id, Interrupted::Failed(err), count).await
+        }
+    }
+}
+
+/// Aborts `upload_id` after `interrupted`, so no parts are left to be
+/// billed; a source that changed is no failure.
+async fn abort(
+    s3: &S3Clients,
+    request: &CopyRequest,
+    upload_id: &str,
+    interrupted: Interrupted,
+    count: usize,
+) -> Result<(CopyOutcome, usize), Failure> {
     let aborted = s3
         .destination
         .abort_multipart_upload()
@@ -206,7 +359,7 @@ pub async fn copy_in_parts(
         .key(&request.route.destination_key)
         .set_expected_bucket_owner(request.options.owner.clone())
         .set_request_payer(request.options.payer())
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .send()
         .await;
     match (interrupted, aborted) {
@@ -430,6 +583,7 @@ mod tests {
             if_match: Some("abc".into()),
             size: Some(23 * MIB),
             event_time_ms: None,
+            resume: None,
         }
     }
 
@@ -453,6 +607,7 @@ mod tests {
             part_size: MIN_PART,
             concurrency,
             reconcile_slice: None,
+            parts_per_invocation: None,
         }
     }
 
@@ -490,6 +645,7 @@ mod tests {
             source(),
             &settings(2),
             later(),
+            None,
         )
         .await
         .unwrap_err();
@@ -542,6 +698,7 @@ mod tests {
             source(),
             &settings(3),
             later(),
+            None,
         )
         .await
         .unwrap();
@@ -585,6 +742,7 @@ mod tests {
             source(),
             &settings(3),
             later(),
+            None,
         )
         .await
         .unwrap();
@@ -625,6 +783,7 @@ mod tests {
             source(),
             &settings(2),
             deadline,
+            None,
         )
         .await
         .unwrap_err();

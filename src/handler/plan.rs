@@ -70,6 +70,19 @@ pub struct CopyRequest {
     /// copies no event asked for (backfill).
     pub event_time_ms: Option<u64>,
     pub options: S3Options,
+    /// A multipart copy an earlier invocation began and handed on.
+    pub resume: Option<Resume>,
+}
+
+/// Where a multipart copy handed on by an earlier invocation stands: its
+/// upload, its part size (the part layout follows from it and the size),
+/// and how many invocations it has taken so far. The parts already copied
+/// are asked of S3 (ListParts), not carried.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub hops: u32,
 }
 
 /// How every request for one destination is made, beyond bucket and key.
@@ -165,7 +178,7 @@ impl Target {
     }
 
     /// Why `key` is outside the filter, if it is.
-    fn excludes(&self, key: &str) -> Option<String> {
+    pub fn excludes(&self, key: &str) -> Option<String> {
         if let Some(prefix) = self.prefix.as_deref().filter(|p| !key.starts_with(p)) {
             return Some(format!(
                 "key does not start with the filter prefix {prefix:?}"
@@ -357,6 +370,7 @@ fn plan_object(event: ObjectEvent, target: &Target) -> Step {
         size: event.size,
         event_time_ms: event.event_time_ms,
         options: target.options.clone(),
+        resume: None,
     })
 }
 
@@ -532,6 +546,7 @@ mod tests {
                 if_match: Some("abc".into()),
                 size: Some(5),
                 event_time_ms: Some(1_700_000_000_000),
+                resume: None,
             })]
         );
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::continuation::Handoff;
 use super::copy;
 use super::limits::CopySettings;
 use super::metrics::{self, Counted};
@@ -20,6 +21,9 @@ pub struct Runner<'a> {
     pub destination: &'a str,
     /// Also write each record as CloudWatch metrics (EMF): `deploy --metrics`.
     pub metrics: bool,
+    /// How a multipart copy hands on to a fresh invocation: in the function
+    /// only; elsewhere a copy runs until it is done.
+    pub handoff: Option<&'a Handoff>,
 }
 
 /// What the steps of one event came to; a successful invocation's result.
@@ -33,6 +37,9 @@ pub struct Summary {
     /// Only functions deployed with --replicate-deletes delete.
     #[serde(skip_serializing_if = "is_zero")]
     pub deleted: usize,
+    /// Multipart copies handed on to a fresh invocation, which goes on.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub continued: usize,
     /// Only functions deployed with --replicate-tags set tags.
     #[serde(skip_serializing_if = "is_zero")]
     pub tags_replicated: usize,
@@ -98,7 +105,7 @@ impl Runner<'_> {
             let done = match &step {
                 Step::Copy(request) => Done::Copy(
                     request,
-                    copy::copy(self.s3, self.settings, request, deadline).await,
+                    copy::copy(self.s3, self.settings, request, deadline, self.handoff).await,
                 ),
                 Step::Delete(request) => {
                     Done::Delete(request, copy::delete_object(self.s3, request).await)
@@ -129,6 +136,8 @@ impl Runner<'_> {
             Done::Copy(_, Ok(copied)) if copied.outcome == CopyOutcome::Copied => {
                 (Counted::Copied, copied.bytes.unwrap_or(0))
             }
+            // Counted once, by the invocation that completes it.
+            Done::Copy(_, Ok(copied)) if copied.outcome == CopyOutcome::Continued => return,
             Done::Copy(_, Ok(_)) => (Counted::SourceChanged, 0),
             Done::Delete(_, Ok(DeleteOutcome::Deleted)) => (Counted::Deleted, 0),
             Done::Delete(_, Ok(DeleteOutcome::SourceRecreated)) => (Counted::SourceChanged, 0),
@@ -166,6 +175,7 @@ impl Ran {
             Done::Copy(_, Ok(copied)) => match copied.outcome {
                 CopyOutcome::Copied => summary.copied += 1,
                 CopyOutcome::SourceChanged => summary.source_changed += 1,
+                CopyOutcome::Continued => summary.continued += 1,
             },
             Done::Delete(_, Ok(DeleteOutcome::Deleted)) => summary.deleted += 1,
             Done::Delete(_, Ok(DeleteOutcome::SourceRecreated)) => summary.source_changed += 1,
@@ -304,6 +314,7 @@ mod tests {
             if_match: Some("0123abcd".into()),
             size: Some(3),
             event_time_ms: None,
+            resume: None,
         })
     }
 
@@ -317,6 +328,7 @@ mod tests {
             settings: &settings,
             destination: "dst",
             metrics: false,
+            handoff: None,
         };
         let steps = vec![
             Step::Refuse {

@@ -16,6 +16,8 @@ pub enum CopyOutcome {
     /// The source no longer matches the event's ETag, or is gone: a newer
     /// write or delete has its own event, so there is nothing to do for this one.
     SourceChanged,
+    /// A multipart copy handed on to a fresh invocation, which goes on.
+    Continued,
 }
 
 impl CopyOutcome {
@@ -23,6 +25,7 @@ impl CopyOutcome {
         match self {
             CopyOutcome::Copied => "copied",
             CopyOutcome::SourceChanged => "source_changed",
+            CopyOutcome::Continued => "continued",
         }
     }
 }

@@ -165,7 +165,7 @@ async fn settle(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
     let request = copy_request(&fanout.source, destination, entry);
     let clients = fanout.clients(destination);
-    match copy::copy(&clients, &options.settings, &request, deadline).await {
+    match copy::copy(&clients, &options.settings, &request, deadline, None).await {
         Ok(copied) if copied.outcome == CopyOutcome::Copied => {
             Done::Copied(copied.bytes.unwrap_or(0))
         }
@@ -190,6 +190,7 @@ pub(super) fn copy_request(source: &str, destination: &Destination, entry: Entry
         size: Some(entry.size),
         // Not asked for by an event: there is no latency to measure.
         event_time_ms: None,
+        resume: None,
     }
 }
 

@@ -270,7 +270,7 @@ impl Reconciler<'_> {
             Verdict::Same { .. } => Settled::Nothing,
             Verdict::Missing(entry) | Verdict::Different { source: entry, .. } => {
                 let request = copy_request(self.source.bucket, self.destination, entry);
-                match copy::copy(clients, self.settings, &request, deadline).await {
+                match copy::copy(clients, self.settings, &request, deadline, None).await {
                     Ok(copied) if copied.outcome == CopyOutcome::Copied => {
                         Settled::Copied(copied.bytes.unwrap_or(0))
                     }

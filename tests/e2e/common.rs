@@ -363,6 +363,18 @@ impl LocalAws {
         )
     }
 
+    /// Holds every queued delivery (notifications, asynchronous
+    /// invocations) while `paused`, so a test can act between two
+    /// invocations of a chain. Resume before `drain`.
+    pub fn pause_deliveries(&self, paused: bool) {
+        control_request(
+            &self.endpoint,
+            "POST",
+            "/_harness/deliveries",
+            Some(&serde_json::json!({"paused": paused})),
+        );
+    }
+
     /// Variables every bootstrap started from now on gets, over its
     /// function's own: `AWS_ENDPOINT_URL_S3` sends its S3 calls elsewhere.
     pub fn set_bootstrap_env(&self, variables: Value) {

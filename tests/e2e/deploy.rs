@@ -220,8 +220,11 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
             {"Sid": "TellDeletedSourceObjectsFromDenied", "Effect": "Allow",
              "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{source}")},
             {"Sid": "WriteDestinationObjects", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
+             "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload",
+                        "s3:ListMultipartUploadParts"],
              "Resource": format!("arn:aws:s3:::{d2}/*")},
+            {"Sid": "InvokeItselfToGoOn", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+             "Resource": format!("arn:aws:lambda:us-east-1:123456789012:function:{function}")},
             {"Sid": "SendFailedEventsToQueue", "Effect": "Allow", "Action": "sqs:SendMessage",
              "Resource": format!("arn:aws:sqs:us-east-1:123456789012:{source}-fanout-failures")},
             {"Sid": "WriteOwnLogs", "Effect": "Allow",
@@ -1753,7 +1756,7 @@ async fn a_destination_of_another_account_gets_its_bucket_policy_statement() {
             "Effect": "Allow",
             "Principal": {"AWS": role_arn},
             "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:PutObjectAcl",
-                       "s3:AbortMultipartUpload"],
+                       "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
             "Resource": format!("arn:aws:s3:::{theirs}/*")
         })
     };

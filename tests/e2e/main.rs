@@ -8,6 +8,7 @@ mod common;
 
 mod alarms;
 mod bad_input;
+mod chains;
 mod changes;
 mod cli;
 mod deploy;

@@ -115,7 +115,7 @@ async fn a_scheduled_reconcile_repairs_what_lost_events_missed_a_slice_at_a_time
     assert!(
         policy.contains("ListDestinationToReconcile")
             && policy.contains("copies/*")
-            && policy.contains("InvokeItselfForTheNextSlice"),
+            && policy.contains("InvokeItselfToGoOn"),
         "{policy}"
     );
 

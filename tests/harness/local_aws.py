@@ -34,6 +34,8 @@ Four more things make moto behave like AWS where s3fan depends on it:
   over the data points, as CloudWatch does for raw values; moto fails.
 * A delete in a versioned bucket that makes a delete marker sends
   ``s3:ObjectRemoved:DeleteMarkerCreated``, as S3 does; moto sends nothing.
+* ListParts answers with a ``ListPartsResult`` document, as S3 does; moto
+  names its root ``ListPartsResponse``, which the SDK refuses.
 * An S3 request signed for a region other than its bucket's gets 301
   PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
   excepted); moto serves any bucket in any region.
@@ -50,6 +52,11 @@ Control endpoints for tests, beside moto's own API:
                              of S3 notifications is never sent (a lost
                              event); answers the share and how many were
                              dropped so far ({} to only ask)
+  POST /_harness/deliveries  {"paused": true}: no queued delivery (S3
+                             notification, SNS delivery, asynchronous
+                             invocation) starts until {"paused": false}, so
+                             a test can act between two invocations of a
+                             chain; drain only when not paused
   POST /_harness/bootstrap-env  JSON object of variables given to every
                              bootstrap started from now on, over the
                              function's own (e.g. AWS_ENDPOINT_URL_S3 of a
@@ -122,9 +129,15 @@ DELIVERIES = queue.Queue()
 REQUEST_STATE = threading.local()
 
 
+# Cleared by tests through /_harness/deliveries to hold every delivery.
+DELIVERING = threading.Event()
+DELIVERING.set()
+
+
 def delivery_worker():
     while True:
         description, action = DELIVERIES.get()
+        DELIVERING.wait()
         try:
             action()
         except Exception:  # one failed delivery must not stop the others
@@ -334,6 +347,14 @@ class HarnessApp:
                     DROP["share"] = float(asked["share"])
                     DROP["random"] = random.Random(asked.get("seed", 0))
                 return self.json(start_response, {"share": DROP["share"], "dropped": DROP["dropped"]})
+        if path == "/_harness/deliveries":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            asked = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            if asked.get("paused"):
+                DELIVERING.clear()
+            else:
+                DELIVERING.set()
+            return self.json(start_response, {"paused": not DELIVERING.is_set()})
         if path == "/_harness/bootstrap-env":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             BOOTSTRAP_ENV.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
@@ -348,6 +369,8 @@ class HarnessApp:
         try:
             # moto has applied the whole request to its model once its app
             # returns: the response body is already built.
+            if is_list_parts(environ):
+                return list_parts_result(self.app, environ, start_response)
             return self.app(environ, start_response)
         finally:
             pending, REQUEST_STATE.pending = REQUEST_STATE.pending, None
@@ -362,6 +385,29 @@ class HarnessApp:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+
+def is_list_parts(environ):
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return environ.get("REQUEST_METHOD") == "GET" and "uploadId" in query and "partNumber" not in query
+
+
+def list_parts_result(app, environ, start_response):
+    """S3 answers ListParts with a ListPartsResult document; moto names its
+    root ListPartsResponse, which the SDK refuses."""
+    answered = {}
+
+    def capture(status, headers, exc_info=None):
+        answered["status"], answered["headers"] = status, headers
+
+    body = b"".join(app(environ, capture))
+    body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(
+        b"</ListPartsResponse>", b"</ListPartsResult>"
+    )
+    headers = [(k, v) for k, v in answered["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(answered["status"], headers)
+    return [body]
 
 
 def record_request(environ):
