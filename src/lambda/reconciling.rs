@@ -7,6 +7,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::Function;
+use crate::handler::continuation::Handoff;
 use crate::handler::metrics;
 use crate::handler::runner::now_ms;
 use crate::sync::reconcile::{Budget, ReconcileEvent, Reconciler, Slice, Totals, invoke_async};
@@ -51,6 +52,10 @@ impl Function {
             narrow: None,
         };
         let destination = Destination::of(target, self.replicator.s3.destination.clone());
+        let handoff = Handoff {
+            lambda: self.lambda.clone(),
+            function: invocation.invoked_function_arn.clone(),
+        };
         let reconciler = Reconciler {
             source: Source {
                 s3: &self.replicator.s3.source,
@@ -62,6 +67,7 @@ impl Function {
             settings: &self.replicator.settings,
             replicate_deletes: target.replicate_deletes,
             concurrency: CONCURRENCY,
+            handoff: Some(&handoff),
         };
         let run = asked
             .run

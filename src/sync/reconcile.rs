@@ -29,6 +29,7 @@ use super::backfill::copy_request;
 use super::diff::Verdict;
 use super::{Destination, Source, compare};
 use crate::fanout::DeployError;
+use crate::handler::continuation::Handoff;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::{DeleteRequest, Route};
@@ -191,6 +192,9 @@ pub struct Reconciler<'a> {
     pub replicate_deletes: bool,
     /// Copies at once.
     pub concurrency: usize,
+    /// In the function: how a multipart copy too large for the slice hands
+    /// on to a fresh invocation, which completes it.
+    pub handoff: Option<&'a Handoff>,
 }
 
 /// When a slice must stop: it does not start another chunk after `stop`,
@@ -270,8 +274,14 @@ impl Reconciler<'_> {
             Verdict::Same { .. } => Settled::Nothing,
             Verdict::Missing(entry) | Verdict::Different { source: entry, .. } => {
                 let request = copy_request(self.source.bucket, self.destination, entry);
-                match copy::copy(clients, self.settings, &request, deadline, None).await {
-                    Ok(copied) if copied.outcome == CopyOutcome::Copied => {
+                match copy::copy(clients, self.settings, &request, deadline, self.handoff).await {
+                    // Handed on: a continuation completes the copy.
+                    Ok(copied)
+                        if matches!(
+                            copied.outcome,
+                            CopyOutcome::Copied | CopyOutcome::Continued
+                        ) =>
+                    {
                         Settled::Copied(copied.bytes.unwrap_or(0))
                     }
                     Ok(_) => Settled::SourceChanged,
@@ -409,6 +419,7 @@ mod tests {
             settings: &settings,
             replicate_deletes: false,
             concurrency: 4,
+            handoff: None,
         };
         // No time at all: each slice settles one chunk, then hands on.
         let now = Instant::now();
