@@ -25,6 +25,7 @@ mod schedule;
 mod status;
 mod subscription;
 mod topic;
+mod uploads;
 
 pub use converge::deploy;
 pub use destroy::destroy;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::converge::{found_destinations, plan_deploy};
 use super::health::{self, Health};
 use super::plan::{self, Outcome, Status};
+use super::uploads::{self, OpenUpload};
 use super::{alarm, encryption, notification, queue, topic};
 use crate::fanout::DeployError;
 use crate::fanout::spec::Spec;
@@ -34,6 +35,9 @@ pub struct DestinationStatus {
     /// What CloudWatch measured: the last hour, the last day, the last
     /// reconcile.
     pub health: Health,
+    /// Multipart uploads open under the destination's key prefix; `None`
+    /// where these credentials may not list them (another account's bucket).
+    pub open_uploads: Option<Vec<OpenUpload>>,
 }
 
 /// An alarm and its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
@@ -175,6 +179,9 @@ impl crate::report::Report for StatusReport {
                 }
                 None => {}
             }
+            if let Some(line) = d.open_uploads.as_deref().and_then(uploads::render) {
+                out.push_str(&format!("                {line}\n"));
+            }
             if !d.alarms.is_empty() {
                 out.push_str(&format!(
                     "                alarms: {}\n",
@@ -273,6 +280,14 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         names.extend(alarm::alarm_names(&ctx.spec.source, Some(bucket)));
     }
     let alarms = alarm::observe(&ctx, &names).await?;
+    let mut open_uploads = Vec::new();
+    for edge in &ours {
+        // Not knowing is no reason to fail status: it says so instead.
+        let open = uploads::observe(&ctx, &edge.destination, edge.settings.key_prefix.as_deref())
+            .await
+            .ok();
+        open_uploads.push(open);
+    }
     let state_of = |name: &String| {
         alarms.get(name).map(|found| AlarmState {
             name: name.clone(),
@@ -312,7 +327,8 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
         destinations: ours
             .iter()
             .zip(healths)
-            .map(|(e, health)| DestinationStatus {
+            .zip(open_uploads)
+            .map(|((e, health), open_uploads)| DestinationStatus {
                 destination: e.destination.clone(),
                 key_prefix: e.settings.key_prefix.clone(),
                 function: e.function.clone(),
@@ -325,6 +341,7 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
                     .filter_map(state_of)
                     .collect(),
                 health,
+                open_uploads,
             })
             .collect(),
         drift,

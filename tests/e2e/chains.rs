@@ -265,6 +265,56 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
     assert!(copy.bytes == third, "byte-identical");
     assert_eq!(open_uploads(&clients, &gone).await, 0);
     assert_eq!(open_uploads(&clients, &kept).await, 0);
+
+    // An upload left open in a destination is reported by status, until
+    // it is aborted.
+    let status = aws
+        .s3fan_json(&access_key(), &["status", "--source", &source])
+        .await;
+    let open = |status: &Value, bucket: &str| {
+        status["destinations"]
+            .as_array()
+            .expect("destinations")
+            .iter()
+            .find(|d| d["destination"] == json!(bucket))
+            .map(|d| d["open_uploads"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(open(&status, &kept), json!([]), "{status}");
+    let left = clients
+        .s3
+        .create_multipart_upload()
+        .bucket(&kept)
+        .key("left.bin")
+        .send()
+        .await
+        .expect("an upload left open");
+    let status = aws
+        .s3fan_json(&access_key(), &["status", "--source", &source])
+        .await;
+    assert_eq!(open(&status, &kept)[0]["key"], "left.bin", "{status}");
+    assert_eq!(
+        open(&status, &kept)[0]["upload_id"],
+        json!(left.upload_id()),
+        "{status}"
+    );
+    let text = aws
+        .s3fan(&access_key(), &["status", "--source", &source])
+        .await;
+    assert!(
+        text.stdout.contains("1 open multipart upload"),
+        "{}",
+        text.stdout
+    );
+    clients
+        .s3
+        .abort_multipart_upload()
+        .bucket(&kept)
+        .key("left.bin")
+        .upload_id(left.upload_id().unwrap_or_default())
+        .send()
+        .await
+        .expect("abort");
     assert_ok(
         &aws.s3fan(&access_key(), &["destroy", "--source", &source])
             .await,
