@@ -7,9 +7,10 @@
 //! counts it as made rather than sending the mail again.
 
 use super::plan::{Action, Change, Kind};
+use super::subscription;
 use crate::fanout::names::alarm_topic_name;
 use crate::fanout::spec::AlarmsTo;
-use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
+use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
@@ -38,40 +39,14 @@ fn arn(ctx: &Context) -> String {
 }
 
 pub async fn observe(ctx: &Context) -> Result<Observed, DeployError> {
-    let arn = arn(ctx);
-    let mut emails = Vec::new();
-    let mut pages = ctx
-        .sns
-        .list_subscriptions_by_topic()
-        .topic_arn(&arn)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = match page {
-            Ok(page) => page,
-            Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => {
-                return Ok(Observed::Absent);
-            }
-            Err(err) => {
-                return Err(aws_failure(
-                    format!("cannot list the subscriptions of SNS topic {arn}"),
-                    &err,
-                ));
-            }
-        };
-        for subscription in page.subscriptions() {
-            if subscription.protocol() == Some("email") {
-                emails.push((
-                    subscription.endpoint().unwrap_or_default().to_owned(),
-                    subscription
-                        .subscription_arn()
-                        .unwrap_or_default()
-                        .to_owned(),
-                ));
-            }
-        }
-    }
-    Ok(Observed::Present { emails })
+    Ok(
+        match subscription::of_topic(ctx, &arn(ctx), "email").await? {
+            None => Observed::Absent,
+            Some(found) => Observed::Present {
+                emails: found.into_iter().map(|s| (s.endpoint, s.arn)).collect(),
+            },
+        },
+    )
 }
 
 /// The topic and subscription `--alarm-email` asks for; the topic's

@@ -1,5 +1,6 @@
 //! The topic's subscriptions: one `lambda` subscription per destination
-//! function. Read once for the whole topic.
+//! function. Read once for the whole topic; the alarm topic's email
+//! subscriptions are read the same way.
 
 use super::plan::{Action, Change, Kind};
 use crate::fanout::names::function_name;
@@ -21,26 +22,38 @@ pub enum Op {
 
 /// Every lambda subscription of the topic (none if the topic is absent).
 pub async fn observe_all(ctx: &Context) -> Result<Vec<Subscription>, DeployError> {
+    Ok(of_topic(ctx, &ctx.topic_arn(), "lambda")
+        .await?
+        .unwrap_or_default())
+}
+
+/// The subscriptions of topic `arn` by `protocol` (`lambda`, `email`);
+/// `None` when the topic does not exist.
+pub async fn of_topic(
+    ctx: &Context,
+    arn: &str,
+    protocol: &str,
+) -> Result<Option<Vec<Subscription>>, DeployError> {
     let mut subscriptions = Vec::new();
     let mut pages = ctx
         .sns
         .list_subscriptions_by_topic()
-        .topic_arn(ctx.topic_arn())
+        .topic_arn(arn)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(page) => page,
-            Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => return Ok(Vec::new()),
+            Err(err) if is_code(&err, &["NotFound", "NotFoundException"]) => return Ok(None),
             Err(err) => {
                 return Err(aws_failure(
-                    format!("cannot list the subscriptions of {}", ctx.topic_arn()),
+                    format!("cannot list the subscriptions of SNS topic {arn}"),
                     &err,
                 ));
             }
         };
         for subscription in page.subscriptions() {
-            if subscription.protocol() == Some("lambda") {
+            if subscription.protocol() == Some(protocol) {
                 subscriptions.push(Subscription {
                     arn: subscription
                         .subscription_arn()
@@ -51,7 +64,7 @@ pub async fn observe_all(ctx: &Context) -> Result<Vec<Subscription>, DeployError
             }
         }
     }
-    Ok(subscriptions)
+    Ok(Some(subscriptions))
 }
 
 fn of_function<'a>(

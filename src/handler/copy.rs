@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{MetadataDirective, Tag, Tagging, TaggingDirective};
 use super::continuation::Handoff;
 use super::encoding::copy_source;
 use super::limits::CopySettings;
-use super::multipart::{copy_in_parts, head_source, resume_parts};
+use super::multipart::{copy_in_parts, head_if_match, head_source, resume_parts};
 use super::plan::{CopyRequest, DeleteRequest, TagsRequest};
 use super::s3::{
     Copied, CopyOutcome, DeleteOutcome, Failure, Operation, S3Clients, TagsOutcome,
@@ -32,21 +32,16 @@ const TAG_ROUNDS: usize = 3;
 pub async fn replicate_tags(s3: &S3Clients, request: &TagsRequest) -> Result<TagsOutcome, Failure> {
     let route = &request.route;
     // The object the event names, or none of this event's business.
-    let head = s3
-        .source
-        .head_object()
-        .bucket(&route.source_bucket)
-        .key(&route.key)
-        .set_request_payer(request.options.payer())
-        .set_if_match(request.if_match.as_ref().map(|etag| format!("\"{etag}\"")))
-        .send()
-        .await;
-    match head {
-        Ok(_) => {}
-        Err(err) if matches!(status(&err), Some(404 | 412)) => {
-            return Ok(TagsOutcome::SourceChanged);
-        }
-        Err(err) => return Err(failure(Operation::Tags, route, &err)),
+    let head = head_if_match(
+        s3,
+        Operation::Tags,
+        route,
+        &request.options,
+        request.if_match.as_deref(),
+    )
+    .await?;
+    if head.is_none() {
+        return Ok(TagsOutcome::SourceChanged);
     }
     let mut tags = source_tags(s3, request).await?;
     for _ in 0..TAG_ROUNDS {

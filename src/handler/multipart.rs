@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::continuation::{Continuation, Handoff};
 use super::encoding::{copy_source, tagging_header};
 use super::limits::{CopySettings, MAX_PART, MAX_PARTS, MIN_PART};
-use super::plan::{CopyRequest, Resume};
+use super::plan::{CopyRequest, Resume, Route, S3Options};
 use super::s3::{
     CopyOutcome, Failure, Operation, S3Clients, deadline_exceeded, failure, source_changed, status,
 };
@@ -68,7 +68,15 @@ pub async fn head_source(
     s3: &S3Clients,
     request: &CopyRequest,
 ) -> Result<Option<SourceObject>, Failure> {
-    let Some(head) = head_if_match(s3, request, request.if_match.as_deref()).await? else {
+    let Some(head) = head_if_match(
+        s3,
+        Operation::Copy,
+        &request.route,
+        &request.options,
+        request.if_match.as_deref(),
+    )
+    .await?
+    else {
         return Ok(None);
     };
     let size = head
@@ -410,29 +418,40 @@ async fn still_matches(
     let Some(etag) = if_match else {
         return Ok(true);
     };
-    Ok(head_if_match(s3, request, Some(etag)).await?.is_some())
+    let head = head_if_match(
+        s3,
+        Operation::Copy,
+        &request.route,
+        &request.options,
+        Some(etag),
+    )
+    .await?;
+    Ok(head.is_some())
 }
 
 /// HeadObject of the source, on condition that it has the ETag `if_match`
-/// when given; `None` when it has another or is gone (412 or 404).
-async fn head_if_match(
+/// when given; `None` when it has another or is gone (412 or 404). Also
+/// how a tag change checks the object is still the event's.
+pub(super) async fn head_if_match(
     s3: &S3Clients,
-    request: &CopyRequest,
+    operation: Operation,
+    route: &Route,
+    options: &S3Options,
     if_match: Option<&str>,
 ) -> Result<Option<HeadObjectOutput>, Failure> {
     let head = s3
         .source
         .head_object()
-        .bucket(&request.route.source_bucket)
-        .key(&request.route.key)
-        .set_request_payer(request.options.payer())
+        .bucket(&route.source_bucket)
+        .key(&route.key)
+        .set_request_payer(options.payer())
         .set_if_match(if_match.map(|etag| format!("\"{etag}\"")))
         .send()
         .await;
     match head {
         Ok(head) => Ok(Some(head)),
         Err(err) if matches!(status(&err), Some(404 | 412)) => Ok(None),
-        Err(err) => Err(failure(Operation::Copy, &request.route, &err)),
+        Err(err) => Err(failure(operation, route, &err)),
     }
 }
 
