@@ -1,14 +1,12 @@
 //! `s3fan destroy`: what deploy made for one source, and nothing else.
 
-use std::collections::BTreeMap;
-
 use futures::future::join_all;
 
 use super::converge::{found_destinations, plan_removal};
 use super::engine::{Plan, Step};
 use super::plan::Status;
 use super::report::Report;
-use super::{alarm, alarm_topic, notification, queue, subscription, topic};
+use super::{alarm, alarm_topic, notification, queue, subscription, topic, uploads};
 use crate::fanout::DeployError;
 use crate::fanout::inventory;
 use crate::fanout::spec::Spec;
@@ -28,8 +26,13 @@ pub async fn destroy(
     // The destinations named only choose what goes: nothing is copied, and
     // a bucket already deleted needs no region.
     let named = std::mem::take(&mut spec.destinations);
-    let ctx = Context::new(session, spec, BTreeMap::new(), code)?;
-    let edges = inventory::list(&ctx).await?;
+    let edges = inventory::list(&session).await?;
+    // Where each function writes, for the aborts of uploads it left open.
+    let regions = inventory::deployed_regions(
+        &inventory::of_source(&edges, &spec.source),
+        &session.scope.region,
+    );
+    let ctx = Context::new(session, spec, regions, code)?;
     let deployed = found_destinations(&ctx, &edges).await?;
     let subscriptions = subscription::observe_all(&ctx).await?;
     let everything = named.is_empty();
@@ -64,7 +67,11 @@ pub async fn destroy(
             ))]);
         }
     }
+    // Uploads s3fan started can only be finished by their function: once
+    // it is gone, they are aborted, not left to be billed.
+    let aborts = join_all(targets.iter().map(|edge| abort_open_uploads(&ctx, edge))).await;
     stages.push(removals);
+    stages.push(aborts);
     if everything {
         let topic_state = topic::observe(&ctx).await?;
         let queue_state = queue::observe(&ctx).await?;
@@ -92,4 +99,17 @@ pub async fn destroy(
         plan.apply(&ctx).await
     };
     Ok(Report::new("destroy", &ctx, dry_run, changes))
+}
+
+/// The aborts of the uploads `edge`'s function started and left open. A
+/// destination that cannot be listed (already deleted, or denied) is said
+/// so, and destroy goes on: status lists them while the function exists.
+async fn abort_open_uploads(ctx: &Context, edge: &inventory::Edge) -> Vec<Step> {
+    match uploads::observe(ctx, &edge.destination, edge.settings.key_prefix.as_deref()).await {
+        Ok(open) => uploads::plan_abort(&edge.destination, &open)
+            .into_iter()
+            .map(Step::from)
+            .collect(),
+        Err(err) => vec![Step::from(uploads::not_listed(&edge.destination, &err.0))],
+    }
 }

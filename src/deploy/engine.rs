@@ -7,7 +7,7 @@ use futures::future::join_all;
 use super::plan::{Action, Change, Outcome, Status};
 use super::{
     alarm, alarm_topic, dest_policy, function, invoke_config, notification, permission, queue,
-    role, schedule, subscription, topic,
+    role, schedule, subscription, topic, uploads,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -36,6 +36,7 @@ enum StepOp {
     Schedule(schedule::Op),
     AlarmTopic(alarm_topic::Op),
     Alarm(alarm::Op),
+    Upload(uploads::Op),
 }
 
 /// A resource's planned change becomes a step: `Step::from(role::plan(..))`.
@@ -62,6 +63,7 @@ step_from!(
     schedule => Schedule,
     alarm_topic => AlarmTopic,
     alarm => Alarm,
+    uploads => Upload,
 );
 
 impl Step {
@@ -105,6 +107,7 @@ impl Step {
             StepOp::Schedule(op) => schedule::apply(ctx, &destination, op).await,
             StepOp::AlarmTopic(op) => alarm_topic::apply(ctx, op).await,
             StepOp::Alarm(op) => alarm::apply(ctx, name, &destination, op).await,
+            StepOp::Upload(op) => uploads::apply(ctx, &destination, op).await,
         }
     }
 }

@@ -21,6 +21,7 @@ pub enum Kind {
     Schedule,
     AlarmTopic,
     Alarm,
+    Upload,
 }
 
 impl Kind {
@@ -39,6 +40,7 @@ impl Kind {
             Kind::Schedule => "schedule",
             Kind::AlarmTopic => "alarm topic",
             Kind::Alarm => "alarm",
+            Kind::Upload => "upload",
         }
     }
 }

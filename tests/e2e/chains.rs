@@ -10,7 +10,7 @@
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::{Value, json};
 
-use crate::common::{Clients, LocalAws, access_key, assert_ok, unique};
+use crate::common::{Clients, LocalAws, access_key, unique};
 
 fn local_aws() -> &'static LocalAws {
     crate::common::isolated_local_aws("chains")
@@ -266,8 +266,12 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
     assert_eq!(open_uploads(&clients, &gone).await, 0);
     assert_eq!(open_uploads(&clients, &kept).await, 0);
 
-    // An upload left open in a destination is reported by status, until
-    // it is aborted.
+    // Uploads left open in a destination are reported by status, s3fan's
+    // own apart from other writers': a chain held between two invocations
+    // (its upload started by the function's role session) and an upload
+    // this test starts with its own credentials. destroy aborts s3fan's,
+    // which nothing could finish once the function is gone, and leaves the
+    // other writer's alone.
     let status = aws
         .s3fan_json(&access_key(), &["status", "--source", &source])
         .await;
@@ -281,42 +285,109 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
             .unwrap_or(Value::Null)
     };
     assert_eq!(open(&status, &kept), json!([]), "{status}");
-    let left = clients
+    let theirs = clients
         .s3
         .create_multipart_upload()
         .bucket(&kept)
-        .key("left.bin")
+        .key("theirs.bin")
         .send()
         .await
         .expect("an upload left open");
+    aws.pause_deliveries(true);
+    let held = body(5);
+    let written = clients
+        .s3
+        .put_object()
+        .bucket(&source)
+        .key("held.bin")
+        .body(held.clone().into())
+        .send()
+        .await
+        .expect("put");
+    let etag = written
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned();
+    let started = invoke_now(
+        &clients,
+        &kept,
+        &created_event(&source, "held.bin", &etag, held.len()),
+    )
+    .await;
+    assert_eq!(started["continued"], 1, "{started}");
     let status = aws
         .s3fan_json(&access_key(), &["status", "--source", &source])
         .await;
-    assert_eq!(open(&status, &kept)[0]["key"], "left.bin", "{status}");
+    let listed = open(&status, &kept);
+    let by_key = |key: &str| {
+        listed
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["key"] == key))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     assert_eq!(
-        open(&status, &kept)[0]["upload_id"],
-        json!(left.upload_id()),
+        by_key("theirs.bin")["upload_id"],
+        json!(theirs.upload_id()),
+        "{status}"
+    );
+    assert_eq!(by_key("theirs.bin")["started_by_s3fan"], false, "{status}");
+    assert_eq!(by_key("held.bin")["started_by_s3fan"], true, "{status}");
+    assert!(
+        by_key("held.bin")["initiator"]
+            .as_str()
+            .is_some_and(|arn| arn.contains(":assumed-role/")),
         "{status}"
     );
     let text = aws
         .s3fan(&access_key(), &["status", "--source", &source])
         .await;
     assert!(
-        text.stdout.contains("1 open multipart upload"),
+        text.stdout
+            .contains("1 open multipart upload s3fan started")
+            && text
+                .stdout
+                .contains("1 open multipart upload started by other writers"),
         "{}",
         text.stdout
     );
+    let destroyed = aws
+        .s3fan_json(&access_key(), &["destroy", "--source", &source])
+        .await;
+    let aborted: Vec<&Value> = destroyed["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["kind"] == "upload")
+        .collect();
+    assert_eq!(aborted.len(), 1, "{destroyed}");
+    assert_eq!(
+        aborted[0]["name"],
+        format!("s3://{kept}/held.bin"),
+        "{destroyed}"
+    );
+    assert_eq!(aborted[0]["action"], "delete", "{destroyed}");
+    assert_eq!(aborted[0]["status"], "done", "{destroyed}");
+    let left = clients
+        .s3
+        .list_multipart_uploads()
+        .bucket(&kept)
+        .send()
+        .await
+        .expect("list uploads");
+    let keys: Vec<&str> = left.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(keys, ["theirs.bin"], "only the other writer's upload stays");
+    // The held continuation finds its function gone, as in Lambda.
+    aws.pause_deliveries(false);
+    aws.drain();
     clients
         .s3
         .abort_multipart_upload()
         .bucket(&kept)
-        .key("left.bin")
-        .upload_id(left.upload_id().unwrap_or_default())
+        .key("theirs.bin")
+        .upload_id(theirs.upload_id().unwrap_or_default())
         .send()
         .await
         .expect("abort");
-    assert_ok(
-        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
-            .await,
-    );
 }

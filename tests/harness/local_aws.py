@@ -36,6 +36,10 @@ Four more things make moto behave like AWS where s3fan depends on it:
   ``s3:ObjectRemoved:DeleteMarkerCreated``, as S3 does; moto sends nothing.
 * ListParts answers with a ``ListPartsResult`` document, as S3 does; moto
   names its root ``ListPartsResponse``, which the SDK refuses.
+* Each function signs with credentials of its own role's session, and
+  ListMultipartUploads names who started each upload as S3 does for a role
+  session (``Initiator`` ID ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/FUNCTION``);
+  moto names one fixed user for every upload.
 * An S3 request signed for a region other than its bucket's gets 301
   PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
   excepted); moto serves any bucket in any region.
@@ -70,11 +74,13 @@ that dies cannot leave it behind. It writes its pid to --pidfile if given.
 
 import argparse
 import errno
+import hashlib
 import io
 import json
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +117,11 @@ INVOCATIONS = []
 INVOCATIONS_LOCK = threading.Lock()
 REQUESTS = []
 REQUESTS_LOCK = threading.Lock()
+# Access key -> the role session ARN of the function that signs with it, and
+# upload id -> the session that started it (None: another signer).
+SESSIONS = {}
+INITIATORS = {}
+SESSIONS_LOCK = threading.Lock()
 ENDPOINT = {"url": None}
 # Set by tests through /_harness/bootstrap-env.
 BOOTSTRAP_ENV = {}
@@ -371,6 +382,10 @@ class HarnessApp:
             # returns: the response body is already built.
             if is_list_parts(environ):
                 return list_parts_result(self.app, environ, start_response)
+            if is_create_multipart_upload(environ):
+                return record_initiator(self.app, environ, start_response)
+            if is_list_multipart_uploads(environ):
+                return initiators_named(self.app, environ, start_response)
             return self.app(environ, start_response)
         finally:
             pending, REQUEST_STATE.pending = REQUEST_STATE.pending, None
@@ -387,6 +402,79 @@ class HarnessApp:
         return [body]
 
 
+def is_list_multipart_uploads(environ):
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return environ.get("REQUEST_METHOD") == "GET" and "uploads" in query
+
+
+def is_create_multipart_upload(environ):
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return environ.get("REQUEST_METHOD") == "POST" and "uploads" in query
+
+
+def rewritten(app, environ, start_response, rewrite):
+    """moto's answer to the request, its body passed through `rewrite`."""
+    answered = {}
+
+    def capture(status, headers, exc_info=None):
+        answered["status"], answered["headers"] = status, headers
+
+    body = rewrite(b"".join(app(environ, capture)))
+    headers = [(k, v) for k, v in answered["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(answered["status"], headers)
+    return [body]
+
+
+def session_credentials(function):
+    """The access key a function signs with, one per function, recorded as
+    the role session Lambda would give it."""
+    key = "ASIA" + hashlib.sha1(function.function_arn.encode()).hexdigest()[:16].upper()
+    role = str(function.role or "").rsplit("/", 1)[-1]
+    with SESSIONS_LOCK:
+        SESSIONS[key] = f"arn:aws:sts::{function.account_id}:assumed-role/{role}/{function.function_name}"
+    return key
+
+
+def record_initiator(app, environ, start_response):
+    """Remembers who started a multipart upload: the role session of the
+    function that signed, or None for any other signer."""
+    signer = request_access_key(environ)
+
+    def remember(body):
+        found = re.search(rb"<UploadId>([^<]+)</UploadId>", body)
+        if found:
+            with SESSIONS_LOCK:
+                INITIATORS[found.group(1).decode()] = SESSIONS.get(signer)
+        return body
+
+    return rewritten(app, environ, start_response, remember)
+
+
+def initiators_named(app, environ, start_response):
+    """ListMultipartUploads names each upload's initiator as S3 does for a
+    role session; uploads another signer started keep moto's user."""
+
+    def name(upload):
+        block = upload.group(0)
+        found = re.search(rb"<UploadId>([^<]+)</UploadId>", block)
+        with SESSIONS_LOCK:
+            arn = INITIATORS.get(found.group(1).decode()) if found else None
+        if not arn:
+            return block
+        display = arn.split(":assumed-role/", 1)[-1]
+        return re.sub(
+            rb"<Initiator>.*?</Initiator>",
+            f"<Initiator><ID>{arn}</ID><DisplayName>{display}</DisplayName></Initiator>".encode(),
+            block,
+            flags=re.S,
+        )
+
+    return rewritten(
+        app, environ, start_response, lambda body: re.sub(rb"<Upload>.*?</Upload>", name, body, flags=re.S)
+    )
+
+
 def is_list_parts(environ):
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     return environ.get("REQUEST_METHOD") == "GET" and "uploadId" in query and "partNumber" not in query
@@ -395,19 +483,21 @@ def is_list_parts(environ):
 def list_parts_result(app, environ, start_response):
     """S3 answers ListParts with a ListPartsResult document; moto names its
     root ListPartsResponse, which the SDK refuses."""
-    answered = {}
-
-    def capture(status, headers, exc_info=None):
-        answered["status"], answered["headers"] = status, headers
-
-    body = b"".join(app(environ, capture))
-    body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(
-        b"</ListPartsResponse>", b"</ListPartsResult>"
+    return rewritten(
+        app,
+        environ,
+        start_response,
+        lambda body: body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(
+            b"</ListPartsResponse>", b"</ListPartsResult>"
+        ),
     )
-    headers = [(k, v) for k, v in answered["headers"] if k.lower() != "content-length"]
-    headers.append(("Content-Length", str(len(body))))
-    start_response(answered["status"], headers)
-    return [body]
+
+
+def request_access_key(environ):
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" not in authorization:
+        return None
+    return authorization.split("Credential=", 1)[1].split("/", 1)[0]
 
 
 def record_request(environ):
@@ -419,10 +509,7 @@ def record_request(environ):
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         action = parse_qs(body.decode("utf-8", "replace")).get("Action", [action])[0]
-    authorization = environ.get("HTTP_AUTHORIZATION", "")
-    access_key = None
-    if "Credential=" in authorization:
-        access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    access_key = request_access_key(environ)
     region, _ = signing(environ)
     with REQUESTS_LOCK:
         REQUESTS.append(
@@ -699,7 +786,7 @@ def run_bootstrap(function, event_body):
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
         "_HANDLER": str(function.handler),
         "LAMBDA_TASK_ROOT": directory,
-        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_ACCESS_KEY_ID": session_credentials(function),
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_SESSION_TOKEN": "test",
         "AWS_ENDPOINT_URL": ENDPOINT["url"],
