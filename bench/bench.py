@@ -19,6 +19,10 @@ Sections:
            redeploy with no change (which must write nothing).
   multipart  s3fan's multipart copy of a large object on the local S3,
            against part size and concurrency, beside one CopyObject.
+  listing  s3fan verify against a fake S3 that lists generated keys
+           (FakeListing) with a chosen latency per LIST page: a serial
+           listing (--list-concurrency 1) against the default, and peak RSS
+           of a verify of 100,000 against 1,000,000 keys.
 """
 
 import argparse
@@ -128,6 +132,108 @@ class FastS3:
         self.process.terminate()
         self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class FakeListing:
+    """Just enough of S3 and STS for `s3fan verify`: every bucket holds the
+    same `count` generated keys (`obj/000000042`), listed 1,000 to a page
+    after `delay` seconds per ListObjectsV2 request, as a WAN or a busy S3
+    would answer. Keys are generated on demand: the server holds none, so
+    it is the client's listing and merge that are measured."""
+
+    def __init__(self, count, delay):
+        self.count, self.delay = count, delay
+        self.lists = 0
+        lock = threading.Lock()
+        fake = self
+
+        def key(i):
+            return f"obj/{i:09d}"
+
+        # Each key's <Contents> rendered once: a page is then one join, so
+        # the server answers in well under a millisecond, far faster than
+        # the client it measures.
+        rendered = [f'<Contents><Key>{key(i)}</Key><Size>1024</Size><ETag>"e{i}"</ETag></Contents>'
+                    for i in range(count)]
+
+        class Keys:
+            def __len__(self):
+                return fake.count
+
+            def __getitem__(self, i):
+                return key(i)
+
+        import bisect
+        from urllib.parse import parse_qs
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, body, status=200, headers=()):
+                data = body.encode()
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self.reply(
+                    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                    "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/bench</Arn>"
+                    "<UserId>AIDABENCH</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+                    "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+                    headers=[("Content-Type", "text/xml")])
+
+            def do_HEAD(self):
+                self.send_response(200)
+                self.send_header("x-amz-bucket-region", REGION)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                q = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+                if "location" in q:
+                    return self.reply('<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+                with lock:
+                    fake.lists += 1
+                time.sleep(fake.delay)
+                prefix = q.get("prefix", "")
+                after = q.get("continuation-token") or q.get("start-after") or ""
+                keys = Keys()
+                start = bisect.bisect_right(keys, after)
+                if q.get("delimiter"):
+                    # Every key is under obj/: one common prefix.
+                    body = ("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                            "<CommonPrefixes><Prefix>obj/</Prefix></CommonPrefixes></ListBucketResult>")
+                    return self.reply(body if "obj/".startswith(prefix) or prefix.startswith("obj/") else
+                                      "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+                end = min(start + 1000, fake.count)
+                parts = [f"<ListBucketResult><EncodingType>url</EncodingType>"
+                         f"<IsTruncated>{'true' if end < fake.count else 'false'}</IsTruncated>"]
+                if end < fake.count:
+                    parts.append(f"<NextContinuationToken>{key(end - 1)}</NextContinuationToken>")
+                if "obj/".startswith(prefix) or prefix.startswith("obj/"):
+                    parts.extend(rendered[start:end])
+                parts.append("</ListBucketResult>")
+                self.reply("".join(parts))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class TaggingShim:
@@ -610,6 +716,91 @@ class Bench:
                      "peak RSS"], rows))
         self.results["sections"]["multipart"] = {"size": size, "bytes_per_second": samples, "peak_rss_kib": peaks}
 
+    def verify_run(self, fake, concurrency):
+        """One `s3fan verify` against `fake`: (seconds, peak RSS KiB, LIST
+        requests, keys compared)."""
+        env = {"PATH": os.environ["PATH"], "HOME": self.work, "AWS_ENDPOINT_URL": fake.endpoint,
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}
+        argv = [self.args.s3fan, "verify", "--source", "bench-src", "--dest", "bench-dst",
+                "--list-concurrency", str(concurrency), "--output", "json"]
+        before = fake.lists
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # The high-water mark of s3fan itself, read until it exits: a
+        # child's ru_maxrss would count the forked Python before exec too.
+        peak, exited = [0], threading.Event()
+
+        def watch():
+            while not exited.is_set():
+                try:
+                    peak[0] = max(peak[0], memory_kib(process.pid)[1])
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        exited.set()
+        watcher.join()
+        process.returncode = status
+        report = json.loads(out)
+        if status != 0 or not report.get("ok"):
+            raise RuntimeError(f"verify at {concurrency} failed: {out[-2000:]!r}")
+        compared = report["destinations"][0]["in_sync"]
+        if compared != fake.count:
+            raise RuntimeError(f"verify at {concurrency} compared {compared} keys of {fake.count}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return seconds, peak[0], fake.lists - before, compared, cpu
+
+    def listing(self):
+        rounds = max(1, self.args.repeat // 5)
+        print(f"\n## Listing: s3fan verify of one destination, serial against sliced "
+              f"({rounds} interleaved rounds; median (min-max))\n")
+        rows, results = [], {}
+        for count, delay in [(self.args.listing_keys, self.args.listing_delay_ms / 1000), (self.args.listing_keys, 0)]:
+            fake = FakeListing(count, delay)
+            runs = {1: [], 32: []}
+            try:
+                for _ in range(rounds):
+                    order = list(runs)
+                    self.random.shuffle(order)
+                    for concurrency in order:
+                        runs[concurrency].append(self.verify_run(fake, concurrency))
+            finally:
+                fake.close()
+            serial = Figure([r[0] for r in runs[1]]).median
+            for concurrency, samples in runs.items():
+                seconds = Figure([r[0] for r in samples])
+                keys_per_second = Figure([2 * count / r[0] for r in samples])
+                rows.append([f"{count:,} keys, {delay * 1000:.0f} ms per page",
+                             "serial (1)" if concurrency == 1 else f"{concurrency} slices (default)",
+                             seconds.show("s", 1, 2), keys_per_second.show("keys/s", 1, 0),
+                             f"{samples[0][2]:,}", f"{ratio(serial, seconds.median):.1f}x",
+                             Figure([r[4] * 1e6 / (2 * count) for r in samples]).show("us", 1, 2),
+                             Figure([r[1] for r in samples]).show("MiB", 1 / 1024, 1)])
+            results[f"{count}@{delay}"] = {c: [list(r) for r in s] for c, s in runs.items()}
+        print(table(["listing", "verify with", "wall", "keys listed per second (both sides)",
+                     "LIST requests", "x serial", "s3fan CPU per key", "peak RSS"], rows))
+        print(f"\n## Peak RSS of a verify against the number of keys (32 slices, no latency)\n")
+        peaks, rss_rows = {}, []
+        for count in (self.args.listing_keys, self.args.listing_keys * 10):
+            fake = FakeListing(count, 0)
+            try:
+                samples = [self.verify_run(fake, 32) for _ in range(rounds)]
+            finally:
+                fake.close()
+            peaks[count] = Figure([r[1] for r in samples])
+            rss_rows.append([f"{count:,}", peaks[count].show("MiB", 1 / 1024, 1),
+                             Figure([r[0] for r in samples]).show("s", 1, 2),
+                             f"{ratio(peaks[count].median, peaks[self.args.listing_keys].median):.2f}"])
+        print(table(["keys", "peak RSS", "wall", f"RSS / {self.args.listing_keys:,} keys"], rss_rows))
+        results["peak_rss_kib"] = {c: f.values for c, f in peaks.items()}
+        self.results["sections"]["listing"] = results
+
     def deploy(self):
         python = sys.executable
         harness = subprocess.Popen(
@@ -707,13 +898,15 @@ def main():
     parser.add_argument("--minimal", required=True)
     parser.add_argument("--s3s-fs", required=True, dest="s3s_fs")
     parser.add_argument("--variant", action="append", help="another s3fan build to measure in cold/warm")
-    parser.add_argument("--sections", default="cold,warm,deploy,multipart")
+    parser.add_argument("--sections", default="cold,warm,deploy,multipart,listing")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--destinations", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--large-gib", type=float, default=2)
     parser.add_argument("--part-mib", type=int, nargs="+", default=[8, 64, 256, 1024])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--listing-keys", type=int, default=100_000)
+    parser.add_argument("--listing-delay-ms", type=float, default=100)
     parser.add_argument("--json", help="write every sample here")
     parser.add_argument("--seed", type=int, default=1, help="of the order of functions in each round")
     args = parser.parse_args()
@@ -737,6 +930,8 @@ def main():
                 s3.close()
         if "deploy" in sections:
             bench.deploy()
+        if "listing" in sections:
+            bench.listing()
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
     if args.json:

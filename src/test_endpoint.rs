@@ -38,17 +38,35 @@ pub async fn listen_with_bodies(route: BodyRoute) -> (String, Arc<Mutex<Vec<Stri
     listen_answering(Arc::new(route)).await
 }
 
-type Answer = Arc<dyn Fn(&str, &str, &str) -> Reply + Send + Sync>;
+pub type Answer = Arc<dyn Fn(&str, &str, &str) -> Reply + Send + Sync>;
+
+/// The most requests the endpoint was answering at once.
+pub type MostInFlight = Arc<std::sync::atomic::AtomicUsize>;
+
+/// Serves a route that may hold state (a closure); also counts the most
+/// requests in flight at once, to show that a client overlaps them.
+pub async fn serve_answering(route: Answer) -> (Client, Arc<Mutex<Vec<String>>>, MostInFlight) {
+    let most = MostInFlight::default();
+    let (endpoint, seen) = listen_counting(route, most.clone()).await;
+    (client(&endpoint), seen, most)
+}
 
 async fn listen_answering(route: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
+    listen_counting(route, MostInFlight::default()).await
+}
+
+async fn listen_counting(route: Answer, most: MostInFlight) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::sync::atomic::Ordering;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let log = log.clone();
             let route = route.clone();
+            let (most, in_flight) = (most.clone(), in_flight.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -71,6 +89,8 @@ async fn listen_answering(route: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
                     "{method} {target}\n{head}{}",
                     String::from_utf8_lossy(&body)
                 ));
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
                 let (status, headers, body) =
                     route(&method, &target, &String::from_utf8_lossy(&body));
                 if let Some((_, ms)) = headers.iter().find(|(name, _)| *name == "x-test-delay-ms") {
@@ -87,6 +107,7 @@ async fn listen_answering(route: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
                 response.push_str("\r\n");
                 response.push_str(&body);
                 let _ = stream.write_all(response.as_bytes()).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });

@@ -278,6 +278,10 @@ pub struct FanoutArgs {
     /// Only keys starting with this (within the fan-out's own filter).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Slices of the key space listed at once (1: a serial listing).
+    #[arg(long, value_name = "N", default_value_t = crate::sync::DEFAULT_LIST_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub list_concurrency: u16,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -216,6 +216,7 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
         source,
         dest,
         prefix,
+        list_concurrency,
         aws,
     } = args.fanout;
     let spec = target(source, dest, &aws)?;
@@ -228,13 +229,14 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
                 .into(),
         );
     }
-    let fanout = sync::connect(spec, prefix).await.map_err(|err| {
+    let mut fanout = sync::connect(spec, prefix).await.map_err(|err| {
         if args.dry_run {
             err.to_string()
         } else {
             explain(err)
         }
     })?;
+    fanout.list_concurrency = usize::from(list_concurrency);
     if args.via_lambda {
         let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
         return Ok(Backfilled::ViaLambda(report));
@@ -251,9 +253,10 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
 
 async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, String> {
     let spec = target(args.source, args.dest, &args.aws)?;
-    let fanout = sync::connect(spec, args.prefix)
+    let mut fanout = sync::connect(spec, args.prefix)
         .await
         .map_err(|err| err.to_string())?;
+    fanout.list_concurrency = usize::from(args.list_concurrency);
     Ok(sync::verify::verify(&fanout).await)
 }
 

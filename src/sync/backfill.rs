@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{FutureExt, TryStreamExt};
+use futures::{TryStreamExt, stream};
 use serde::Serialize;
 
-use super::diff::Verdict;
+use super::diff::{Merged, Verdict};
 use super::listing::Entry;
 use super::progress::Progress;
 use super::{Destination, Fanout, sample};
@@ -65,21 +65,82 @@ pub struct Options {
     pub settings: CopySettings,
 }
 
-/// Destinations one after another; within one, up to `concurrency` copies
-/// at a time, fed by the merge as it reads the listings.
+/// One pass over the source for every destination: the listings of all of
+/// them are merged key by key, in slices listed at once (`slices`), and up
+/// to `concurrency` copies per destination run at a time, fed as the merge
+/// reads.
 pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
-    let mut destinations = Vec::new();
-    for destination in &fanout.destinations {
-        destinations.push(backfill_one(fanout, destination, options).await);
+    let progress = Progress::new(format!("backfill s3://{}", fanout.source));
+    let mut reports: Vec<DestinationReport> = fanout
+        .destinations
+        .iter()
+        .map(|destination| DestinationReport {
+            destination: destination.bucket.clone(),
+            key_prefix: destination.key_prefix.clone(),
+            ..DestinationReport::default()
+        })
+        .collect();
+    let examined = AtomicU64::new(0);
+    let copies_at_once = options.concurrency.max(1) * fanout.destinations.len().max(1);
+    let result = fanout
+        .rows()
+        .map_ok(|merged| {
+            examined.fetch_add(1, Ordering::Relaxed);
+            let work: Vec<Work> = match merged {
+                Merged::Row(row) => row
+                    .verdicts()
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, verdict)| Some(Work::Settle(i, verdict?)))
+                    .collect(),
+                Merged::CopyFailed { copy, error } => vec![Work::ListingFailed(copy, error)],
+            };
+            stream::iter(work.into_iter().map(Ok::<Work, DeployError>))
+        })
+        .try_flatten()
+        .map_ok(|work| async move {
+            Ok(match work {
+                Work::Settle(i, verdict) => {
+                    let done = settle(fanout, &fanout.destinations[i], options, verdict).await;
+                    (i, done)
+                }
+                Work::ListingFailed(i, error) => (i, Done::ListingFailed(error.to_string())),
+            })
+        })
+        .try_buffer_unordered(copies_at_once)
+        .try_fold(&mut reports, |reports, (i, done)| {
+            count(&mut reports[i], done);
+            progress.update(|| counts(reports, examined.load(Ordering::Relaxed), options.dry_run));
+            std::future::ready(Ok(reports))
+        })
+        .await;
+    if let Err(err) = result {
+        // The source's listing failed: every destination stopped with it.
+        for report in &mut reports {
+            report.error.get_or_insert_with(|| err.to_string());
+        }
+    }
+    progress.finish(counts(
+        &reports,
+        examined.load(Ordering::Relaxed),
+        options.dry_run,
+    ));
+    for report in &mut reports {
+        report.would_copy.sort();
+        report.failures.sort();
     }
     BackfillReport {
-        ok: destinations
-            .iter()
-            .all(|d| d.failed == 0 && d.error.is_none()),
+        ok: reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
         source: fanout.source.clone(),
         dry_run: options.dry_run,
-        destinations,
+        destinations: reports,
     }
+}
+
+/// What the merge asks of one destination.
+enum Work {
+    Settle(usize, Verdict),
+    ListingFailed(usize, DeployError),
 }
 
 /// A copy's result, counted by the fold.
@@ -91,59 +152,32 @@ enum Done {
     WouldCopy(String, u64),
     SourceChanged,
     Failed(String),
+    /// The destination's listing failed: its backfill stopped there.
+    ListingFailed(String),
 }
 
-async fn backfill_one(
-    fanout: &Fanout,
-    destination: &Destination,
-    options: &Options,
-) -> DestinationReport {
-    let progress = Progress::new(format!("backfill s3://{}", destination.bucket));
-    let mut report = DestinationReport {
-        destination: destination.bucket.clone(),
-        key_prefix: destination.key_prefix.clone(),
-        ..DestinationReport::default()
-    };
-    let examined = AtomicU64::new(0);
-    let result = fanout
-        .compare(destination)
-        .map_ok(|verdict| {
-            examined.fetch_add(1, Ordering::Relaxed);
-            settle(fanout, destination, options, verdict).map(Ok::<Done, DeployError>)
-        })
-        .try_buffer_unordered(options.concurrency.max(1))
-        .try_fold(&mut report, |report, done| {
-            match done {
-                Done::InSync => report.in_sync += 1,
-                Done::Extra => report.extra += 1,
-                Done::Copied(bytes) => {
-                    report.copied += 1;
-                    report.bytes += bytes;
-                }
-                Done::WouldCopy(key, bytes) => {
-                    report.copied += 1;
-                    report.bytes += bytes;
-                    sample(&mut report.would_copy, &mut report.truncated, key);
-                }
-                Done::SourceChanged => report.source_changed += 1,
-                Done::Failed(failure) => {
-                    report.failed += 1;
-                    sample(&mut report.failures, &mut report.truncated, failure);
-                }
-            }
-            progress.update(|| counts(report, examined.load(Ordering::Relaxed), options.dry_run));
-            std::future::ready(Ok(report))
-        })
-        .await;
-    if let Err(err) = result {
-        report.error = Some(err.to_string());
+fn count(report: &mut DestinationReport, done: Done) {
+    match done {
+        Done::InSync => report.in_sync += 1,
+        Done::Extra => report.extra += 1,
+        Done::Copied(bytes) => {
+            report.copied += 1;
+            report.bytes += bytes;
+        }
+        Done::WouldCopy(key, bytes) => {
+            report.copied += 1;
+            report.bytes += bytes;
+            sample(&mut report.would_copy, &mut report.truncated, key);
+        }
+        Done::SourceChanged => report.source_changed += 1,
+        Done::Failed(failure) => {
+            report.failed += 1;
+            sample(&mut report.failures, &mut report.truncated, failure);
+        }
+        Done::ListingFailed(error) => {
+            report.error.get_or_insert(error);
+        }
     }
-    progress.finish(counts(
-        &report,
-        examined.load(Ordering::Relaxed),
-        options.dry_run,
-    ));
-    report
 }
 
 /// Copies what a verdict says is missing or different.
@@ -194,14 +228,17 @@ pub(super) fn copy_request(source: &str, destination: &Destination, entry: Entry
     }
 }
 
-fn counts(report: &DestinationReport, examined: u64, dry_run: bool) -> String {
+fn counts(reports: &[DestinationReport], examined: u64, dry_run: bool) -> String {
+    let sum = |f: fn(&DestinationReport) -> u64| reports.iter().map(f).sum::<u64>();
     format!(
-        "{examined} examined, {} in sync, {} {} ({} bytes), {} failed",
-        report.in_sync,
-        report.copied,
+        "{examined} keys examined; over {} destination{}: {} in sync, {} {} ({} bytes), {} failed",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        sum(|r| r.in_sync),
+        sum(|r| r.copied),
         if dry_run { "to copy" } else { "copied" },
-        report.bytes,
-        report.failed
+        sum(|r| r.bytes),
+        sum(|r| r.failed)
     )
 }
 

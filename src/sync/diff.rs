@@ -119,6 +119,145 @@ where
     })
 }
 
+/// What one destination's listing showed of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Listed(Entry),
+    Absent,
+    /// Its listing failed earlier in this range: nothing is known.
+    Unknown,
+}
+
+/// One key, as the source and every destination list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub source: Option<Entry>,
+    pub copies: Vec<Seen>,
+}
+
+impl Row {
+    /// How the key compares in each destination; `None` where nothing is
+    /// known or the key is in neither.
+    pub fn verdicts(self) -> Vec<Option<Verdict>> {
+        let source = self.source;
+        self.copies
+            .into_iter()
+            .map(|seen| match (&source, seen) {
+                (_, Seen::Unknown) => None,
+                (Some(s), Seen::Listed(d)) => Some(compare(s.clone(), d)),
+                (Some(s), Seen::Absent) => Some(Verdict::Missing(s.clone())),
+                (None, Seen::Listed(d)) => Some(Verdict::Extra(d)),
+                (None, Seen::Absent) => None,
+            })
+            .collect()
+    }
+}
+
+/// What a merge of one source with many destinations yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged<E> {
+    Row(Row),
+    /// Destination `copy`'s listing failed; its column is `Unknown` from
+    /// here on, and the others go on.
+    CopyFailed {
+        copy: usize,
+        error: E,
+    },
+}
+
+/// The source and every destination merged in one pass, one row per key
+/// in any of them: each listing is read once, in order, holding only its
+/// next entry, and the next entries of all of them are asked for at once.
+/// A source listing's error ends the merge (it is passed on as `Err`).
+pub fn merge_rows<S, D, E>(source: S, copies: Vec<D>) -> impl Stream<Item = Result<Merged<E>, E>>
+where
+    S: Stream<Item = Result<Entry, E>>,
+    D: Stream<Item = Result<Entry, E>>,
+{
+    let state = (
+        Some(Box::pin(source.peekable())),
+        copies
+            .into_iter()
+            .map(|d| Some(Box::pin(d.peekable())))
+            .collect::<Vec<_>>(),
+    );
+    stream::unfold(state, |(mut source, mut copies)| async move {
+        // The next key of each side (None: exhausted; Err: failed), asked
+        // for concurrently.
+        let (next_source, next_copies) = {
+            let source_peek = async {
+                match source.as_mut() {
+                    Some(s) => s
+                        .as_mut()
+                        .peek()
+                        .await
+                        .map(|r| r.as_ref().map(|e| e.key.clone()).map_err(|_| ())),
+                    None => None,
+                }
+            };
+            let copy_peeks = futures::future::join_all(copies.iter_mut().map(|c| async move {
+                match c.as_mut() {
+                    Some(c) => c
+                        .as_mut()
+                        .peek()
+                        .await
+                        .map(|r| r.as_ref().map(|e| e.key.clone()).map_err(|_| ())),
+                    None => None,
+                }
+            }));
+            futures::join!(source_peek, copy_peeks)
+        };
+        if let Some(Err(_)) = next_source {
+            let err = match source.as_mut()?.next().await? {
+                Err(err) => err,
+                Ok(_) => return None,
+            };
+            source = None;
+            copies.clear();
+            return Some((Err(err), (source, copies)));
+        }
+        if let Some(failed) = next_copies.iter().position(|k| matches!(k, Some(Err(_)))) {
+            let error = match copies[failed].as_mut()?.next().await? {
+                Err(err) => err,
+                Ok(_) => return None,
+            };
+            copies[failed] = None;
+            return Some((
+                Ok(Merged::CopyFailed {
+                    copy: failed,
+                    error,
+                }),
+                (source, copies),
+            ));
+        }
+        let key = std::iter::once(&next_source)
+            .chain(next_copies.iter())
+            .filter_map(|k| k.as_ref().and_then(|k| k.as_ref().ok()))
+            .min()?
+            .clone();
+        let source_entry = match (&next_source, source.as_mut()) {
+            (Some(Ok(k)), Some(s)) if *k == key => s.as_mut().next().await.and_then(Result::ok),
+            _ => None,
+        };
+        let mut seen = Vec::with_capacity(copies.len());
+        for (next, copy) in next_copies.iter().zip(copies.iter_mut()) {
+            seen.push(match (next, copy.as_mut()) {
+                (_, None) => Seen::Unknown,
+                (Some(Ok(k)), Some(c)) if *k == key => match c.as_mut().next().await {
+                    Some(Ok(entry)) => Seen::Listed(entry),
+                    _ => Seen::Unknown,
+                },
+                _ => Seen::Absent,
+            });
+        }
+        let row = Row {
+            source: source_entry,
+            copies: seen,
+        };
+        Some((Ok(Merged::Row(row)), (source, copies)))
+    })
+}
+
 /// The source entries that at least one destination lacks or has
 /// otherwise, from one pass over every listing: each destination's listing
 /// is advanced alongside the source's, so only one entry of each is held.
@@ -332,5 +471,83 @@ mod tests {
         .await
         .unwrap();
         assert!(verdicts.iter().all(|v| matches!(v, Verdict::Same { .. })));
+    }
+    #[tokio::test]
+    async fn one_merge_of_many_destinations_gives_one_row_per_key() {
+        let source = listing(vec![
+            entry("a", 1, "e"),
+            entry("b", 2, "e"),
+            entry("d", 4, "e"),
+        ]);
+        let first = listing(vec![entry("a", 1, "e"), entry("c", 3, "e")]);
+        let second = listing(vec![entry("b", 2, "other"), entry("d", 4, "e")]);
+        let rows: Vec<Merged<String>> = merge_rows(source, vec![first, second])
+            .try_collect()
+            .await
+            .unwrap();
+        let verdicts: Vec<Vec<Option<Verdict>>> = rows
+            .into_iter()
+            .map(|merged| match merged {
+                Merged::Row(row) => row.verdicts(),
+                Merged::CopyFailed { .. } => panic!("no listing failed"),
+            })
+            .collect();
+        let same = |key: &str| {
+            Some(Verdict::Same {
+                key: key.into(),
+                size_only: false,
+            })
+        };
+        assert_eq!(
+            verdicts,
+            vec![
+                vec![same("a"), Some(Verdict::Missing(entry("a", 1, "e")))],
+                vec![
+                    Some(Verdict::Missing(entry("b", 2, "e"))),
+                    Some(Verdict::Different {
+                        source: entry("b", 2, "e"),
+                        destination: entry("b", 2, "other"),
+                        what: "ETag"
+                    })
+                ],
+                vec![Some(Verdict::Extra(entry("c", 3, "e"))), None],
+                vec![Some(Verdict::Missing(entry("d", 4, "e"))), same("d")],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_destination_whose_listing_fails_is_unknown_from_there_on() {
+        let source = listing(vec![entry("a", 1, "e"), entry("b", 1, "e")]);
+        let broken: Box<dyn Stream<Item = Result<Entry, String>> + Unpin> =
+            Box::new(stream::iter(vec![
+                Ok(entry("a", 1, "e")),
+                Err("denied".to_owned()),
+            ]));
+        let fine: Box<dyn Stream<Item = Result<Entry, String>> + Unpin> =
+            Box::new(listing(vec![entry("b", 1, "e")]));
+        let merged: Vec<Merged<String>> = merge_rows(source, vec![broken, fine])
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        let Merged::Row(first) = &merged[0] else {
+            panic!("{merged:?}")
+        };
+        assert_eq!(first.copies[0], Seen::Listed(entry("a", 1, "e")));
+        assert_eq!(
+            merged[1],
+            Merged::CopyFailed {
+                copy: 0,
+                error: "denied".to_owned()
+            }
+        );
+        let Merged::Row(second) = &merged[2] else {
+            panic!("{merged:?}")
+        };
+        assert_eq!(
+            second.copies,
+            vec![Seen::Unknown, Seen::Listed(entry("b", 1, "e"))]
+        );
     }
 }

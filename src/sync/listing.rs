@@ -83,7 +83,7 @@ pub fn list<'a>(
 /// Every merge of listings rests on S3's order (keys ascending by their
 /// UTF-8 bytes, each once): a listing that breaks it is an error, never a
 /// silently wrong diff.
-fn in_order(bucket: &str, previous: Option<&str>, key: &str) -> Result<(), DeployError> {
+pub(super) fn in_order(bucket: &str, previous: Option<&str>, key: &str) -> Result<(), DeployError> {
     match previous {
         Some(previous) if key.as_bytes() <= previous.as_bytes() => Err(DeployError(format!(
             "the listing of bucket {bucket} is out of order ({key:?} came after {previous:?}); \
@@ -94,7 +94,7 @@ fn in_order(bucket: &str, previous: Option<&str>, key: &str) -> Result<(), Deplo
     }
 }
 
-fn entry(
+pub(super) fn entry(
     bucket: &str,
     strip: &str,
     object: &aws_sdk_s3::types::Object,

@@ -2,12 +2,11 @@
 //! same? Exit status 0 only when all are in sync.
 
 use futures::TryStreamExt;
-use futures::future::join_all;
 use serde::Serialize;
 
-use super::diff::Verdict;
+use super::diff::{Merged, Verdict};
 use super::progress::Progress;
-use super::{Destination, Fanout, sample};
+use super::{Fanout, sample};
 
 /// One destination compared with the source.
 #[derive(Debug, Default, Serialize)]
@@ -49,41 +48,64 @@ pub struct VerifyReport {
     pub destinations: Vec<DestinationReport>,
 }
 
+/// Every destination compared with the source in one pass over all the
+/// listings (see `slices`).
 pub async fn verify(fanout: &Fanout) -> VerifyReport {
-    let destinations = join_all(
-        fanout
-            .destinations
-            .iter()
-            .map(|destination| verify_one(fanout, destination)),
-    )
-    .await;
-    VerifyReport {
-        ok: destinations.iter().all(DestinationReport::in_sync),
-        source: fanout.source.clone(),
-        destinations,
-    }
-}
-
-async fn verify_one(fanout: &Fanout, destination: &Destination) -> DestinationReport {
-    let progress = Progress::new(format!("verify s3://{}", destination.bucket));
-    let mut report = DestinationReport {
-        destination: destination.bucket.clone(),
-        key_prefix: destination.key_prefix.clone(),
-        ..DestinationReport::default()
-    };
+    let progress = Progress::new(format!("verify s3://{}", fanout.source));
+    let mut reports: Vec<DestinationReport> = fanout
+        .destinations
+        .iter()
+        .map(|destination| DestinationReport {
+            destination: destination.bucket.clone(),
+            key_prefix: destination.key_prefix.clone(),
+            ..DestinationReport::default()
+        })
+        .collect();
     let compared = fanout
-        .compare(destination)
-        .try_fold(&mut report, |report, verdict| {
-            tally(report, verdict);
-            progress.update(|| counts(report));
-            std::future::ready(Ok(report))
+        .rows()
+        .try_fold(&mut reports, |reports, merged| {
+            match merged {
+                Merged::Row(row) => {
+                    for (report, verdict) in reports.iter_mut().zip(row.verdicts()) {
+                        if let Some(verdict) = verdict {
+                            tally(report, verdict);
+                        }
+                    }
+                }
+                Merged::CopyFailed { copy, error } => {
+                    reports[copy].error.get_or_insert_with(|| error.to_string());
+                }
+            }
+            progress.update(|| summary(reports));
+            std::future::ready(Ok(reports))
         })
         .await;
     if let Err(err) = compared {
-        report.error = Some(err.to_string());
+        for report in &mut reports {
+            report.error.get_or_insert_with(|| err.to_string());
+        }
     }
-    progress.finish(counts(&report));
-    report
+    progress.finish(summary(&reports));
+    // Slices finish in any order: the keys named are sorted, as a serial
+    // listing would have found them.
+    for report in &mut reports {
+        report.missing_keys.sort();
+        report.different_keys.sort();
+        report.extra_keys.sort();
+    }
+    VerifyReport {
+        ok: reports.iter().all(DestinationReport::in_sync),
+        source: fanout.source.clone(),
+        destinations: reports,
+    }
+}
+
+fn summary(reports: &[DestinationReport]) -> String {
+    reports
+        .iter()
+        .map(|r| format!("s3://{} {}", r.destination, counts(r)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn tally(report: &mut DestinationReport, verdict: Verdict) {
