@@ -182,6 +182,8 @@ async fn coordinate(plan: Arc<Plan>, mut rows: mpsc::Sender<Item>) {
         }
     };
     let (pages, mut fetched) = mpsc::unbounded::<()>();
+    // Whatever ends the coordinator ends every slice it started.
+    let mut listing = Running(Vec::new());
     let mut running = FuturesUnordered::new();
     let mut bounds: Vec<(u64, Arc<Bound>)> = Vec::new();
     let mut next_id = 0u64;
@@ -204,8 +206,17 @@ async fn coordinate(plan: Arc<Plan>, mut rows: mpsc::Sender<Item>) {
             let id = next_id;
             next_id += 1;
             bounds.push((id, bound.clone()));
-            let slice = list_slice(plan.clone(), after, bound, pages.clone(), rows.clone());
-            running.push(slice.map(move |go_on| (id, go_on)));
+            // A task each: parsing a page of 1,000 keys takes milliseconds of
+            // CPU, which one task would do for every slice on one thread.
+            let slice = tokio::spawn(list_slice(
+                plan.clone(),
+                after,
+                bound,
+                pages.clone(),
+                rows.clone(),
+            ));
+            listing.0.push((id, slice.abort_handle()));
+            running.push(slice.map(move |ended| (id, ended.unwrap_or(false))));
         }
         if running.is_empty() {
             return;
@@ -215,12 +226,24 @@ async fn coordinate(plan: Arc<Plan>, mut rows: mpsc::Sender<Item>) {
         match futures::future::select(running.next(), fetched.next()).await {
             futures::future::Either::Left((Some((id, go_on)), _)) => {
                 bounds.retain(|(i, _)| *i != id);
+                listing.0.retain(|(i, _)| *i != id);
                 if !go_on {
                     return;
                 }
             }
             futures::future::Either::Left((None, _)) => return,
             futures::future::Either::Right(_) => {}
+        }
+    }
+}
+
+/// The tasks of the slices running, aborted when the coordinator ends.
+struct Running(Vec<(u64, tokio::task::AbortHandle)>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (_, task) in &self.0 {
+            task.abort();
         }
     }
 }
