@@ -14,8 +14,9 @@
 //! alone.
 
 use std::cmp::Ordering;
+use std::pin::Pin;
 
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, Peekable, Stream, StreamExt};
 
 use super::listing::Entry;
 
@@ -184,29 +185,10 @@ where
     stream::unfold(state, |(mut source, mut copies)| async move {
         // The next key of each side (None: exhausted; Err: failed), asked
         // for concurrently.
-        let (next_source, next_copies) = {
-            let source_peek = async {
-                match source.as_mut() {
-                    Some(s) => s
-                        .as_mut()
-                        .peek()
-                        .await
-                        .map(|r| r.as_ref().map(|e| e.key.clone()).map_err(|_| ())),
-                    None => None,
-                }
-            };
-            let copy_peeks = futures::future::join_all(copies.iter_mut().map(|c| async move {
-                match c.as_mut() {
-                    Some(c) => c
-                        .as_mut()
-                        .peek()
-                        .await
-                        .map(|r| r.as_ref().map(|e| e.key.clone()).map_err(|_| ())),
-                    None => None,
-                }
-            }));
-            futures::join!(source_peek, copy_peeks)
-        };
+        let (next_source, next_copies) = futures::join!(
+            next_key(&mut source),
+            futures::future::join_all(copies.iter_mut().map(next_key))
+        );
         if let Some(Err(_)) = next_source {
             let err = match source.as_mut()?.next().await? {
                 Err(err) => err,
@@ -256,6 +238,16 @@ where
         };
         Some((Ok(Merged::Row(row)), (source, copies)))
     })
+}
+
+/// The key a side of [`merge_rows`] holds next: `None` when it is
+/// exhausted or gone, `Err` when its listing failed.
+async fn next_key<S, E>(side: &mut Option<Pin<Box<Peekable<S>>>>) -> Option<Result<String, ()>>
+where
+    S: Stream<Item = Result<Entry, E>>,
+{
+    let next = side.as_mut()?.as_mut().peek().await?;
+    Some(next.as_ref().map(|e| e.key.clone()).map_err(|_| ()))
 }
 
 /// The source entries that at least one destination lacks or has

@@ -47,6 +47,33 @@ async fn open_uploads(clients: &Clients, bucket: &str) -> usize {
         .len()
 }
 
+/// Writes `key` to `source` and runs the first invocation of its copy by
+/// `function` at once, while deliveries are held: the copy hands on, and
+/// its continuation waits in the queue.
+async fn start_chain(clients: &Clients, source: &str, function: &str, key: &str, bytes: &[u8]) {
+    let written = clients
+        .s3
+        .put_object()
+        .bucket(source)
+        .key(key)
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let etag = written
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned();
+    let started = invoke_now(
+        clients,
+        function,
+        &created_event(source, key, &etag, bytes.len()),
+    )
+    .await;
+    assert_eq!(started["continued"], 1, "{started}");
+}
+
 async fn invoke_now(clients: &Clients, function: &str, payload: &Value) -> Value {
     let answer = clients
         .lambda
@@ -150,27 +177,7 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
     // newer object's own event copies it whole.
     aws.pause_deliveries(true);
     let first = body(2);
-    let written = clients
-        .s3
-        .put_object()
-        .bucket(&source)
-        .key("swap.bin")
-        .body(first.clone().into())
-        .send()
-        .await
-        .expect("put");
-    let etag = written
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
-    let started = invoke_now(
-        &clients,
-        &kept,
-        &created_event(&source, "swap.bin", &etag, first.len()),
-    )
-    .await;
-    assert_eq!(started["continued"], 1, "{started}");
+    start_chain(&clients, &source, &kept, "swap.bin", &first).await;
     let second = body(3);
     clients
         .s3
@@ -205,27 +212,7 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
     // the failure queue, and retry completes it once the bucket is back.
     aws.pause_deliveries(true);
     let third = body(4);
-    let written = clients
-        .s3
-        .put_object()
-        .bucket(&source)
-        .key("gone.bin")
-        .body(third.clone().into())
-        .send()
-        .await
-        .expect("put");
-    let etag = written
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
-    let started = invoke_now(
-        &clients,
-        &gone,
-        &created_event(&source, "gone.bin", &etag, third.len()),
-    )
-    .await;
-    assert_eq!(started["continued"], 1, "{started}");
+    start_chain(&clients, &source, &gone, "gone.bin", &third).await;
     for key in ["big.bin", "swap.bin"] {
         clients
             .s3
@@ -295,27 +282,7 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
         .expect("an upload left open");
     aws.pause_deliveries(true);
     let held = body(5);
-    let written = clients
-        .s3
-        .put_object()
-        .bucket(&source)
-        .key("held.bin")
-        .body(held.clone().into())
-        .send()
-        .await
-        .expect("put");
-    let etag = written
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
-    let started = invoke_now(
-        &clients,
-        &kept,
-        &created_event(&source, "held.bin", &etag, held.len()),
-    )
-    .await;
-    assert_eq!(started["continued"], 1, "{started}");
+    start_chain(&clients, &source, &kept, "held.bin", &held).await;
     let status = aws
         .s3fan_json(&access_key(), &["status", "--source", &source])
         .await;
