@@ -291,8 +291,9 @@ pub struct FanoutArgs {
 pub struct BackfillArgs {
     #[command(flatten)]
     pub fanout: FanoutArgs,
-    /// Copies at once, per destination.
-    #[arg(long, default_value_t = crate::sync::backfill::DEFAULT_CONCURRENCY,
+    /// The most copies at once, per destination: s3fan starts at 16, goes
+    /// up while throughput grows and halves when S3 answers 503 SlowDown.
+    #[arg(long, value_name = "N", default_value_t = crate::sync::backfill::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
     /// List what would be copied and copy nothing.

@@ -11,15 +11,18 @@ use serde::Serialize;
 
 use super::diff::{Merged, Verdict};
 use super::listing::Entry;
+use super::pace::{self, Pace};
 use super::progress::Progress;
 use super::{Destination, Fanout, sample};
 use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::{CopyRequest, Route};
-use crate::handler::s3::CopyOutcome;
+use crate::handler::s3::{CopyOutcome, S3Clients};
 
-pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// The most copies at once per destination, by default: the pace starts
+/// at 16 and goes up to this while throughput grows (see `pace`).
+pub const DEFAULT_CONCURRENCY: u16 = 256;
 
 /// How one destination's backfill went.
 #[derive(Debug, Default, Serialize)]
@@ -39,6 +42,8 @@ pub struct DestinationReport {
     /// In the destination only; left alone (backfill never deletes).
     pub extra: u64,
     pub failed: u64,
+    /// How many copies ran at once, and how often S3 asked for fewer.
+    pub pace: pace::Summary,
     /// With --dry-run, up to 100 keys that would be copied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_copy: Vec<String>,
@@ -60,15 +65,16 @@ pub struct BackfillReport {
 }
 
 pub struct Options {
+    /// The most copies at once per destination (`--concurrency`).
     pub concurrency: usize,
     pub dry_run: bool,
     pub settings: CopySettings,
 }
 
 /// One pass over the source for every destination: the listings of all of
-/// them are merged key by key, in slices listed at once (`slices`), and up
-/// to `concurrency` copies per destination run at a time, fed as the merge
-/// reads.
+/// them are merged key by key, in slices listed at once (`slices`), and
+/// each destination's copies run as many at once as its pace allows (up to
+/// `concurrency`), fed as the merge reads.
 pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
     let progress = Progress::new(format!("backfill s3://{}", fanout.source));
     let mut reports: Vec<DestinationReport> = fanout
@@ -81,6 +87,13 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         })
         .collect();
     let examined = AtomicU64::new(0);
+    let paces: Vec<Paced> = fanout
+        .destinations
+        .iter()
+        .map(|destination| Paced::new(fanout, destination, options.concurrency))
+        .collect();
+    let paces = &paces;
+    // Enough waiting copies that no destination's pace runs dry.
     let copies_at_once = options.concurrency.max(1) * fanout.destinations.len().max(1);
     let result = fanout
         .rows()
@@ -101,8 +114,8 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         .map_ok(|work| async move {
             Ok(match work {
                 Work::Settle(i, verdict) => {
-                    let done = settle(fanout, &fanout.destinations[i], options, verdict).await;
-                    (i, done)
+                    let done = settle(fanout, &fanout.destinations[i], &paces[i], options, verdict);
+                    (i, done.await)
                 }
                 Work::ListingFailed(i, error) => (i, Done::ListingFailed(error.to_string())),
             })
@@ -125,9 +138,10 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         examined.load(Ordering::Relaxed),
         options.dry_run,
     ));
-    for report in &mut reports {
+    for (report, paced) in reports.iter_mut().zip(paces) {
         report.would_copy.sort();
         report.failures.sort();
+        report.pace = paced.pace.summary();
     }
     BackfillReport {
         ok: reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
@@ -180,10 +194,29 @@ fn count(report: &mut DestinationReport, done: Done) {
     }
 }
 
+/// One destination's pace, and the clients whose 503s it counts.
+struct Paced {
+    pace: Pace,
+    clients: S3Clients,
+}
+
+impl Paced {
+    fn new(fanout: &Fanout, destination: &Destination, cap: usize) -> Paced {
+        let pace = Pace::new(cap);
+        let clients = fanout.clients(destination);
+        let clients = S3Clients {
+            source: pace.watch(&clients.source),
+            destination: pace.watch(&clients.destination),
+        };
+        Paced { pace, clients }
+    }
+}
+
 /// Copies what a verdict says is missing or different.
 async fn settle(
     fanout: &Fanout,
     destination: &Destination,
+    paced: &Paced,
     options: &Options,
     verdict: Verdict,
 ) -> Done {
@@ -198,8 +231,10 @@ async fn settle(
     // A backfill may run for hours; each copy has the time a copy needs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
     let request = copy_request(&fanout.source, destination, entry);
-    let clients = fanout.clients(destination);
-    match copy::copy(&clients, &options.settings, &request, deadline, None).await {
+    let slot = paced.pace.slot().await;
+    let copied = copy::copy(&paced.clients, &options.settings, &request, deadline, None).await;
+    paced.pace.finish(slot);
+    match copied {
         Ok(copied) if copied.outcome == CopyOutcome::Copied => {
             Done::Copied(copied.bytes.unwrap_or(0))
         }
@@ -265,6 +300,17 @@ impl crate::report::Report for BackfillReport {
                 d.source_changed,
                 d.failed
             ));
+            if d.copied + d.failed > 0 && !self.dry_run {
+                out.push_str(&format!(
+                    "    copies at once: up to {}, {} at the end{}\n",
+                    d.pace.most,
+                    d.pace.last,
+                    match d.pace.throttled {
+                        0 => String::new(),
+                        n => format!("; S3 asked to slow down {n} times (503 SlowDown)"),
+                    }
+                ));
+            }
             for key in d.would_copy.iter().take(10) {
                 out.push_str(&format!("    would copy {key}\n"));
             }

@@ -8,6 +8,7 @@ pub mod backfill;
 mod diff;
 mod keyspace;
 mod listing;
+mod pace;
 mod progress;
 pub mod reconcile;
 pub mod reconcile_now;

@@ -1,7 +1,9 @@
 //! End to end: `s3fan backfill` and `s3fan verify`, the release binary run
 //! as a user runs it, against the local AWS.
 
-use crate::common::{Clients, access_key, assert_ok, local_aws, unique, writes_by};
+use crate::common::{
+    Clients, FaultProxy, access_key, assert_ok, local_aws, s3fan_with_env, unique, writes_by,
+};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -694,5 +696,49 @@ async fn keys_that_xml_cannot_carry_are_listed_copied_and_verified_by_their_real
         ),
         (Some(keys.len() as u64), Some(0), Some(0)),
         "{d}"
+    );
+}
+
+/// A bucket that throttles: backfill halves its copies at once, every 503
+/// counts (also those the SDK's retry then hid from the copy), and every
+/// object arrives. moto never throttles; the fault proxy answers a share of
+/// CopyObject requests with S3's `503 SlowDown`, not forwarding them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_slows_down_when_s3_throttles_and_copies_everything() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-throttled");
+    let target = unique("dst-throttled");
+    for bucket in [&source, &target] {
+        clients.create_bucket(bucket).await;
+    }
+    let keys = fill(&clients, &source, 60).await;
+    let proxy = FaultProxy::start(&aws.endpoint, &["--rate", "0", "--seed", "11"]);
+    proxy.configure(json!({"rate": 0.2, "kinds": ["slowdown"], "only": ["CopyObject"]}));
+    let run = s3fan_with_env(
+        &proxy.endpoint,
+        &access_key(),
+        // The SDK's own setting, as a user would raise it for a bucket
+        // that throttles: a copy throttled three times would fail.
+        &[("AWS_MAX_ATTEMPTS", "10")],
+        &[
+            "backfill", "--source", &source, "--dest", &target, "--output", "json",
+        ],
+    )
+    .await;
+    assert_ok(&run);
+    let report: Value = serde_json::from_str(&run.stdout).expect("backfill's JSON report");
+    let copied = destination(&report, &target);
+    assert_eq!(copied["copied"], keys.len(), "{report}");
+    assert_eq!(count_objects(&clients, &target, "").await, keys.len());
+    let stats = proxy.stats();
+    let throttled = stats["by_operation"]["CopyObject"]["slowdown"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(throttled > 0, "the proxy throttled nothing: {stats}");
+    assert_eq!(copied["pace"]["throttled"], throttled, "{report}");
+    assert!(
+        copied["pace"]["last"].as_u64().is_some_and(|n| n < 16),
+        "the copies at once did not come down: {report}"
     );
 }
