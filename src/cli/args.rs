@@ -299,6 +299,14 @@ pub struct BackfillArgs {
     /// List what would be copied and copy nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Copy the objects this file names, one key per line ("-": standard
+    /// input), and list no source.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inventory", "via_lambda"])]
+    pub files_from: Option<std::path::PathBuf>,
+    /// Copy the objects an S3 Inventory report (CSV) names, and list no
+    /// source: s3://BUCKET/PATH/manifest.json.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "via_lambda")]
+    pub inventory: Option<String>,
     /// Copy on Lambda: publish the objects to copy to the fan-out's topic,
     /// as S3 events, and let the deployed functions copy them.
     #[arg(long)]

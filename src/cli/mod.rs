@@ -220,6 +220,11 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
         aws,
     } = args.fanout;
     let spec = target(source, dest, &aws)?;
+    let objects = match (args.files_from, args.inventory) {
+        (Some(path), _) => Some(sync::named::ObjectList::FilesFrom(path)),
+        (None, Some(url)) => Some(sync::named::ObjectList::inventory(&url)?),
+        (None, None) => None,
+    };
     // The same variables tune the copies here as in the function.
     let settings = CopySettings::from_process_env()?;
     if args.via_lambda && !spec.destinations.is_empty() {
@@ -242,6 +247,7 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
         return Ok(Backfilled::ViaLambda(report));
     }
     let options = sync::backfill::Options {
+        objects,
         concurrency: usize::from(args.concurrency),
         dry_run: args.dry_run,
         settings,

@@ -3,14 +3,16 @@
 //! (multipart past the threshold, tags and metadata, the ETag condition).
 //! A re-run copies nothing that is already there.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{TryStreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::diff::{Merged, Verdict};
 use super::listing::Entry;
+use super::named::{self, ObjectList};
 use super::pace::{self, Pace};
 use super::progress::Progress;
 use super::{Destination, Fanout, sample};
@@ -61,10 +63,16 @@ pub struct BackfillReport {
     pub ok: bool,
     pub source: String,
     pub dry_run: bool,
+    /// With a list of objects: those the source did not have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_in_source: Option<u64>,
     pub destinations: Vec<DestinationReport>,
 }
 
 pub struct Options {
+    /// `--files-from` or `--inventory`: these objects, and no listing of
+    /// the source.
+    pub objects: Option<ObjectList>,
     /// The most copies at once per destination (`--concurrency`).
     pub concurrency: usize,
     pub dry_run: bool,
@@ -95,8 +103,12 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
     let paces = &paces;
     // Enough waiting copies that no destination's pace runs dry.
     let copies_at_once = options.concurrency.max(1) * fanout.destinations.len().max(1);
-    let result = fanout
-        .rows()
+    let absent = Arc::new(AtomicU64::new(0));
+    let rows = match &options.objects {
+        Some(list) => named::rows(fanout, list.clone(), absent.clone()).boxed(),
+        None => fanout.rows().boxed(),
+    };
+    let result = rows
         .map_ok(|merged| {
             examined.fetch_add(1, Ordering::Relaxed);
             let work: Vec<Work> = match merged {
@@ -147,6 +159,10 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         ok: reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
         source: fanout.source.clone(),
         dry_run: options.dry_run,
+        not_in_source: options
+            .objects
+            .is_some()
+            .then(|| absent.load(Ordering::Relaxed)),
         destinations: reports,
     }
 }
@@ -288,6 +304,12 @@ impl crate::report::Report for BackfillReport {
             },
             self.source
         );
+        if let Some(n) = self.not_in_source.filter(|n| *n > 0) {
+            out.push_str(&format!(
+                "  {n} of the objects the list names are not in the source (deleted since?): \
+                 nothing to copy for them\n"
+            ));
+        }
         for d in &self.destinations {
             out.push_str(&format!(
                 "  s3://{}/{}  {} in sync, {} {} ({} bytes), {} changed in the source meanwhile, {} failed\n",

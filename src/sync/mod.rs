@@ -8,6 +8,7 @@ pub mod backfill;
 mod diff;
 mod keyspace;
 mod listing;
+pub mod named;
 mod pace;
 mod progress;
 pub mod reconcile;

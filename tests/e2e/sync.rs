@@ -2,7 +2,8 @@
 //! as a user runs it, against the local AWS.
 
 use crate::common::{
-    Clients, FaultProxy, access_key, assert_ok, local_aws, s3fan_with_env, unique, writes_by,
+    Clients, FaultProxy, RecordedRequest, access_key, assert_ok, local_aws, s3fan_with_env, unique,
+    writes_by,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -741,4 +742,205 @@ async fn backfill_slows_down_when_s3_throttles_and_copies_everything() {
         copied["pace"]["last"].as_u64().is_some_and(|n| n < 16),
         "the copies at once did not come down: {report}"
     );
+}
+
+/// The lists of `s3fan backfill` that replace a listing of the source. S3
+/// Inventory does not run on moto: the test writes the report as S3 would
+/// (manifest.json, a gzip CSV data file with URL-encoded keys, an older
+/// version and a delete marker in it), and asserts that the source bucket
+/// is never listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_from_a_key_file_or_an_inventory_lists_no_source() {
+    use std::io::Write;
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-named");
+    let from_file = unique("dst-named-file");
+    let from_inventory = unique("dst-named-inv");
+    let inventories = unique("inventories");
+    for bucket in [&source, &from_file, &from_inventory, &inventories] {
+        clients.create_bucket(bucket).await;
+    }
+    let keys = fill(&clients, &source, 40).await;
+    let named: Vec<&String> = keys.iter().step_by(4).collect();
+    // One of them is there already, and equal: not copied again.
+    let body = original_bytes(&clients, &source, named[0]).await;
+    clients
+        .put(&from_file, named[0], body, "text/plain", &[("n", "1")])
+        .await;
+
+    // 1. --files-from: the keys as they are, and one the source lacks.
+    let dir = std::env::temp_dir().join(unique("files-from"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let list = dir.join("keys.txt");
+    let mut text: String = named.iter().map(|k| format!("{k}\n")).collect();
+    text.push_str("gone/never-there.txt\n");
+    std::fs::write(&list, text).expect("write the key file");
+    let key = access_key();
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--dest",
+                &from_file,
+                "--files-from",
+                list.to_str().expect("utf-8 path"),
+                "--output",
+                "json",
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    let report: Value = serde_json::from_str(&run.stdout).expect("backfill's JSON report");
+    let d = destination(&report, &from_file);
+    assert_eq!(
+        (&d["copied"], &d["in_sync"], &report["not_in_source"]),
+        (&json!(named.len() - 1), &json!(1), &json!(1)),
+        "{report}"
+    );
+    let copied = clients.keys(&from_file).await;
+    let expected: std::collections::BTreeSet<String> =
+        named.iter().map(|k| k.to_string()).collect();
+    assert_eq!(copied, expected);
+
+    // 2. --inventory: what S3 Inventory writes, for the same keys.
+    let mut csv = String::new();
+    for k in &named {
+        let head = clients
+            .s3
+            .head_object()
+            .bucket(&source)
+            .key(k.as_str())
+            .send()
+            .await
+            .expect("head");
+        let encoded: String = form_urlencoded(k);
+        csv.push_str(&format!(
+            "\"{source}\",\"{encoded}\",\"v2\",\"true\",\"false\",\"{}\",\"2026-12-01T00:00:00.000Z\",\"{}\"\n",
+            head.content_length().unwrap_or(0),
+            head.e_tag().unwrap_or_default().trim_matches('"')
+        ));
+    }
+    // An older version and a delete marker: neither is copied.
+    csv.push_str(&format!(
+        "\"{source}\",\"old/version.txt\",\"v1\",\"false\",\"false\",\"3\",\"2026-11-01T00:00:00.000Z\",\"abc\"\n\
+         \"{source}\",\"deleted.txt\",\"v3\",\"true\",\"true\",\"\",\"2026-11-02T00:00:00.000Z\",\"\"\n"
+    ));
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(csv.as_bytes()).expect("gzip");
+    let data = gzip.finish().expect("gzip");
+    let data_key = format!("{source}/daily/data/part-0.csv.gz");
+    clients
+        .put(&inventories, &data_key, data, "application/gzip", &[])
+        .await;
+    let manifest = json!({
+        "sourceBucket": source,
+        "destinationBucket": format!("arn:aws:s3:::{inventories}"),
+        "version": "2016-11-30",
+        "creationTimestamp": "1764547200000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag",
+        "files": [{"key": data_key, "size": 1, "MD5checksum": "unused"}],
+    });
+    let manifest_key = format!("{source}/daily/2026-12-01T01-00Z/manifest.json");
+    clients
+        .put(
+            &inventories,
+            &manifest_key,
+            manifest.to_string().into_bytes(),
+            "application/json",
+            &[],
+        )
+        .await;
+    let url = format!("s3://{inventories}/{manifest_key}");
+    let run = aws
+        .s3fan(
+            &key,
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--dest",
+                &from_inventory,
+                "--inventory",
+                &url,
+            ],
+        )
+        .await;
+    assert_ok(&run);
+    assert_eq!(
+        clients.keys(&from_inventory).await,
+        expected,
+        "{}",
+        run.stdout
+    );
+
+    // Neither run listed the source.
+    let listings: Vec<RecordedRequest> = aws
+        .requests()
+        .into_iter()
+        .filter(|r| r.access_key.as_deref() == Some(key.as_str()))
+        .filter(|r| r.method == "GET" && r.path.trim_matches('/') == source)
+        .filter(|r| !r.query.contains("location"))
+        .collect();
+    assert!(listings.is_empty(), "the source was listed: {listings:?}");
+
+    // A bad address and a manifest of another bucket are refused by name.
+    let bad = aws
+        .s3fan(
+            &key,
+            &[
+                "backfill",
+                "--source",
+                &source,
+                "--dest",
+                &from_inventory,
+                "--inventory",
+                "inventories/manifest.json",
+            ],
+        )
+        .await;
+    assert!(
+        !bad.success && bad.stderr.contains("s3://BUCKET/PATH/manifest.json"),
+        "{}",
+        bad.stderr
+    );
+    let other = aws
+        .s3fan(
+            &key,
+            &[
+                "backfill",
+                "--source",
+                &from_file,
+                "--dest",
+                &from_inventory,
+                "--inventory",
+                &url,
+            ],
+        )
+        .await;
+    // Found once the manifest is read: the report says where it stopped.
+    assert!(
+        !other.success && other.stdout.contains(&format!("lists bucket {source}")),
+        "{}{}",
+        other.stdout,
+        other.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A key as S3 Inventory writes it in CSV: URL-encoded, `+` for a space.
+fn form_urlencoded(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
