@@ -291,7 +291,7 @@ pub struct FanoutArgs {
 pub struct BackfillArgs {
     #[command(flatten)]
     pub fanout: FanoutArgs,
-    /// The most copies at once, per destination: s3fan starts at 16, goes
+    /// The most copies at once, per destination: s3fan starts at 32, goes
     /// up while throughput grows and halves when S3 answers 503 SlowDown.
     #[arg(long, value_name = "N", default_value_t = crate::sync::backfill::DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u16).range(1..=512))]

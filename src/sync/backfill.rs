@@ -23,7 +23,7 @@ use crate::handler::plan::{CopyRequest, Route};
 use crate::handler::s3::{CopyOutcome, S3Clients};
 
 /// The most copies at once per destination, by default: the pace starts
-/// at 16 and goes up to this while throughput grows (see `pace`).
+/// at 32 and goes up to this while throughput grows (see `pace`).
 pub const DEFAULT_CONCURRENCY: u16 = 256;
 
 /// How one destination's backfill went.

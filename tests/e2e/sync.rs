@@ -739,7 +739,7 @@ async fn backfill_slows_down_when_s3_throttles_and_copies_everything() {
     assert!(throttled > 0, "the proxy throttled nothing: {stats}");
     assert_eq!(copied["pace"]["throttled"], throttled, "{report}");
     assert!(
-        copied["pace"]["last"].as_u64().is_some_and(|n| n < 16),
+        copied["pace"]["last"].as_u64() < copied["pace"]["most"].as_u64(),
         "the copies at once did not come down: {report}"
     );
 }
