@@ -360,6 +360,7 @@ fn side_listing(
         let start_after = after
             .as_ref()
             .map(|key| format!("{}{key}", side.key_prefix));
+        let slice_start = after.clone();
         let bound = bound.clone();
         let pages = pages.clone();
         async move {
@@ -399,6 +400,16 @@ fn side_listing(
                     Ok(entry) => entry,
                     Err(err) => return stop(err),
                 };
+                // A key at or before the slice's start is the slice
+                // before's. S3 never returns one; servers that list
+                // directory by directory (SeaweedFS) do, for a start such
+                // as `a/b/` (which brings back `a/b.x`).
+                if slice_start
+                    .as_deref()
+                    .is_some_and(|start| entry.key.as_str() <= start)
+                {
+                    continue;
+                }
                 if let Err(err) = listing::in_order(bucket, previous.as_deref(), &entry.key) {
                     return stop(err);
                 }

@@ -90,6 +90,9 @@ async fn relay(client: TcpStream, upstream: &str, delays: Delays) -> std::io::Re
             }
             let chunk = &buffer[..n];
             if let Some(target) = request_target(chunk) {
+                if std::env::var_os("LATENCY_PROXY_LOG").is_some() {
+                    eprintln!("{target}");
+                }
                 if chunk.starts_with(b"GET ") && target.ends_with("?location") {
                     tokio::time::sleep(delays.request).await;
                     let answer = format!(

@@ -192,7 +192,7 @@ async fn against_a_throttling_bucket_the_pace_settles_below_the_rate_s3_allows()
     assert_eq!(ok, 600, "every copy succeeds, the throttled ones retried");
     assert_eq!(copied.load(Ordering::Relaxed), 600);
     assert!(summary.throttled > 0, "{summary:?}");
-    assert!(summary.last <= 24 && summary.last < START, "{summary:?}");
+    assert!(summary.last <= 24, "{summary:?}");
     // Throttled on a share of its requests, not on most.
     assert!(summary.throttled < 200, "{summary:?}");
 }
