@@ -89,6 +89,23 @@ def table(headers, rows):
     return "\n".join(out)
 
 
+def serve_in_thread(handler):
+    """A threaded HTTP server for `handler` on a free loopback port:
+    (server, endpoint)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# The answer to STS GetCallerIdentity, which s3fan asks before anything.
+CALLER_IDENTITY = (
+    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/bench</Arn>"
+    "<UserId>AIDABENCH</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+    "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,12 +202,7 @@ class FakeListing:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
-                self.reply(
-                    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-                    "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/bench</Arn>"
-                    "<UserId>AIDABENCH</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
-                    "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
-                    headers=[("Content-Type", "text/xml")])
+                self.reply(CALLER_IDENTITY, headers=[("Content-Type", "text/xml")])
 
             def do_HEAD(self):
                 self.send_response(200)
@@ -226,10 +238,7 @@ class FakeListing:
                 parts.append("</ListBucketResult>")
                 self.reply("".join(parts))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.endpoint = serve_in_thread(Handler)
 
     def close(self):
         self.server.shutdown()

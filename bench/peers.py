@@ -21,12 +21,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import REGION, FastS3, Figure, machine, ratio, table, wait_for_port  # noqa: E402
+from bench import (REGION, CALLER_IDENTITY, FastS3, Figure, machine, ratio,  # noqa: E402
+                   serve_in_thread, table, wait_for_port)
 
 SOURCE = "peers-src"
 
@@ -44,20 +44,14 @@ class Sts:
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = ('<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-                        "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/bench</Arn>"
-                        "<UserId>AIDABENCH</UserId><Account>123456789012</Account>"
-                        "</GetCallerIdentityResult></GetCallerIdentityResponse>").encode()
+                body = CALLER_IDENTITY.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.endpoint = serve_in_thread(Handler)
 
     def close(self):
         self.server.shutdown()
