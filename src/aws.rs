@@ -59,6 +59,38 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
+/// An S3 Control client (Batch Operations jobs). On a custom endpoint (a
+/// local AWS) the endpoint is used as given: S3 Control's endpoint rules put
+/// the account in front of the host (`123456789012.127.0.0.1:5000`), which
+/// no local server can be reached at. The account still travels in the
+/// `x-amz-account-id` header, as on AWS. Real AWS needs no override.
+pub fn s3control_client(config: &SdkConfig) -> aws_sdk_s3control::Client {
+    let custom = std::env::var("AWS_ENDPOINT_URL_S3_CONTROL")
+        .ok()
+        .or_else(|| config.endpoint_url().map(str::to_owned));
+    let mut builder = aws_sdk_s3control::config::Builder::from(config);
+    if let Some(url) = custom {
+        builder = builder.endpoint_resolver(AsGiven(url));
+    }
+    aws_sdk_s3control::Client::from_conf(builder.build())
+}
+
+#[derive(Debug)]
+struct AsGiven(String);
+
+impl aws_sdk_s3control::config::endpoint::ResolveEndpoint for AsGiven {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_s3control::config::endpoint::Params,
+    ) -> aws_sdk_s3control::config::endpoint::EndpointFuture<'a> {
+        aws_sdk_s3control::config::endpoint::EndpointFuture::ready(Ok(
+            aws_sdk_s3control::config::endpoint::Endpoint::builder()
+                .url(self.0.trim_end_matches('/').to_owned())
+                .build(),
+        ))
+    }
+}
+
 /// Whether a log line may be written: the SDK's TRACE lines print each
 /// signed request, its `x-amz-security-token` header (a session token)
 /// included, so they are dropped whatever RUST_LOG says; s3fan's own TRACE

@@ -11,6 +11,7 @@ use std::time::Duration;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::handler::batch::Invocation as BatchInvocation;
 use crate::handler::continuation::Handoff;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::Target;
@@ -20,6 +21,7 @@ use crate::handler::{Replicator, Unreplicated};
 use crate::settings::{FunctionSettings, destination_bucket};
 use crate::sync::reconcile::ReconcileEvent;
 
+mod batch_tasks;
 mod reconciling;
 
 /// Lambda starts a custom runtime's `bootstrap` with this variable set;
@@ -76,6 +78,8 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
                 },
                 source: told.source.clone(),
                 lambda: aws_sdk_lambda::Client::new(&config),
+                sqs: aws_sdk_sqs::Client::new(&config),
+                region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             })
         }
         // A misconfigured function still serves invocations, each failing
@@ -105,6 +109,13 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
             lambda: function.lambda.clone(),
             function: event.context.invoked_function_arn.clone(),
         };
+        if let Some(asked) = BatchInvocation::parse(&event.payload) {
+            let asked = asked.map_err(InvocationError::Batch)?;
+            let answer = function
+                .batch(&asked, &event.context, deadline, &handoff)
+                .await;
+            return Ok(Answer::Batch(answer));
+        }
         let summary = function
             .replicator
             .handle(
@@ -125,6 +136,8 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
 enum Answer {
     Replicated(Summary),
     Reconciled(reconciling::Reconciled),
+    /// To S3 Batch Operations: one result per task.
+    Batch(Value),
 }
 
 /// What one function is, once its environment is read.
@@ -134,6 +147,10 @@ struct Function {
     source: Option<String>,
     /// To invoke itself with the next slice of a reconcile.
     lambda: aws_sdk_lambda::Client,
+    /// To keep a failed Batch Operations task in the failure queue.
+    sqs: aws_sdk_sqs::Client,
+    /// The function's region, which the events it writes name.
+    region: String,
 }
 
 /// Why an invocation failed. Lambda retries failed asynchronous invocations,
@@ -146,6 +163,8 @@ enum InvocationError {
     Misconfigured(String),
     #[error("reconcile failed: {0}")]
     Reconcile(String),
+    #[error("{0}")]
+    Batch(String),
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -159,6 +178,7 @@ impl From<InvocationError> for Diagnostic {
             }
             InvocationError::Misconfigured(_) => "S3fan.Misconfigured",
             InvocationError::Reconcile(_) => "S3fan.ReconcileFailed",
+            InvocationError::Batch(_) => "S3fan.UnrecognisedEvent",
         };
         Diagnostic {
             error_type: error_type.to_owned(),

@@ -309,8 +309,18 @@ pub struct BackfillArgs {
     pub inventory: Option<String>,
     /// Copy on Lambda: publish the objects to copy to the fan-out's topic,
     /// as S3 events, and let the deployed functions copy them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "via_batch_operations")]
     pub via_lambda: bool,
+    /// Copy with S3 Batch Operations: one job per destination calls its
+    /// function for every object of --inventory or --files-from (billed by
+    /// AWS: $0.25 a job and $1.00 a million objects, plus Lambda).
+    #[arg(long)]
+    pub via_batch_operations: bool,
+    /// Where Batch Operations jobs write their completion reports (and the
+    /// manifest s3fan writes from --files-from): s3://BUCKET/PREFIX.
+    /// Default with --inventory: the inventory's bucket, under s3fan-batch/.
+    #[arg(long, value_name = "S3_URL", requires = "via_batch_operations")]
+    pub report_to: Option<String>,
 }
 
 /// Reads `s3fan.toml` from `dir` if there is one.

@@ -193,6 +193,7 @@ async fn destroy_command(args: DestroyArgs) -> Result<deploy::Report, String> {
 enum Backfilled {
     Here(sync::backfill::BackfillReport),
     ViaLambda(sync::via_lambda::ViaLambdaReport),
+    ViaBatchOperations(sync::batch_job::BatchReport),
 }
 
 impl Report for Backfilled {
@@ -200,6 +201,7 @@ impl Report for Backfilled {
         match self {
             Backfilled::Here(report) => report.render_text(),
             Backfilled::ViaLambda(report) => report.render_text(),
+            Backfilled::ViaBatchOperations(report) => report.render_text(),
         }
     }
 
@@ -207,6 +209,7 @@ impl Report for Backfilled {
         match self {
             Backfilled::Here(report) => report.ok(),
             Backfilled::ViaLambda(report) => report.ok(),
+            Backfilled::ViaBatchOperations(report) => report.ok(),
         }
     }
 }
@@ -227,13 +230,33 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
     };
     // The same variables tune the copies here as in the function.
     let settings = CopySettings::from_process_env()?;
-    if args.via_lambda && !spec.destinations.is_empty() {
-        return Err(
-            "--via-lambda copies with the deployed functions, to every deployed destination: \
-             drop --dest"
-                .into(),
-        );
+    let remote = match (args.via_lambda, args.via_batch_operations) {
+        (true, _) => Some("--via-lambda"),
+        (_, true) => Some("--via-batch-operations"),
+        _ => None,
+    };
+    if let Some(flag) = remote.filter(|_| !spec.destinations.is_empty()) {
+        return Err(format!(
+            "{flag} copies with the deployed functions, to every deployed destination: drop --dest"
+        ));
     }
+    let report_to = args
+        .report_to
+        .as_deref()
+        .map(sync::batch_job::ReportTo::parse)
+        .transpose()?;
+    let batch_objects = match (&objects, args.via_batch_operations) {
+        (Some(objects), true) => Some(objects.clone()),
+        (None, true) => {
+            return Err(
+                "--via-batch-operations copies the objects a manifest names: add \
+                        --inventory s3://BUCKET/PATH/manifest.json (an S3 Inventory report) or \
+                        --files-from FILE (keys, one per line)"
+                    .into(),
+            );
+        }
+        (_, false) => None,
+    };
     let mut fanout = sync::connect(spec, prefix).await.map_err(|err| {
         if args.dry_run {
             err.to_string()
@@ -245,6 +268,15 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
     if args.via_lambda {
         let report = sync::via_lambda::backfill(&fanout, args.dry_run).await;
         return Ok(Backfilled::ViaLambda(report));
+    }
+    if let Some(objects) = batch_objects {
+        let request = sync::batch_job::Request {
+            objects,
+            report_to,
+            dry_run: args.dry_run,
+        };
+        let report = sync::batch_job::backfill(&fanout, &request).await;
+        return Ok(Backfilled::ViaBatchOperations(report));
     }
     let options = sync::backfill::Options {
         objects,

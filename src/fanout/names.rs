@@ -143,6 +143,19 @@ pub fn role_name(destination: &str) -> String {
     format!("s3fan-{cut}-{}", short_hash(destination))
 }
 
+/// The IAM role S3 Batch Operations assumes for a source's backfill jobs
+/// (`backfill --via-batch-operations`). The `_` keeps it apart from every
+/// function's role: bucket names, and so function names, have none.
+pub fn batch_role_name(source: &str) -> String {
+    let function = function_name(source);
+    let name = format!("s3fan-{function}_batch");
+    if name.len() <= 64 {
+        return name;
+    }
+    let cut: String = function.chars().take(42).collect();
+    format!("s3fan-{cut}-{}_batch", short_hash(source))
+}
+
 fn is_valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name

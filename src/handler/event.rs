@@ -63,6 +63,43 @@ pub struct UnknownShape {
     pub received: String,
 }
 
+/// One S3 `ObjectCreated:Put` event record for an object, shaped and
+/// key-encoded as S3 writes it: what `backfill --via-lambda` publishes and
+/// what a failed Batch Operations task leaves in the failure queue. Size
+/// and ETag are left out when not known; the copy then asks S3.
+pub fn created_record(
+    bucket: &str,
+    region: &str,
+    key: &str,
+    size: Option<u64>,
+    etag: Option<&str>,
+    event_time: &str,
+) -> Value {
+    let mut object = serde_json::json!({ "key": super::encoding::encode_event_key(key) });
+    if let Some(size) = size {
+        object["size"] = size.into();
+    }
+    if let Some(etag) = etag {
+        object["eTag"] = etag.into();
+    }
+    serde_json::json!({
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": event_time,
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "s3fan"},
+        "requestParameters": {"sourceIPAddress": "s3fan"},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "s3fan-backfill",
+            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": object,
+        }
+    })
+}
+
 /// Parses one invocation payload into the notices it carries, in order.
 pub fn parse_invocation(payload: &Value) -> Result<Vec<Notice>, UnknownShape> {
     if is_test_event(payload) {

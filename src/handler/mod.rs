@@ -5,6 +5,7 @@
 //! steps through [`copy`], the thin layer of S3 calls around them. The
 //! Lambda runtime loop that feeds it is `crate::lambda`.
 
+pub(crate) mod batch;
 pub(crate) mod continuation;
 pub(crate) mod copy;
 pub mod encoding;
@@ -80,14 +81,7 @@ impl Replicator {
                 plan(notices, &self.target)
             }
         };
-        let runner = Runner {
-            s3: &self.s3,
-            settings: &self.settings,
-            destination: &self.target.bucket,
-            metrics: self.metrics,
-            handoff,
-        };
-        let ran = runner.run(steps, deadline, request_id).await;
+        let ran = self.run(steps, deadline, request_id, handoff).await;
         if ran.failures.is_empty() {
             Ok(ran.summary)
         } else {
@@ -96,5 +90,23 @@ impl Replicator {
                 total: ran.total,
             })
         }
+    }
+
+    /// Runs planned steps to this replicator's destination.
+    pub async fn run(
+        &self,
+        steps: Vec<Step>,
+        deadline: tokio::time::Instant,
+        request_id: &str,
+        handoff: Option<&Handoff>,
+    ) -> runner::Ran {
+        let runner = Runner {
+            s3: &self.s3,
+            settings: &self.settings,
+            destination: &self.target.bucket,
+            metrics: self.metrics,
+            handoff,
+        };
+        runner.run(steps, deadline, request_id).await
     }
 }

@@ -55,6 +55,10 @@ pub struct Ran {
     pub summary: Summary,
     pub failures: Vec<String>,
     pub total: usize,
+    /// Each step's end, in step order: what it came to (`copied`,
+    /// `skipped: ...`), or the failure's sentence. A Batch Operations
+    /// invocation answers each of its tasks with one.
+    pub outcomes: Vec<Result<String, String>>,
 }
 
 /// How long a step took, and, for a copy an event asked for, how long
@@ -99,6 +103,7 @@ impl Runner<'_> {
             summary: Summary::default(),
             failures: Vec::new(),
             total: steps.len(),
+            outcomes: Vec::with_capacity(steps.len()),
         };
         for step in steps {
             let started = Instant::now();
@@ -171,25 +176,47 @@ impl Runner<'_> {
 impl Ran {
     fn add(&mut self, done: Done) {
         let summary = &mut self.summary;
-        match done {
-            Done::Copy(_, Ok(copied)) => match copied.outcome {
-                CopyOutcome::Copied => summary.copied += 1,
-                CopyOutcome::SourceChanged => summary.source_changed += 1,
-                CopyOutcome::Continued => summary.continued += 1,
-            },
-            Done::Delete(_, Ok(DeleteOutcome::Deleted)) => summary.deleted += 1,
-            Done::Delete(_, Ok(DeleteOutcome::SourceRecreated)) => summary.source_changed += 1,
-            Done::Tags(_, Ok(TagsOutcome::Replicated)) => summary.tags_replicated += 1,
-            Done::Tags(_, Ok(TagsOutcome::SourceChanged)) => summary.source_changed += 1,
-            Done::Tags(_, Ok(TagsOutcome::NoCopyYet)) => summary.skipped += 1,
+        let outcome = match done {
+            Done::Copy(_, Ok(copied)) => {
+                match copied.outcome {
+                    CopyOutcome::Copied => summary.copied += 1,
+                    CopyOutcome::SourceChanged => summary.source_changed += 1,
+                    CopyOutcome::Continued => summary.continued += 1,
+                }
+                Ok(copied.outcome.as_str().to_owned())
+            }
+            Done::Delete(_, Ok(outcome)) => {
+                match outcome {
+                    DeleteOutcome::Deleted => summary.deleted += 1,
+                    DeleteOutcome::SourceRecreated => summary.source_changed += 1,
+                }
+                Ok(match outcome {
+                    DeleteOutcome::Deleted => "deleted",
+                    DeleteOutcome::SourceRecreated => "source_recreated",
+                }
+                .to_owned())
+            }
+            Done::Tags(_, Ok(outcome)) => {
+                match outcome {
+                    TagsOutcome::Replicated => summary.tags_replicated += 1,
+                    TagsOutcome::SourceChanged => summary.source_changed += 1,
+                    TagsOutcome::NoCopyYet => summary.skipped += 1,
+                }
+                Ok(outcome.as_str().to_owned())
+            }
             Done::Copy(_, Err(failure))
             | Done::Delete(_, Err(failure))
-            | Done::Tags(_, Err(failure)) => {
-                self.failures.push(failure.to_string());
+            | Done::Tags(_, Err(failure)) => Err(failure.to_string()),
+            Done::Skipped { reason, .. } => {
+                summary.skipped += 1;
+                Ok(format!("skipped: {reason}"))
             }
-            Done::Skipped { .. } => summary.skipped += 1,
-            Done::Refused { notice, reason } => self.failures.push(format!("{notice}: {reason}")),
+            Done::Refused { notice, reason } => Err(format!("{notice}: {reason}")),
+        };
+        if let Err(failure) = &outcome {
+            self.failures.push(failure.clone());
         }
+        self.outcomes.push(outcome);
     }
 }
 

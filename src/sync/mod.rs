@@ -5,6 +5,7 @@
 //! with the bucket.
 
 pub mod backfill;
+pub mod batch_job;
 mod diff;
 mod keyspace;
 mod listing;
@@ -39,6 +40,11 @@ pub struct Fanout {
     pub request_payer: bool,
     /// Slices of the key space listed at once (`--list-concurrency`).
     pub list_concurrency: usize,
+    /// The account and region of the fan-out, and clients there for what
+    /// only `backfill --via-batch-operations` does (its role, its jobs).
+    pub scope: crate::fanout::names::Scope,
+    pub iam: aws_sdk_iam::Client,
+    pub s3control: aws_sdk_s3control::Client,
 }
 
 /// Slices listed at once by default: at 100 ms per page, 32 pages in
@@ -154,6 +160,9 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
         list_concurrency: usize::from(DEFAULT_LIST_CONCURRENCY),
         s3: ctx.s3.clone(),
         sns: ctx.sns.clone(),
+        scope: ctx.scope.clone(),
+        iam: ctx.iam.clone(),
+        s3control: crate::aws::s3control_client(&ctx.sdk),
     })
 }
 

@@ -204,7 +204,9 @@ async fn head(
 
 /// The keys of a file, one per line, exactly as in the bucket (a line's
 /// `\r\n` ending is taken off; empty lines are skipped).
-fn files_from(path: std::path::PathBuf) -> impl Stream<Item = Result<Named, DeployError>> {
+pub(super) fn files_from(
+    path: std::path::PathBuf,
+) -> impl Stream<Item = Result<Named, DeployError>> {
     use tokio::io::AsyncBufReadExt;
     let shown = path.display().to_string();
     let opened = async move {

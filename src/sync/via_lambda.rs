@@ -18,7 +18,7 @@ use super::diff::needed_anywhere;
 use super::listing::Entry;
 use super::progress::Progress;
 use crate::fanout::{DeployError, aws_failure};
-use crate::handler::encoding::encode_event_key;
+use crate::handler::event::created_record;
 
 /// Records per SNS message, and the message size kept under SNS's 256 KiB.
 const RECORDS_PER_MESSAGE: usize = 100;
@@ -75,26 +75,14 @@ impl crate::report::Report for ViaLambdaReport {
 
 /// One S3 event record for `entry`, as S3 writes it.
 pub fn record(bucket: &str, region: &str, entry: &Entry, event_time: &str) -> Value {
-    json!({
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": event_time,
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "s3fan-backfill"},
-        "requestParameters": {"sourceIPAddress": "s3fan-backfill"},
-        "responseElements": {},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "s3fan-backfill",
-            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {
-                "key": encode_event_key(&entry.key),
-                "size": entry.size,
-                "eTag": entry.etag,
-            }
-        }
-    })
+    created_record(
+        bucket,
+        region,
+        &entry.key,
+        Some(entry.size),
+        Some(&entry.etag),
+        event_time,
+    )
 }
 
 /// Groups records into messages of at most 100 records and 200 KiB.

@@ -944,3 +944,123 @@ fn form_urlencoded(key: &str) -> String {
         })
         .collect()
 }
+
+/// moto has no S3 Batch Operations: the harness runs the job as AWS does
+/// (its checks, one schema 2.0 invocation per manifest row, the completion
+/// report), so what is proven here is s3fan's side: the role, the manifest,
+/// the job request, and the function's answers and failure records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_via_batch_operations_runs_a_job_per_destination_whose_failures_reach_the_queue() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("src-batch");
+    let dest = unique("dst-batch");
+    let reports = unique("reports-batch");
+    for bucket in [&source, &dest, &reports] {
+        clients.create_bucket(bucket).await;
+    }
+    // From before the deploy: no event will ever copy them.
+    let keys = fill(&clients, &source, 5).await;
+    // One whose copy under the destination's key prefix would be longer
+    // than S3 allows: a task that fails for good.
+    let too_long = format!("long/{}", "x".repeat(1015));
+    clients
+        .put(&source, &too_long, b"long".to_vec(), "text/plain", &[])
+        .await;
+    let under_prefix = format!("{dest}:copies/");
+    assert_ok(
+        &aws.deploy(&access_key(), &source, &[&under_prefix], &[])
+            .await,
+    );
+    aws.drain();
+    let before = aws.invocations().len();
+    let dir = std::env::temp_dir().join(unique("batch-keys"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let list = dir.join("keys.txt");
+    let mut text: String = keys.iter().map(|k| format!("{k}\n")).collect();
+    text.push_str(&format!("{too_long}\ngone/never there.txt\n"));
+    std::fs::write(&list, text).expect("write the key file");
+    let report_to = format!("s3://{reports}/batch");
+    let args = [
+        "backfill",
+        "--source",
+        &source,
+        "--via-batch-operations",
+        "--files-from",
+        list.to_str().expect("utf-8 path"),
+        "--report-to",
+        &report_to,
+    ];
+    let key = access_key();
+    let first = aws.s3fan_json(&key, &args).await;
+    assert_eq!(first["ok"], true, "{first}");
+    let job_id = first["jobs"][0]["job_id"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    assert_eq!(first["jobs"].as_array().map(Vec::len), Some(1), "{first}");
+    aws.drain();
+
+    // Every named object that exists is copied, by the function.
+    assert_eq!(
+        clients.keys(&dest).await,
+        keys.iter().map(|k| format!("copies/{k}")).collect()
+    );
+    let tasks: Vec<Value> = aws.invocations()[before..]
+        .iter()
+        .filter(|i| i.function == dest && i.event["invocationSchemaVersion"] == "2.0")
+        .map(|i| serde_json::from_str(i.result.as_deref().unwrap_or("null")).unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(
+        tasks.len(),
+        keys.len() + 2,
+        "one invocation per manifest row"
+    );
+    let codes: Vec<&str> = tasks
+        .iter()
+        .map(|answer| {
+            answer["results"][0]["resultCode"]
+                .as_str()
+                .unwrap_or("none")
+        })
+        .collect();
+    // The object gone from the source is no failure: nothing is left to copy.
+    assert_eq!(
+        codes.iter().filter(|c| **c == "Succeeded").count(),
+        keys.len() + 1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == "PermanentFailure").count(),
+        1,
+        "{codes:?}"
+    );
+
+    // The missing object is where every failure goes, named.
+    let failures = aws
+        .s3fan_json(&key, &["failures", "--source", &source])
+        .await;
+    let objects: Vec<&Value> = failures["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["objects"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(
+        objects,
+        [&json!(format!("s3://{source}/{too_long}"))],
+        "{failures}"
+    );
+    // The job's completion report, under --report-to.
+    let written = clients.keys(&reports).await;
+    assert!(
+        written
+            .iter()
+            .any(|k| k.starts_with(&format!("batch/job-{job_id}/results/"))),
+        "{written:?}"
+    );
+
+    // The same command again makes no second job.
+    let again = aws.s3fan_json(&key, &args).await;
+    assert_eq!(again["jobs"][0]["job_id"], json!(job_id), "{again}");
+}

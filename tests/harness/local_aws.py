@@ -44,6 +44,9 @@ Four more things make moto behave like AWS where s3fan depends on it:
   PermanentRedirect with ``x-amz-bucket-region``, as from S3 (GetBucketLocation
   excepted); moto serves any bucket in any region.
 
+S3 Batch Operations jobs (CreateJob, DescribeJob, ListJobs), which moto
+lacks, run here as AWS runs them: see batch_operations.py.
+
 Control endpoints for tests, beside moto's own API:
   GET /_harness/drain        wait until every queued delivery has run
   GET /_harness/invocations  every invocation so far, as a JSON list
@@ -95,6 +98,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote
 
 from werkzeug.serving import make_server
+
+import batch_operations
 
 import moto.awslambda.models as lambda_models
 import moto.s3.notifications as s3_notifications
@@ -371,6 +376,8 @@ class HarnessApp:
             BOOTSTRAP_ENV.update(json.loads(environ["wsgi.input"].read(length) or b"{}"))
             return self.json(start_response, dict(BOOTSTRAP_ENV))
         record_request(environ)
+        if batch_operations.handles(environ):
+            return batch_operations.serve(environ, start_response, DELIVERIES, run_bootstrap, log)
         elsewhere = bucket_region_if_elsewhere(environ)
         if elsewhere:
             return permanent_redirect(start_response, environ, elsewhere)
