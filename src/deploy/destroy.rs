@@ -6,7 +6,7 @@ use super::converge::{found_destinations, plan_removal};
 use super::engine::{Plan, Step};
 use super::plan::Status;
 use super::report::Report;
-use super::{alarm, alarm_topic, notification, queue, subscription, topic, uploads};
+use super::{alarm, alarm_topic, batch_role, notification, queue, subscription, topic, uploads};
 use crate::fanout::DeployError;
 use crate::fanout::inventory;
 use crate::fanout::spec::Spec;
@@ -78,6 +78,7 @@ pub async fn destroy(
         let queue_alarms = alarm::alarm_names(&ctx.spec.source, None);
         let queue_alarm_state = alarm::observe(&ctx, &queue_alarms).await?;
         let alarm_topic_state = alarm_topic::observe(&ctx).await?;
+        let batch_role_state = batch_role::observe(&ctx).await?;
         let mut last = vec![
             vec![Step::from(topic::plan_delete(&ctx, &topic_state))],
             vec![Step::from(queue::plan_delete(&ctx, &queue_state))],
@@ -90,6 +91,10 @@ pub async fn destroy(
         last.extend(
             alarm_topic::plan_delete(&ctx, &alarm_topic_state).map(|c| vec![Step::from(c)]),
         );
+        // Only a fan-out that was backfilled by Batch Operations has one.
+        if batch_role_state {
+            last.push(vec![Step::from(batch_role::plan_delete(&ctx, true))]);
+        }
         stages.push(last);
     }
     let plan = Plan { stages };

@@ -6,8 +6,8 @@ use futures::future::join_all;
 
 use super::plan::{Action, Change, Outcome, Status};
 use super::{
-    alarm, alarm_topic, dest_policy, function, invoke_config, notification, permission, queue,
-    role, schedule, subscription, topic, uploads,
+    alarm, alarm_topic, batch_role, dest_policy, function, invoke_config, notification, permission,
+    queue, role, schedule, subscription, topic, uploads,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
@@ -25,6 +25,7 @@ enum StepOp {
     Queue(queue::Op),
     Notification(notification::Op),
     Role(role::Op),
+    BatchRole(batch_role::Op),
     Function(function::Op),
     InvokeConfig(invoke_config::Op),
     Permission {
@@ -56,6 +57,7 @@ step_from!(
     queue => Queue,
     notification => Notification,
     role => Role,
+    batch_role => BatchRole,
     function => Function,
     invoke_config => InvokeConfig,
     subscription => Subscription,
@@ -100,6 +102,7 @@ impl Step {
             StepOp::InvokeConfig(op) => invoke_config::apply(ctx, name, *op).await,
             StepOp::Notification(op) => notification::apply(ctx, op).await,
             StepOp::Role(op) => role::apply(ctx, &destination, op.clone()).await,
+            StepOp::BatchRole(op) => batch_role::apply(ctx, *op).await,
             StepOp::Function(op) => function::apply(ctx, name, &destination, *op).await,
             StepOp::Permission { function, op } => permission::apply(ctx, function, *op).await,
             StepOp::Subscription(op) => subscription::apply(ctx, name, op).await,

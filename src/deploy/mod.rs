@@ -6,6 +6,7 @@
 
 mod alarm;
 mod alarm_topic;
+pub(crate) mod batch_role;
 mod converge;
 mod dest_policy;
 mod destroy;

@@ -1,6 +1,8 @@
 //! One IAM role per destination function: trusted by Lambda only, with one
 //! inline policy of least privilege (see `policy::role_policy`).
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::encryption::Keys;
@@ -228,66 +230,108 @@ pub fn plan_delete(destination: &str, observed: &Observed) -> Change<Op> {
 pub async fn apply(ctx: &Context, destination: &str, op: Op) -> Result<(), DeployError> {
     let name = role_name(destination);
     if op.delete {
-        return delete(ctx, &name).await;
+        return delete(&ctx.iam, &name, ROLE_POLICY_NAME).await;
     }
-    if op.create {
-        let mut create = ctx
-            .iam
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(trust_policy().to_string())
-            .description(format!(
+    // A role made since it was read (a deploy running beside this one) is
+    // written over like any other: its trust is set below.
+    let created = op.create
+        && create(
+            &ctx.iam,
+            &name,
+            &trust_policy(),
+            &format!(
                 "s3fan: copies new objects from s3://{} to s3://{destination}",
                 ctx.spec.source
-            ));
-        for (key, value) in ctx.tags(Some(destination)) {
-            create = create.tags(
-                aws_sdk_iam::types::Tag::builder()
-                    .key(key)
-                    .value(value)
-                    .build()
-                    .map_err(|err| DeployError(format!("role tag: {err}")))?,
-            );
-        }
-        create
-            .send()
-            .await
-            .map_err(|err| aws_failure(format!("cannot create IAM role {name}"), &err))?;
-    } else if op.trust {
-        ctx.iam
-            .update_assume_role_policy()
-            .role_name(&name)
-            .policy_document(trust_policy().to_string())
-            .send()
-            .await
-            .map_err(|err| {
-                aws_failure(
-                    format!("cannot update the trust policy of IAM role {name}"),
-                    &err,
-                )
-            })?;
+            ),
+            &ctx.tags(Some(destination)),
+        )
+        .await?;
+    if (op.create && !created) || op.trust {
+        update_trust(&ctx.iam, &name, &trust_policy()).await?;
     }
     if let Some(document) = &op.policy {
-        ctx.iam
-            .put_role_policy()
-            .role_name(&name)
-            .policy_name(ROLE_POLICY_NAME)
-            .policy_document(document)
-            .send()
-            .await
-            .map_err(|err| {
-                aws_failure(format!("cannot write the policy of IAM role {name}"), &err)
-            })?;
+        put_policy(&ctx.iam, &name, ROLE_POLICY_NAME, document).await?;
     }
     Ok(())
 }
 
-async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
-    let result = ctx
-        .iam
+// The IAM calls of every role s3fan makes: each destination's, and the one
+// of `backfill --via-batch-operations` (`super::batch_role`).
+
+/// Creates role `name`; answers false when it already exists.
+pub(super) async fn create(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    trust: &Value,
+    description: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<bool, DeployError> {
+    let mut create = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .description(description);
+    for (key, value) in tags {
+        create = create.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|err| DeployError(format!("role tag {key}: {err}")))?,
+        );
+    }
+    match create.send().await {
+        Ok(_) => Ok(true),
+        Err(err) if is_code(&err, &["EntityAlreadyExists"]) => Ok(false),
+        Err(err) => Err(aws_failure(format!("cannot create IAM role {name}"), &err)),
+    }
+}
+
+pub(super) async fn update_trust(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    trust: &Value,
+) -> Result<(), DeployError> {
+    iam.update_assume_role_policy()
+        .role_name(name)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .map_err(|err| {
+            aws_failure(
+                format!("cannot update the trust policy of IAM role {name}"),
+                &err,
+            )
+        })?;
+    Ok(())
+}
+
+pub(super) async fn put_policy(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy_name: &str,
+    document: &str,
+) -> Result<(), DeployError> {
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name(policy_name)
+        .policy_document(document)
+        .send()
+        .await
+        .map_err(|err| aws_failure(format!("cannot write the policy of IAM role {name}"), &err))?;
+    Ok(())
+}
+
+/// Deletes the role and its one inline policy; what is gone already is fine.
+pub(super) async fn delete(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy_name: &str,
+) -> Result<(), DeployError> {
+    let result = iam
         .delete_role_policy()
         .role_name(name)
-        .policy_name(ROLE_POLICY_NAME)
+        .policy_name(policy_name)
         .send()
         .await;
     gone_is_fine(
@@ -295,7 +339,7 @@ async fn delete(ctx: &Context, name: &str) -> Result<(), DeployError> {
         &["NoSuchEntity"],
         format!("cannot delete the policy of IAM role {name}"),
     )?;
-    let result = ctx.iam.delete_role().role_name(name).send().await;
+    let result = iam.delete_role().role_name(name).send().await;
     gone_is_fine(
         result,
         &["NoSuchEntity"],

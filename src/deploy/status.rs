@@ -13,6 +13,7 @@ use crate::fanout::spec::Spec;
 use crate::fanout::{Context, Session};
 use crate::fanout::{inventory, names};
 use crate::package::Code;
+use crate::sync::batch_job::{self, JobStatus};
 
 /// What `s3fan status` reports for one destination's function.
 #[derive(Debug, Serialize)]
@@ -67,6 +68,11 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub orphaned_roles: Vec<String>,
     pub destinations: Vec<DestinationStatus>,
+    /// The jobs of `backfill --via-batch-operations`, newest first.
+    pub batch_jobs: Vec<JobStatus>,
+    /// Why they could not be listed (say, no s3:ListJobs): status goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_jobs_unlisted: Option<String>,
     /// Changes `deploy` with the deployed destinations would make.
     pub drift: Vec<Outcome>,
 }
@@ -188,6 +194,13 @@ impl crate::report::Report for StatusReport {
                     alarm_summary(&d.alarms)
                 ));
             }
+        }
+        for (i, job) in self.batch_jobs.iter().enumerate() {
+            let label = if i == 0 { "batch job" } else { "" };
+            out.push_str(&format!("  {label:<13} {}\n", job.render()));
+        }
+        if let Some(why) = &self.batch_jobs_unlisted {
+            out.push_str(&format!("  batch jobs    not listed: {why}\n"));
         }
         if self.destinations.is_empty() {
             // Without destinations there is no deploy to compare with.
@@ -311,7 +324,19 @@ pub async fn status(spec: Spec, code: Option<Code>) -> Result<StatusReport, Depl
             .filter(|o| o.action.changes_something())
             .collect()
     };
+    let (batch_jobs, batch_jobs_unlisted) = match batch_job::list(
+        &crate::aws::s3control_client(&ctx.sdk),
+        &ctx.scope.account,
+        &ctx.spec.source,
+    )
+    .await
+    {
+        Ok(jobs) => (jobs, None),
+        Err(err) => (Vec::new(), Some(err.0)),
+    };
     Ok(StatusReport {
+        batch_jobs,
+        batch_jobs_unlisted,
         source: ctx.spec.source.clone(),
         region: ctx.scope.region.clone(),
         account: ctx.scope.account.clone(),

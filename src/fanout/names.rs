@@ -170,8 +170,17 @@ pub fn bucket_statement_id(role_arn: &str) -> String {
 }
 
 fn short_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    digest(text, 4)
+}
+
+/// The first `bytes` bytes of the SHA-256 of `text`, in hex: names and
+/// tokens that are the same for the same input and short enough to fit.
+pub fn digest(text: &str, bytes: usize) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

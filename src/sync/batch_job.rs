@@ -20,14 +20,12 @@ use aws_sdk_s3control::types::{
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::Fanout;
 use super::named::{ObjectList, files_from};
+use crate::deploy::batch_role;
 use crate::fanout::error::is_code;
-use crate::fanout::names::{
-    TAG_DESTINATION, TAG_MANAGED_BY, TAG_SOURCE, batch_role_name, function_name,
-};
+use crate::fanout::names::{self, TAG_DESTINATION, batch_role_name, function_name};
 use crate::fanout::{DeployError, aws_failure};
 use crate::handler::encoding::encode_event_key;
 
@@ -37,8 +35,85 @@ pub fn description(source: &str, destination: &str) -> String {
     format!("s3fan backfill s3://{source} -> s3://{destination}")
 }
 
-/// The name of the role's one inline policy.
-const POLICY_NAME: &str = "s3fan-batch-operations";
+/// A job of `backfill --via-batch-operations`, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job_id: String,
+    pub destination: String,
+    /// As S3 says it: `New`, `Preparing`, `Active`, `Complete`, `Failed`...
+    pub status: String,
+    /// When it was made, as RFC 3339.
+    pub created: Option<String>,
+    pub tasks: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+impl JobStatus {
+    /// `Complete: 4 of 4 tasks done, 1 failed (job ID, made T)`.
+    pub fn render(&self) -> String {
+        format!(
+            "{} to s3://{}: {}, {} of {} tasks done, {} failed (made {})",
+            self.job_id,
+            self.destination,
+            self.status,
+            self.succeeded + self.failed,
+            self.tasks,
+            self.failed,
+            self.created
+                .as_deref()
+                .unwrap_or("at a time S3 did not say"),
+        )
+    }
+}
+
+/// The jobs `backfill --via-batch-operations` made for `source` in the
+/// last 90 days (as long as S3 lists a job), newest first.
+pub async fn list(
+    s3control: &aws_sdk_s3control::Client,
+    account: &str,
+    source: &str,
+) -> Result<Vec<JobStatus>, DeployError> {
+    let ours = description(source, "");
+    let mut jobs = Vec::new();
+    let mut pages = s3control
+        .list_jobs()
+        .account_id(account)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|err| aws_failure("cannot list the S3 Batch Operations jobs", &err))?;
+        for job in page.jobs() {
+            let Some(destination) = job.description().and_then(|d| d.strip_prefix(&ours)) else {
+                continue;
+            };
+            let progress = job.progress_summary();
+            jobs.push(JobStatus {
+                job_id: job.job_id().unwrap_or_default().to_owned(),
+                destination: destination.to_owned(),
+                status: job
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                created: job
+                    .creation_time()
+                    .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                tasks: progress
+                    .and_then(|p| p.total_number_of_tasks())
+                    .unwrap_or(0),
+                succeeded: progress
+                    .and_then(|p| p.number_of_tasks_succeeded())
+                    .unwrap_or(0),
+                failed: progress
+                    .and_then(|p| p.number_of_tasks_failed())
+                    .unwrap_or(0),
+            });
+        }
+    }
+    jobs.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(jobs)
+}
 
 /// How long CreateJob is tried again while IAM makes a new role usable.
 const ROLE_WAIT: Duration = Duration::from_secs(60);
@@ -194,9 +269,10 @@ async fn run(
         .iter()
         .map(|(_, function)| fanout.scope.function_arn(function))
         .collect();
-    let created = ensure_role(
-        fanout,
-        &report.role,
+    let created = batch_role::write(
+        &fanout.iam,
+        &fanout.source,
+        &fanout.tags,
         &role_policy(fanout, &manifest, &report_to, &function_arns),
     )
     .await?;
@@ -293,7 +369,11 @@ async fn manifest(
                 files_from(path.clone()).map_ok(|named| named.key),
             )
             .await?;
-            let key = format!("{}manifests/{}.csv", report_to.prefix, short_hash(&csv));
+            let key = format!(
+                "{}manifests/{}.csv",
+                report_to.prefix,
+                names::digest(&csv, 16)
+            );
             if request.dry_run {
                 return Ok(Manifest {
                     bucket: report_to.bucket.clone(),
@@ -355,18 +435,6 @@ async fn manifest_csv(
     Ok(csv)
 }
 
-/// Batch Operations may assume the role, and only it.
-pub fn trust_policy() -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
-            "Action": "sts:AssumeRole"
-        }]
-    })
-}
-
 /// What the jobs may do: invoke the fan-out's functions, read the manifest
 /// (and an inventory's data files), write their reports. Nothing more:
 /// the functions copy, with their own roles.
@@ -387,52 +455,6 @@ fn role_policy(
              "Resource": fanout.scope.bucket_arn(&format!("{}/{}*", report_to.bucket, report_to.prefix))}
         ]
     })
-}
-
-/// Creates the role if it is not there and writes its policy; answers
-/// whether it was created now (IAM then needs a moment).
-async fn ensure_role(fanout: &Fanout, name: &str, policy: &Value) -> Result<bool, DeployError> {
-    let created = match fanout
-        .iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust_policy().to_string())
-        .description(format!(
-            "s3fan: S3 Batch Operations backfill jobs of s3://{}",
-            fanout.source
-        ))
-        .send()
-        .await
-    {
-        Ok(_) => true,
-        Err(err) if is_code(&err, &["EntityAlreadyExists"]) => {
-            fanout
-                .iam
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(trust_policy().to_string())
-                .send()
-                .await
-                .map_err(|err| {
-                    aws_failure(
-                        format!("cannot update the trust policy of IAM role {name}"),
-                        &err,
-                    )
-                })?;
-            false
-        }
-        Err(err) => return Err(aws_failure(format!("cannot create IAM role {name}"), &err)),
-    };
-    fanout
-        .iam
-        .put_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME)
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .map_err(|err| aws_failure(format!("cannot write the policy of IAM role {name}"), &err))?;
-    Ok(created)
 }
 
 async fn create_job(
@@ -467,24 +489,25 @@ async fn create_job(
         .e_tag(&manifest.etag)
         .build()
         .map_err(|err| built("manifest", err))?;
-    let tags = [
-        (TAG_MANAGED_BY, "s3fan"),
-        (TAG_SOURCE, fanout.source.as_str()),
-        (TAG_DESTINATION, destination),
-    ]
-    .into_iter()
-    .map(|(key, value)| {
-        S3Tag::builder()
-            .key(key)
-            .value(value)
-            .build()
-            .map_err(|err| built("tags", err))
-    })
-    .collect::<Result<Vec<S3Tag>, DeployError>>()?;
-    let token = short_hash(&format!(
-        "{}\n{destination}\n{}\n{}",
-        fanout.source, manifest.key, manifest.etag
-    ));
+    let mut tags = fanout.tags.clone();
+    tags.insert(TAG_DESTINATION.into(), destination.to_owned());
+    let tags = tags
+        .into_iter()
+        .map(|(key, value)| {
+            S3Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|err| built("tags", err))
+        })
+        .collect::<Result<Vec<S3Tag>, DeployError>>()?;
+    let token = names::digest(
+        &format!(
+            "{}\n{destination}\n{}\n{}",
+            fanout.source, manifest.key, manifest.etag
+        ),
+        16,
+    );
     let started = tokio::time::Instant::now();
     loop {
         let sent = fanout
@@ -544,14 +567,6 @@ async fn create_job(
     }
 }
 
-fn short_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,12 +606,19 @@ mod tests {
     }
 
     #[test]
-    fn only_batch_operations_may_assume_the_role() {
-        let trust = trust_policy();
-        assert_eq!(trust["Statement"].as_array().unwrap().len(), 1);
+    fn a_job_reads_as_how_far_it_got() {
+        let job = JobStatus {
+            job_id: "j-1".into(),
+            destination: "dst".into(),
+            status: "Active".into(),
+            created: None,
+            tasks: 10,
+            succeeded: 6,
+            failed: 1,
+        };
         assert_eq!(
-            trust["Statement"][0]["Principal"],
-            json!({"Service": "batchoperations.s3.amazonaws.com"})
+            job.render(),
+            "j-1 to s3://dst: Active, 7 of 10 tasks done, 1 failed (made at a time S3 did not say)"
         );
     }
 }

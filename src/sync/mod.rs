@@ -45,6 +45,8 @@ pub struct Fanout {
     pub scope: crate::fanout::names::Scope,
     pub iam: aws_sdk_iam::Client,
     pub s3control: aws_sdk_s3control::Client,
+    /// The tags of what s3fan makes for this source (`--tag` and its own).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Slices listed at once by default: at 100 ms per page, 32 pages in
@@ -163,6 +165,7 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
         scope: ctx.scope.clone(),
         iam: ctx.iam.clone(),
         s3control: crate::aws::s3control_client(&ctx.sdk),
+        tags: ctx.tags(None),
     })
 }
 

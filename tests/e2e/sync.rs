@@ -1063,4 +1063,35 @@ async fn backfill_via_batch_operations_runs_a_job_per_destination_whose_failures
     // The same command again makes no second job.
     let again = aws.s3fan_json(&key, &args).await;
     assert_eq!(again["jobs"][0]["job_id"], json!(job_id), "{again}");
+
+    // Status shows the job and how far it got.
+    let status = aws.s3fan_json(&key, &["status", "--source", &source]).await;
+    let jobs = status["batch_jobs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(jobs.len(), 1, "{status}");
+    assert_eq!(jobs[0]["job_id"], json!(job_id));
+    assert_eq!(jobs[0]["destination"], json!(dest));
+    assert_eq!(jobs[0]["status"], "Complete");
+    assert_eq!(
+        (&jobs[0]["tasks"], &jobs[0]["failed"]),
+        (&json!(keys.len() + 2), &json!(1)),
+        "{status}"
+    );
+
+    // Destroy takes the jobs' role with the rest of the fan-out.
+    let role = format!("s3fan-{source}_batch");
+    assert!(clients.iam.get_role().role_name(&role).send().await.is_ok());
+    let destroyed = aws
+        .s3fan_json(&key, &["destroy", "--source", &source])
+        .await;
+    assert_eq!(destroyed["ok"], true, "{destroyed}");
+    assert!(
+        clients
+            .iam
+            .get_role()
+            .role_name(&role)
+            .send()
+            .await
+            .is_err(),
+        "the Batch Operations role is gone: {destroyed}"
+    );
 }

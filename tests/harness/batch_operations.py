@@ -20,6 +20,7 @@ S3InventoryReport_CSV_20161130 (manifest.json, its gzip CSV files).
 """
 
 import csv
+import datetime
 import gzip
 import io
 import json
@@ -87,6 +88,7 @@ def create(account, request):
             "account": account,
             "description": text(request, "Description") or "",
             "status": "New",
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "role": text(request, "RoleArn"),
             "function": text(request, "Operation/LambdaInvoke/FunctionArn"),
             "schema": text(request, "Operation/LambdaInvoke/InvocationSchemaVersion") or "1.0",
@@ -116,6 +118,7 @@ def describe(job):
     return (
         f"<JobId>{job['id']}</JobId><Description>{escape(job['description'])}</Description>"
         f"<Operation>LambdaInvoke</Operation><Priority>10</Priority><Status>{job['status']}</Status>"
+        f"<CreationTime>{job['created']}</CreationTime>"
         f"<ProgressSummary><TotalNumberOfTasks>{job['total']}</TotalNumberOfTasks>"
         f"<NumberOfTasksSucceeded>{job['succeeded']}</NumberOfTasksSucceeded>"
         f"<NumberOfTasksFailed>{job['failed']}</NumberOfTasksFailed></ProgressSummary>"
