@@ -122,6 +122,31 @@ pub fn points_ahead(
     points_from(prefix, &chars, fixed, upto, &shape.alphabet, wanted, |_| 1)
 }
 
+/// The prefix every key of the range `(after, upto]` shares: the longest
+/// common prefix of its ends, where it is longer than the listing's own
+/// `prefix`. A key between two strings that start alike starts so too, so
+/// a slice listed with it sees only its own keys and the ones after them
+/// in the same folder, not the next folders': a guessed range where no key
+/// is (`data/0/3` to `data/0/5` while `data/0/` ends at `data/0/09`) then
+/// costs an empty page, not a page of 1,000 keys of the slice after it.
+pub fn range_prefix(prefix: &str, after: Option<&str>, upto: Option<&str>) -> String {
+    let (Some(after), Some(upto)) = (after, upto) else {
+        return prefix.to_owned();
+    };
+    let shared: usize = after
+        .char_indices()
+        .zip(upto.chars())
+        .take_while(|((_, a), b)| a == b)
+        .map(|((_, a), _)| a.len_utf8())
+        .sum();
+    let common = &after[..shared];
+    if common.len() > prefix.len() && common.starts_with(prefix) {
+        common.to_owned()
+    } else {
+        prefix.to_owned()
+    }
+}
+
 /// Steps of a page each taken together at the finest position cut.
 const PAGES_PER_FINE_SLICE: usize = 4;
 
@@ -230,6 +255,21 @@ mod tests {
             "{m:?} is written raw into XML by some servers"
         );
         m
+    }
+
+    #[test]
+    fn a_range_is_listed_under_the_prefix_its_ends_share() {
+        let range = |after, upto| range_prefix("data/", after, upto);
+        assert_eq!(range(Some("data/0/3"), Some("data/0/5")), "data/0/");
+        assert_eq!(range(Some("data/0/3"), Some("data/1/")), "data/");
+        assert_eq!(range(Some("data/0/3"), None), "data/");
+        assert_eq!(range(None, Some("data/0/5")), "data/");
+        // Never shorter than the listing's prefix, never inside a character.
+        assert_eq!(
+            range_prefix("data/0/", Some("data/"), Some("data/1")),
+            "data/0/"
+        );
+        assert_eq!(range_prefix("", Some("aé1"), Some("aè2")), "a");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! furthest key any of its listings has fetched, at the points where keys
 //! like its own would go on (`keyspace::points_ahead`: ranges of a few
 //! pages, ten, a hundred, nearest first), else at the midpoint of what is left.
-//! A guess where no key is costs one request and ends at once; a good one
+//! Each slice lists under the prefix its ends share
+//! (`keyspace::range_prefix`), so a guess where no key is costs one empty
+//! page and ends at once, not a page of the next folder's keys; a good one
 //! adds a page in flight. Each key belongs to exactly one slice: a slice is a
 //! range `(after, upto]`, and a split moves `upto` down under the same lock
 //! that admits each fetched page, so no key is listed twice or missed.
@@ -305,7 +307,14 @@ async fn list_slice(
     pages: mpsc::UnboundedSender<()>,
     mut rows: mpsc::Sender<Item>,
 ) -> bool {
-    let prefix = plan.filter.listing_prefix().unwrap_or_default();
+    // The slice's end only moves down, so every key it will hold shares
+    // the prefix its ends share now.
+    let upto = bound.lock().upto.clone();
+    let prefix = keyspace::range_prefix(
+        &plan.filter.listing_prefix().unwrap_or_default(),
+        after.as_deref(),
+        upto.as_deref(),
+    );
     let listing = |side: &Side| {
         let filter = plan.filter.clone();
         side_listing(
