@@ -4,7 +4,9 @@ The same objects are copied, server-side, from one source bucket by s3fan
 backfill, s5cmd cp, rclone copy and aws s3 sync, each into a fresh bucket of
 its own; then each tool checks a bucket that is in sync (s3fan verify,
 rclone check, s5cmd sync --dry-run, aws s3 sync --dryrun). One local S3
-(s3s-fs) serves them all, behind bench/latency-proxy, which holds every
+serves them all (by default the one `latency-proxy memory` holds in
+memory, fast enough not to be the bottleneck; `--server seaweedfs` or
+`s3s-fs` for a real one), behind bench/latency-proxy, which holds every
 request for the chosen latency (this machine has no netem) and every
 listing page for its own. The tools run one at a time, in a new random
 order each round, so that the shared machine's noise falls on all alike.
@@ -82,6 +84,27 @@ class Weed:
         self.process.terminate()
         self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Memory:
+    """The S3 held in memory by `latency-proxy memory` (latency-proxy's
+    memory.rs): answers a copy in microseconds, so that on two shared cores
+    the server is not what caps every tool's copies."""
+
+    def __init__(self, binary):
+        import boto3
+        from botocore.config import Config
+        self.process = subprocess.Popen([binary, "memory", "0", "0"], stdout=subprocess.PIPE,
+                                        text=True)
+        self.port = int(self.process.stdout.readline())
+        self.client = boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{self.port}", region_name=REGION,
+            aws_access_key_id="test", aws_secret_access_key="test",
+            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32))
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait()
 
 
 class Proxy:
@@ -172,7 +195,9 @@ class Peers:
         self.work = tempfile.mkdtemp(prefix="s3fan-peers-")
         self.tools = Tools(args, self.work)
         self.random = random.Random(args.seed)
-        self.s3 = Weed(args.weed) if args.weed else FastS3(args.s3s_fs)
+        servers = {"memory": lambda: Memory(args.latency_proxy), "seaweedfs": lambda: Weed(args.weed),
+                   "s3s-fs": lambda: FastS3(args.s3s_fs)}
+        self.s3 = servers[args.server]()
         self.sts = Sts()
         self.buckets = 0
         self.results = {"machine": machine(), "objects": args.objects, "runs": []}
@@ -283,7 +308,7 @@ class Peers:
     def main(self):
         a = self.args
         self.fill_source()
-        server = "SeaweedFS" if a.weed else "s3s-fs"
+        server = {"memory": "the in-memory S3", "seaweedfs": "SeaweedFS"}.get(a.server, a.server)
         print(f"# peers, {self.results['machine']['date']}: {a.objects:,} objects of {a.size} "
               f"bytes on {server}, {a.rounds} interleaved rounds, median (min-max)")
         for delay in a.latency_ms:
@@ -306,7 +331,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for tool in ("s3fan", "s5cmd", "rclone", "aws", "latency-proxy", "s3s-fs"):
         parser.add_argument(f"--{tool}", required=True, dest=tool.replace("-", "_"))
-    parser.add_argument("--weed", help="SeaweedFS's weed binary: serve S3 with it, not s3s-fs")
+    parser.add_argument("--weed", help="SeaweedFS's weed binary, for --server seaweedfs")
+    parser.add_argument("--server", choices=["memory", "seaweedfs", "s3s-fs"], default="memory",
+                        help="the local S3 behind the proxy (default: held in memory)")
     parser.add_argument("--objects", type=int, default=4000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)

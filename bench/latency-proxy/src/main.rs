@@ -8,10 +8,15 @@
 //! request's head in one go and wait for its answer before the next
 //! (HTTP/1.1 without pipelining), so body chunks pass undelayed.
 //!
+//! `latency-proxy memory DELAY_MS LIST_DELAY_MS` is an S3 of its own,
+//! held in memory (`memory.rs`), for a server that is not the bottleneck.
+//!
 //! One request is answered here, not forwarded: GetBucketLocation
 //! (`GET /bucket?location`), with S3's own document for us-east-1.
 //! SeaweedFS answers it with another root element, which the Rust SDK
 //! rejects; the region is all any client here asks it for.
+
+mod memory;
 
 use std::time::Duration;
 
@@ -19,11 +24,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
-const LOCATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+pub(crate) const LOCATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
     <LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>";
 
 #[derive(Clone, Copy)]
-struct Delays {
+pub(crate) struct Delays {
     request: Duration,
     list: Duration,
 }
@@ -32,7 +37,7 @@ struct Delays {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [upstream, delay, list] = &args[..] else {
-        eprintln!("usage: latency-proxy UPSTREAM_HOST:PORT DELAY_MS LIST_DELAY_MS");
+        eprintln!("usage: latency-proxy UPSTREAM_HOST:PORT|memory DELAY_MS LIST_DELAY_MS");
         std::process::exit(2);
     };
     let ms = |text: &str| match text.parse::<f64>() {
@@ -59,6 +64,9 @@ async fn main() {
             eprintln!("latency-proxy: no local address: {err}");
             std::process::exit(1);
         }
+    }
+    if upstream == "memory" {
+        return memory::serve(listener, delays).await;
     }
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -143,8 +151,19 @@ fn request_target(chunk: &[u8]) -> Option<&str> {
 fn lists_a_bucket(chunk: &[u8], target: &str) -> bool {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let one_segment = path.trim_matches('/').split('/').count() == 1 && path.len() > 1;
-    let bucket_query = ["location", "uploads", "tagging", "versioning", "policy", "acl"]
-        .iter()
-        .any(|sub| query.split('&').any(|pair| pair.split('=').next() == Some(*sub)));
+    let bucket_query = [
+        "location",
+        "uploads",
+        "tagging",
+        "versioning",
+        "policy",
+        "acl",
+    ]
+    .iter()
+    .any(|sub| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(*sub))
+    });
     chunk.starts_with(b"GET ") && one_segment && !bucket_query
 }
