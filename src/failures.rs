@@ -140,8 +140,9 @@ impl crate::report::Report for FailuresReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        true
+    fn verdict(&self) -> crate::report::Verdict {
+        // Events waiting are the answer to "did anything fail?".
+        crate::report::Verdict::of(false, !self.events.is_empty() || self.in_flight > 0)
     }
 }
 
@@ -320,8 +321,8 @@ impl crate::report::Report for RetryReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::of(!self.ok, false)
     }
 }
 

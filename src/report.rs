@@ -1,12 +1,59 @@
 //! What every command returns: a value that prints as text or as JSON and
-//! says whether the command did what it was asked, which is its exit status.
+//! says how the command ended, which is its exit status.
+
+use std::process::ExitCode;
 
 pub trait Report: serde::Serialize {
     /// The text the command prints (with `--output text`).
     fn render_text(&self) -> String;
 
-    /// Whether the command succeeded: exit 0, else 1.
-    fn ok(&self) -> bool;
+    /// How the command ended: its exit status.
+    fn verdict(&self) -> Verdict;
+}
+
+/// How a command ended, as a pipeline can branch on it. One scheme for
+/// every command, in the spirit of diff(1) and terraform's
+/// `-detailed-exitcode`: a question asked and answered is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Did what it was asked; nothing differs (exit 0).
+    Done,
+    /// Something failed: an AWS call, a copy, a step (exit 1).
+    Failed,
+    /// Ran to the end and found a difference: verify out of sync, status
+    /// drift, a dry run that would change something, failed events
+    /// waiting (exit 3).
+    Differs,
+}
+
+/// The exit statuses, documented in the README's table.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    /// A flag, a value or `s3fan.toml` is wrong (clap uses 2 for its own).
+    pub const USAGE: u8 = 2;
+    pub const DIFFERS: u8 = 3;
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+impl Verdict {
+    /// `Differs` when `differs`, else `Done`; `Failed` wins over both.
+    pub fn of(failed: bool, differs: bool) -> Verdict {
+        match (failed, differs) {
+            (true, _) => Verdict::Failed,
+            (false, true) => Verdict::Differs,
+            (false, false) => Verdict::Done,
+        }
+    }
+
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Verdict::Done => exit::SUCCESS,
+            Verdict::Failed => exit::FAILURE,
+            Verdict::Differs => exit::DIFFERS,
+        })
+    }
 }
 
 /// A duration for people: `45 s`, `12 min`, `3.5 h`, `2.0 days`.

@@ -129,6 +129,11 @@ pub struct DeployArgs {
     #[arg(long)]
     #[serde(skip)]
     pub dry_run: bool,
+    /// Remove destinations no longer listed without asking (needed where
+    /// there is no terminal to ask on, as in CI).
+    #[arg(long, short = 'y')]
+    #[serde(skip)]
+    pub yes: bool,
     /// A Linux build of s3fan to deploy instead of the running one.
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
@@ -247,6 +252,10 @@ pub struct DestroyArgs {
     /// Print what would be removed and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Remove without asking (needed where there is no terminal to ask on,
+    /// as in CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -385,6 +394,7 @@ impl DeployArgs {
             lag_slo: self.lag_slo.or(file.lag_slo),
             tags: [file.tags, self.tags].concat(),
             dry_run: self.dry_run,
+            yes: self.yes,
             bootstrap: self.bootstrap,
             output: self.output,
         }

@@ -2,6 +2,7 @@
 //! runs, prints its report and exits.
 
 pub mod args;
+mod confirm;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::fanout::DeployError;
 use crate::fanout::spec::Spec;
 use crate::handler::limits::CopySettings;
 use crate::package::{Bootstrap, Code};
-use crate::report::Report;
+use crate::report::{Report, Verdict, exit};
 use crate::sync;
 
 #[derive(Parser)]
@@ -109,82 +110,129 @@ fn init_debug_log() {
     tracing_subscriber::registry().with(lines).init();
 }
 
+/// Why a command stopped before it had a report.
+enum Stop {
+    /// The flags, `s3fan.toml` or the environment ask for something that
+    /// cannot be: exit 2, like clap's own usage errors.
+    Usage(String),
+    /// Anything else: AWS refused or could not be reached (exit 1).
+    Failed(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Stop {
+        Stop::Failed(message)
+    }
+}
+
+/// A usage error, for `map_err`.
+fn usage(err: impl std::fmt::Display) -> Stop {
+    Stop::Usage(err.to_string())
+}
+
 /// Runs one command on an async runtime, then prints what it returned.
-fn run<R: Report>(output: Output, command: impl Future<Output = Result<R, String>>) -> ExitCode {
+fn run<R: Report>(output: Output, command: impl Future<Output = Result<R, Stop>>) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => emit(output, runtime.block_on(command)),
+        Ok(runtime) => runtime.block_on(async {
+            tokio::select! {
+                result = command => emit(output, result),
+                () = interrupted() => {
+                    // Dropping the command stops its requests: every command
+                    // converges, so running it again goes on from here.
+                    eprintln!(
+                        "interrupted: nothing more was started; what was done stays done, \
+                         and running the same command again goes on from there"
+                    );
+                    ExitCode::from(exit::INTERRUPTED)
+                }
+            }
+        }),
         Err(err) => emit::<Packaged>(
             output,
-            Err(format!("cannot start the async runtime: {err}")),
+            Err(Stop::Failed(format!(
+                "cannot start the async runtime: {err}"
+            ))),
         ),
+    }
+}
+
+/// Ctrl-C (SIGINT). Where it cannot be watched, never.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 /// Prints the report as text or JSON, or the error (on stderr, and as
 /// `{"ok": false, "error": ...}` for JSON readers), and exits with its
-/// status: 0 only when the command did what it was asked.
-fn emit<R: Report>(output: Output, result: Result<R, String>) -> ExitCode {
+/// status (`report::exit`).
+fn emit<R: Report>(output: Output, result: Result<R, Stop>) -> ExitCode {
     let printed = result.and_then(|report| {
         match output {
             Output::Text => print!("{}", report.render_text()),
             Output::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&report)
-                    .map_err(|err| format!("cannot write JSON: {err}"))?
+                    .map_err(|err| Stop::Failed(format!("cannot write JSON: {err}")))?
             ),
         }
-        Ok(report.ok())
+        Ok(report.verdict())
     });
-    match printed {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            if output == Output::Json {
-                println!("{}", serde_json::json!({"ok": false, "error": message}));
-            }
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+    let (message, code) = match printed {
+        Ok(verdict) => return verdict.exit_code(),
+        Err(Stop::Usage(message)) => (message, exit::USAGE),
+        Err(Stop::Failed(message)) => (message, exit::FAILURE),
+    };
+    if output == Output::Json {
+        println!("{}", serde_json::json!({"ok": false, "error": message}));
     }
+    eprintln!("error: {message}");
+    ExitCode::from(code)
 }
 
 /// `s3fan.toml` in the working directory, if there is one.
-fn file_config() -> Result<DeployArgs, String> {
+fn file_config() -> Result<DeployArgs, Stop> {
     let dir = std::env::current_dir()
         .map_err(|err| format!("cannot read the working directory: {err}"))?;
-    args::load_file(&dir).map_err(|err| err.to_string())
+    args::load_file(&dir).map_err(usage)
 }
 
 /// A command other than deploy: the fan-out it names, over the file.
-fn target(source: Option<String>, dest: Vec<String>, aws: &args::AwsArgs) -> Result<Spec, String> {
-    target_spec(source, dest, aws, file_config()?).map_err(|err| err.to_string())
+fn target(source: Option<String>, dest: Vec<String>, aws: &args::AwsArgs) -> Result<Spec, Stop> {
+    target_spec(source, dest, aws, file_config()?).map_err(usage)
 }
 
-async fn deploy_command(args: DeployArgs) -> Result<deploy::Report, String> {
+async fn deploy_command(args: DeployArgs) -> Result<deploy::Report, Stop> {
     let (dry_run, bootstrap) = (args.dry_run, args.bootstrap.clone());
-    let spec = args.spec(file_config()?).map_err(|err| err.to_string())?;
-    let code = Code::load(bootstrap.as_deref()).map_err(|err| err.to_string())?;
-    deploy::deploy(spec, code, dry_run).await.map_err(explain)
+    let confirm = confirm::Confirm::from_flag(args.yes);
+    let spec = args.spec(file_config()?).map_err(usage)?;
+    let code = Code::load(bootstrap.as_deref()).map_err(usage)?;
+    let approve = |removals: &[_]| confirm.approve("deploy", removals);
+    Ok(deploy::deploy(spec, code, dry_run, &approve)
+        .await
+        .map_err(explain)?)
 }
 
-async fn status_command(args: TargetArgs) -> Result<deploy::StatusReport, String> {
+async fn status_command(args: TargetArgs) -> Result<deploy::StatusReport, Stop> {
     let spec = target(args.source, Vec::new(), &args.aws)?;
     // Compares deployed code with this binary where it is a Linux build.
     let code = Code::load(None).ok();
     deploy::status(spec, code)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| Stop::Failed(err.to_string()))
 }
 
-async fn destroy_command(args: DestroyArgs) -> Result<deploy::Report, String> {
+async fn destroy_command(args: DestroyArgs) -> Result<deploy::Report, Stop> {
     let spec = target(args.source, args.dest, &args.aws)?;
     let code = Code::load(None).ok();
-    deploy::destroy(spec, code, args.dry_run)
+    let confirm = confirm::Confirm::from_flag(args.yes);
+    let approve = |removals: &[_]| confirm.approve("destroy", removals);
+    Ok(deploy::destroy(spec, code, args.dry_run, &approve)
         .await
-        .map_err(explain)
+        .map_err(explain)?)
 }
 
 /// A backfill's report: copied here, or handed to the deployed functions.
@@ -205,16 +253,16 @@ impl Report for Backfilled {
         }
     }
 
-    fn ok(&self) -> bool {
+    fn verdict(&self) -> Verdict {
         match self {
-            Backfilled::Here(report) => report.ok(),
-            Backfilled::ViaLambda(report) => report.ok(),
-            Backfilled::ViaBatchOperations(report) => report.ok(),
+            Backfilled::Here(report) => report.verdict(),
+            Backfilled::ViaLambda(report) => report.verdict(),
+            Backfilled::ViaBatchOperations(report) => report.verdict(),
         }
     }
 }
 
-async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
+async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, Stop> {
     let FanoutArgs {
         source,
         dest,
@@ -225,44 +273,45 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
     let spec = target(source, dest, &aws)?;
     let objects = match (args.files_from, args.inventory) {
         (Some(path), _) => Some(sync::named::ObjectList::FilesFrom(path)),
-        (None, Some(url)) => Some(sync::named::ObjectList::inventory(&url)?),
+        (None, Some(url)) => Some(sync::named::ObjectList::inventory(&url).map_err(Stop::Usage)?),
         (None, None) => None,
     };
     // The same variables tune the copies here as in the function.
-    let settings = CopySettings::from_process_env()?;
+    let settings = CopySettings::from_process_env().map_err(Stop::Usage)?;
     let remote = match (args.via_lambda, args.via_batch_operations) {
         (true, _) => Some("--via-lambda"),
         (_, true) => Some("--via-batch-operations"),
         _ => None,
     };
     if let Some(flag) = remote.filter(|_| !spec.destinations.is_empty()) {
-        return Err(format!(
+        return Err(Stop::Usage(format!(
             "{flag} copies with the deployed functions, to every deployed destination: drop --dest"
-        ));
+        )));
     }
     let report_to = args
         .report_to
         .as_deref()
         .map(sync::batch_job::ReportTo::parse)
-        .transpose()?;
+        .transpose()
+        .map_err(Stop::Usage)?;
     let batch_objects = match (&objects, args.via_batch_operations) {
         (Some(objects), true) => Some(objects.clone()),
         (None, true) => {
-            return Err(
+            return Err(Stop::Usage(
                 "--via-batch-operations copies the objects a manifest names: add \
                         --inventory s3://BUCKET/PATH/manifest.json (an S3 Inventory report) or \
                         --files-from FILE (keys, one per line)"
                     .into(),
-            );
+            ));
         }
         (_, false) => None,
     };
     let mut fanout = sync::connect(spec, prefix).await.map_err(|err| {
-        if args.dry_run {
+        Stop::Failed(if args.dry_run {
             err.to_string()
         } else {
             explain(err)
-        }
+        })
     })?;
     fanout.list_concurrency = usize::from(list_concurrency);
     if args.via_lambda {
@@ -289,37 +338,37 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, String> {
     ))
 }
 
-async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, String> {
+async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, Stop> {
     let spec = target(args.source, args.dest, &args.aws)?;
     let mut fanout = sync::connect(spec, args.prefix)
         .await
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| Stop::Failed(err.to_string()))?;
     fanout.list_concurrency = usize::from(args.list_concurrency);
     Ok(sync::verify::verify(&fanout).await)
 }
 
-async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresReport, String> {
+async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresReport, Stop> {
     let spec = target(args.source, Vec::new(), &args.aws)?;
     crate::failures::failures(spec)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| Stop::Failed(err.to_string()))
 }
 
 async fn reconcile_command(
     args: DestinationsArgs,
-) -> Result<sync::reconcile_now::StartedReport, String> {
+) -> Result<sync::reconcile_now::StartedReport, Stop> {
     let spec = target(args.source, args.dest, &args.aws)?;
     sync::reconcile_now::reconcile_now(spec)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| Stop::Failed(err.to_string()))
 }
 
-async fn retry_command(args: TargetArgs) -> Result<crate::failures::RetryReport, String> {
+async fn retry_command(args: TargetArgs) -> Result<crate::failures::RetryReport, Stop> {
     let spec = target(args.source, Vec::new(), &args.aws)?;
-    let settings = CopySettings::from_process_env()?;
+    let settings = CopySettings::from_process_env().map_err(Stop::Usage)?;
     crate::failures::retry(spec, settings)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| Stop::Failed(err.to_string()))
 }
 
 /// Errors before any change say so: nothing needs cleaning up.
@@ -354,13 +403,13 @@ impl Report for Packaged {
         )
     }
 
-    fn ok(&self) -> bool {
-        true
+    fn verdict(&self) -> Verdict {
+        Verdict::Done
     }
 }
 
-fn package(out: &Path, bootstrap: Option<&Path>) -> Result<Packaged, String> {
-    let bootstrap = Bootstrap::load(bootstrap).map_err(|err| err.to_string())?;
+fn package(out: &Path, bootstrap: Option<&Path>) -> Result<Packaged, Stop> {
+    let bootstrap = Bootstrap::load(bootstrap).map_err(usage)?;
     let zip = bootstrap.zip().map_err(|err| err.to_string())?;
     std::fs::write(out, &zip).map_err(|err| format!("cannot write {}: {err}", out.display()))?;
     Ok(Packaged {

@@ -3,9 +3,9 @@
 
 use futures::future::join_all;
 
-use super::engine::{Plan, Step};
+use super::engine::{Approve, Plan, Step};
 use super::permission::FunctionPolicy;
-use super::plan::Status;
+use super::plan::Outcome;
 use super::report::Report;
 use super::{
     alarm, alarm_topic, dest_policy, encryption, function, invoke_config, notification, permission,
@@ -18,7 +18,12 @@ use crate::fanout::{inventory, names};
 use crate::package::Code;
 
 /// `s3fan deploy`.
-pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, DeployError> {
+pub async fn deploy(
+    spec: Spec,
+    code: Code,
+    dry_run: bool,
+    approve: Approve<'_>,
+) -> Result<Report, DeployError> {
     let ctx = Context::connect(spec, Some(code)).await?;
     let keys = encryption::observe_keys(&ctx).await?;
     let edges = inventory::list(&ctx).await?;
@@ -32,11 +37,12 @@ pub async fn deploy(spec: Spec, code: Code, dry_run: bool) -> Result<Report, Dep
     }
     let found = found_destinations(&ctx, &edges).await?;
     let plan = plan_deploy(&ctx, &keys, &found).await?;
-    let changes = if dry_run {
-        plan.outcomes(Status::Planned)
-    } else {
-        plan.apply(&ctx).await
+    // A destination no longer listed is asked about; what a flag no
+    // longer given removes (an alarm, a schedule) is what the flags say.
+    let dropped = |outcome: &Outcome| {
+        (outcome.destination.as_deref()).is_some_and(|destination| !ctx.spec.names(destination))
     };
+    let changes = plan.run(&ctx, dry_run, approve, dropped).await?;
     Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
 }
 

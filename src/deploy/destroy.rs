@@ -3,8 +3,7 @@
 use futures::future::join_all;
 
 use super::converge::{found_destinations, plan_removal};
-use super::engine::{Plan, Step};
-use super::plan::Status;
+use super::engine::{Approve, Plan, Step};
 use super::report::Report;
 use super::{alarm, alarm_topic, batch_role, notification, queue, subscription, topic, uploads};
 use crate::fanout::DeployError;
@@ -21,6 +20,7 @@ pub async fn destroy(
     mut spec: Spec,
     code: Option<Code>,
     dry_run: bool,
+    approve: Approve<'_>,
 ) -> Result<Report, DeployError> {
     let session = Session::connect(&spec).await?;
     // The destinations named only choose what goes: nothing is copied, and
@@ -98,11 +98,7 @@ pub async fn destroy(
         stages.push(last);
     }
     let plan = Plan { stages };
-    let changes = if dry_run {
-        plan.outcomes(Status::Planned)
-    } else {
-        plan.apply(&ctx).await
-    };
+    let changes = plan.run(&ctx, dry_run, approve, |_| true).await?;
     Ok(Report::new("destroy", &ctx, dry_run, changes))
 }
 

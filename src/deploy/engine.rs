@@ -122,7 +122,36 @@ pub struct Plan {
     pub stages: Vec<Vec<Vec<Step>>>,
 }
 
+/// Asked before a plan that removes something is applied, with what it
+/// would remove: `Ok` goes ahead, `Err` says why not, and nothing changes.
+/// The command line asks on a terminal, or takes `--yes`.
+pub type Approve<'a> = &'a (dyn Fn(&[Outcome]) -> Result<(), String> + Sync);
+
 impl Plan {
+    /// Applies the plan, or with `dry_run` says what it would do; a plan
+    /// with removals that `asks` picks is applied only once `approve`
+    /// allows them.
+    pub(super) async fn run(
+        &self,
+        ctx: &Context,
+        dry_run: bool,
+        approve: Approve<'_>,
+        asks: impl Fn(&Outcome) -> bool,
+    ) -> Result<Vec<Outcome>, DeployError> {
+        if dry_run {
+            return Ok(self.outcomes(Status::Planned));
+        }
+        let removals: Vec<Outcome> = self
+            .outcomes(Status::Planned)
+            .into_iter()
+            .filter(|outcome| outcome.action == Action::Delete && asks(outcome))
+            .collect();
+        if !removals.is_empty() {
+            approve(&removals).map_err(DeployError)?;
+        }
+        Ok(self.apply(ctx).await)
+    }
+
     pub(super) fn outcomes(&self, status: Status) -> Vec<Outcome> {
         self.steps()
             .map(|step| step.outcome(status.clone()))

@@ -142,7 +142,10 @@ impl crate::report::Report for Report {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        // A dry run that would change something differs, as terraform's
+        // plan with changes does under -detailed-exitcode.
+        let changes = self.summary.created + self.summary.updated + self.summary.deleted > 0;
+        crate::report::Verdict::of(!self.ok, self.dry_run && changes)
     }
 }

@@ -216,8 +216,8 @@ impl crate::report::Report for StatusReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        true
+    fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::of(false, !self.drift.is_empty())
     }
 }
 

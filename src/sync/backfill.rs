@@ -351,7 +351,8 @@ impl crate::report::Report for BackfillReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        let would_copy = self.destinations.iter().any(|d| d.copied > 0);
+        crate::report::Verdict::of(!self.ok, self.dry_run && would_copy)
     }
 }

@@ -212,8 +212,8 @@ impl crate::report::Report for BatchReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::of(!self.ok, self.dry_run && !self.jobs.is_empty())
     }
 }
 

@@ -96,7 +96,7 @@ impl crate::report::Report for StartedReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::of(!self.ok, false)
     }
 }

@@ -196,7 +196,8 @@ impl crate::report::Report for VerifyReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        let failed = self.destinations.iter().any(|d| d.error.is_some());
+        crate::report::Verdict::of(failed, !self.ok)
     }
 }

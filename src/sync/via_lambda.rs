@@ -68,8 +68,8 @@ impl crate::report::Report for ViaLambdaReport {
         out
     }
 
-    fn ok(&self) -> bool {
-        self.ok
+    fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::of(!self.ok, self.dry_run && self.objects > 0)
     }
 }
 

@@ -260,7 +260,7 @@ async fn alarms_are_made_kept_moved_shown_and_removed_with_the_fanout() {
         .await;
     assert_eq!(alarms_of(&prefixes).await.len(), 11);
     assert_ok(
-        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
+        &aws.s3fan(&access_key(), &["destroy", "--yes", "--source", &source])
             .await,
     );
     assert!(
@@ -392,7 +392,7 @@ async fn status_shows_each_destinations_copies_lag_and_last_reconcile_from_cloud
         text.stdout
     );
     assert_ok(
-        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
+        &aws.s3fan(&access_key(), &["destroy", "--yes", "--source", &source])
             .await,
     );
 }

@@ -233,7 +233,7 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
     aws.pause_deliveries(false);
     aws.drain();
     let failures = aws
-        .s3fan_json(&access_key(), &["failures", "--source", &source])
+        .s3fan_json_exit(&access_key(), &["failures", "--source", &source], 3)
         .await;
     let waiting = failures["events"].as_array().map(Vec::len).unwrap_or(0);
     assert!(
@@ -320,7 +320,7 @@ async fn copies_past_one_invocation_hand_on_and_never_leave_a_mixed_object_or_an
         text.stdout
     );
     let destroyed = aws
-        .s3fan_json(&access_key(), &["destroy", "--source", &source])
+        .s3fan_json(&access_key(), &["destroy", "--yes", "--source", &source])
         .await;
     let aborted: Vec<&Value> = destroyed["changes"]
         .as_array()

@@ -203,7 +203,7 @@ async fn tag_changes_and_delete_markers_reach_every_copy_and_late_tag_events_los
         "one delete-marker event per function, each done"
     );
     assert_ok(
-        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
+        &aws.s3fan(&access_key(), &["destroy", "--yes", "--source", &source])
             .await,
     );
 }

@@ -126,3 +126,44 @@ fn a_macos_executable_is_refused_with_the_way_out() {
     }
     let _ = std::fs::remove_file(macho);
 }
+
+#[test]
+fn ctrl_c_stops_a_command_cleanly_with_status_130() {
+    // An endpoint that takes the connection and never answers: s3fan is
+    // mid-request when Ctrl-C (SIGINT) comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    let child = Command::new(env!("CARGO_BIN_EXE_s3fan"))
+        .args(["verify", "--source", "held-src", "--dest", "held-dst"])
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIATEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run s3fan");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let _held = loop {
+        match listener.accept() {
+            Ok((connection, _)) => break connection,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("s3fan never connected: {err}"),
+        }
+    };
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait for s3fan");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}

@@ -140,6 +140,7 @@ pub async fn s3fan_in(
         .expect("run s3fan");
     CliRun {
         success: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
@@ -341,10 +342,15 @@ impl LocalAws {
     /// Runs `args` with `--output json`, asserts that it succeeded, and
     /// returns its report.
     pub async fn s3fan_json(&self, access_key: &str, args: &[&str]) -> Value {
+        self.s3fan_json_exit(access_key, args, 0).await
+    }
+
+    /// `s3fan_json`, asserting the exit status `code` (3: a difference).
+    pub async fn s3fan_json_exit(&self, access_key: &str, args: &[&str], code: i32) -> Value {
         let mut args = args.to_vec();
         args.extend(["--output", "json"]);
         let run = self.s3fan(access_key, &args).await;
-        assert_ok(&run);
+        assert_exit(&run, code);
         run.json()
     }
 
@@ -410,6 +416,8 @@ impl Invocation {
 #[derive(Debug)]
 pub struct CliRun {
     pub success: bool,
+    /// The exit status (`None` if a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -432,6 +440,28 @@ pub fn assert_ok(run: &CliRun) {
         run.success,
         "s3fan failed:\nstdout: {}\nstderr: {}",
         run.stdout, run.stderr
+    );
+}
+
+/// `run` ended with exit status `code` (the README's table).
+pub fn assert_exit(run: &CliRun, code: i32) {
+    assert_eq!(
+        run.code,
+        Some(code),
+        "exit status:\nstdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// `run` went to the end: done (0) or found a difference (3).
+pub fn assert_answered(run: &CliRun) {
+    assert!(
+        matches!(run.code, Some(0 | 3)),
+        "s3fan failed ({:?}):\nstdout: {}\nstderr: {}",
+        run.code,
+        run.stdout,
+        run.stderr
     );
 }
 

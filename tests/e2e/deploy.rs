@@ -455,7 +455,12 @@ async fn destinations_are_added_and_removed() {
     assert_ok(&aws.deploy(&access_key(), &source, &[&a, &b], &[]).await);
 
     let run = aws
-        .deploy(&access_key(), &source, &[&b, &c], &["--output", "json"])
+        .deploy(
+            &access_key(),
+            &source,
+            &[&b, &c],
+            &["--yes", "--output", "json"],
+        )
         .await;
     assert_ok(&run);
     let report = run.json();
@@ -575,7 +580,7 @@ async fn destroying_one_destination_leaves_the_queue_admitting_exactly_the_rest(
     let destroyed = aws
         .s3fan(
             &access_key(),
-            &["destroy", "--source", &source, "--dest", &a],
+            &["destroy", "--yes", "--source", &source, "--dest", &a],
         )
         .await;
     assert_ok(&destroyed);
@@ -656,7 +661,12 @@ async fn a_role_whose_function_is_gone_is_drift_and_the_next_deploy_removes_it()
     );
     assert_eq!(status["orphaned_roles"], json!([role]), "{status}");
     let run = aws
-        .deploy(&access_key(), &source, &[&kept], &["--output", "json"])
+        .deploy(
+            &access_key(),
+            &source,
+            &[&kept],
+            &["--yes", "--output", "json"],
+        )
         .await;
     assert_ok(&run);
     assert_eq!(name_of(&run.json(), "role", &orphan), role);
@@ -796,7 +806,9 @@ async fn other_notifications_survive_deploy_and_destroy() {
     assert_eq!(rules[0].value(), Some("docs/"));
 
     let key = access_key();
-    let run = aws.s3fan(&key, &["destroy", "--source", &source]).await;
+    let run = aws
+        .s3fan(&key, &["destroy", "--yes", "--source", &source])
+        .await;
     assert_ok(&run);
     let after = notifications(&clients, &source).await;
     assert_eq!(after.queue_configurations(), before.queue_configurations());
@@ -816,7 +828,10 @@ async fn other_notifications_survive_deploy_and_destroy() {
 
     // Idempotent: a second destroy finds nothing to do and writes nothing.
     let key = access_key();
-    assert_ok(&aws.s3fan(&key, &["destroy", "--source", &source]).await);
+    assert_ok(
+        &aws.s3fan(&key, &["destroy", "--yes", "--source", &source])
+            .await,
+    );
     assert_eq!(writes_by(&key), Vec::<String>::new());
 }
 
@@ -880,7 +895,8 @@ async fn dry_run_plans_and_changes_nothing() {
     let run = aws
         .deploy(&key, &source, &[&destination], &["--dry-run"])
         .await;
-    assert_ok(&run);
+    // A plan with changes: exit 3, as terraform's -detailed-exitcode 2.
+    crate::common::assert_exit(&run, 3);
     assert!(run.stdout.contains("would create"), "{}", run.stdout);
     assert!(
         run.stdout.contains("nothing was changed (dry run)"),
@@ -890,9 +906,12 @@ async fn dry_run_plans_and_changes_nothing() {
     assert_eq!(writes_by(&key), Vec::<String>::new());
     assert!(!function_exists(&clients, &destination).await);
 
-    let report = aws
-        .deploy_json(&access_key(), &source, &[&destination], &["--dry-run"])
+    let flags = ["--dry-run", "--output", "json"];
+    let planned = aws
+        .deploy(&access_key(), &source, &[&destination], &flags)
         .await;
+    crate::common::assert_exit(&planned, 3);
+    let report = planned.json();
     assert_eq!(report["dry_run"], true);
     assert_eq!(
         report["changes"].as_array().map(Vec::len),

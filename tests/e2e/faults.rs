@@ -30,7 +30,7 @@ async fn failed_objects(source: &str) -> HashMap<String, BTreeSet<String>> {
             &["failures", "--source", source, "--output", "json"],
         )
         .await;
-    assert_ok(&listed);
+    crate::common::assert_answered(&listed);
     let report = listed.json();
     let mut failed: HashMap<String, BTreeSet<String>> = HashMap::new();
     for event in report["events"].as_array().expect("events") {
@@ -511,7 +511,7 @@ async fn an_interrupted_deploy_or_destroy_completes_when_run_again() {
     let deployed = snapshot(&clients, &source, &destinations).await;
     assert_ne!(deployed, untouched);
     proxy.fail_write(0);
-    let destroy = ["destroy", "--source", source.as_str()];
+    let destroy = ["destroy", "--yes", "--source", source.as_str()];
     assert_ok(&s3fan_at(&proxy.endpoint, &access_key(), &destroy).await);
     let destroy_writes = proxy.writes();
     assert_eq!(
@@ -554,7 +554,7 @@ async fn an_interrupted_deploy_or_destroy_completes_when_run_again() {
         let deploy = fanout_args("deploy", &source, &destinations);
         assert_ok(&s3fan_at(&aws.endpoint, &access_key(), &deploy).await);
         aws.drain();
-        let destroy = ["destroy", "--source", source.as_str()];
+        let destroy = ["destroy", "--yes", "--source", source.as_str()];
         proxy.fail_write(nth);
         let interrupted = s3fan_at(&proxy.endpoint, &access_key(), &destroy).await;
         let refused = proxy.writes().get(nth - 1).cloned();
@@ -589,7 +589,7 @@ async fn an_interrupted_deploy_or_destroy_completes_when_run_again() {
         );
         proxy.fail_write(0);
         aws.drain();
-        let destroy = ["destroy", "--source", source.as_str()];
+        let destroy = ["destroy", "--yes", "--source", source.as_str()];
         assert_ok(&s3fan_at(&proxy.endpoint, &access_key(), &destroy).await);
         assert_eq!(
             snapshot(&clients, &source, &destinations).await,

@@ -12,6 +12,7 @@ mod chains;
 mod changes;
 mod cli;
 mod deploy;
+mod exit_codes;
 mod faults;
 mod handler;
 mod reconcile;

@@ -266,7 +266,7 @@ async fn a_scheduled_reconcile_repairs_what_lost_events_missed_a_slice_at_a_time
     assert_eq!(started["destinations"].as_array().map(Vec::len), Some(2));
     aws.drain();
     assert_ok(
-        &aws.s3fan(&access_key(), &["destroy", "--source", &source])
+        &aws.s3fan(&access_key(), &["destroy", "--yes", "--source", &source])
             .await,
     );
     let config = aws.sdk_config_in("us-east-1").await;

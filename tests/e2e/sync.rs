@@ -90,7 +90,7 @@ async fn backfill_copies_what_is_missing_and_verify_finds_every_difference() {
 
     // A dry run copies nothing and says what it would.
     let (dry, key) = run("backfill", &["--dry-run"]).await;
-    assert_ok(&dry);
+    crate::common::assert_exit(&dry, 3);
     assert_eq!(destination(&dry.json(), &prefixed)["copied"], 500);
     // The bytes it would copy are the source's bytes, as `fill` wrote them.
     let total: u64 = keys
@@ -379,7 +379,7 @@ async fn a_failed_copy_waits_in_the_failure_queue_until_retry_delivers_it() {
     assert_eq!(attempts, 1, "--retry-attempts 0: one attempt, no retry");
 
     let report = aws
-        .s3fan_json(&access_key(), &["failures", "--source", &source])
+        .s3fan_json_exit(&access_key(), &["failures", "--source", &source], 3)
         .await;
     let events = report["events"].as_array().expect("events");
     assert_eq!(events.len(), 1, "{report}");
@@ -533,7 +533,7 @@ async fn backfill_via_lambda_publishes_s3_events_that_the_functions_copy() {
             ],
         )
         .await;
-    assert_ok(&dry);
+    crate::common::assert_exit(&dry, 3);
     assert_eq!(
         (&dry.json()["objects"], &dry.json()["messages"]),
         (&json!(150), &json!(2))
@@ -1038,7 +1038,7 @@ async fn backfill_via_batch_operations_runs_a_job_per_destination_whose_failures
 
     // The missing object is where every failure goes, named.
     let failures = aws
-        .s3fan_json(&key, &["failures", "--source", &source])
+        .s3fan_json_exit(&key, &["failures", "--source", &source], 3)
         .await;
     let objects: Vec<&Value> = failures["events"]
         .as_array()
@@ -1081,7 +1081,7 @@ async fn backfill_via_batch_operations_runs_a_job_per_destination_whose_failures
     let role = format!("s3fan-{source}_batch");
     assert!(clients.iam.get_role().role_name(&role).send().await.is_ok());
     let destroyed = aws
-        .s3fan_json(&key, &["destroy", "--source", &source])
+        .s3fan_json(&key, &["destroy", "--yes", "--source", &source])
         .await;
     assert_eq!(destroyed["ok"], true, "{destroyed}");
     assert!(

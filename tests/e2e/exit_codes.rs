@@ -1,0 +1,160 @@
+//! The exit statuses a pipeline branches on (the README's table): 0 done
+//! and nothing differs, 1 an error, 2 a usage error, 3 ran fine and found a
+//! difference; and the confirmation every removal needs.
+
+use aws_sdk_s3::types::NotificationConfiguration;
+
+use crate::common::{CliRun, LocalAws, access_key, assert_exit, local_aws, unique};
+
+const DONE: i32 = 0;
+const FAILED: i32 = 1;
+const USAGE: i32 = 2;
+const DIFFERS: i32 = 3;
+
+async fn run(aws: &LocalAws, args: &[&str]) -> CliRun {
+    aws.s3fan(&access_key(), args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_tells_a_difference_from_an_error() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let (source, destination) = (unique("exit-src"), unique("exit-dst"));
+    clients.create_bucket(&source).await;
+    clients.create_bucket(&destination).await;
+    let fanout = ["--source", source.as_str(), "--dest", destination.as_str()];
+    let with = |command: &'static str, flags: &[&'static str]| -> Vec<String> {
+        [&[command][..], &fanout[..], flags]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    let call = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(aws, &args).await
+    };
+
+    // Usage: a flag clap rejects, and a fan-out that cannot be.
+    assert_exit(&call(with("verify", &["--no-such-flag"])).await, USAGE);
+    let onto_itself = run(aws, &["deploy", "--source", &source, "--dest", &source]).await;
+    assert_exit(&onto_itself, USAGE);
+
+    // A plan with changes differs; applied, it is done; planned again, the
+    // same fan-out has nothing to change.
+    assert_exit(&call(with("deploy", &["--dry-run"])).await, DIFFERS);
+    assert_exit(&call(with("deploy", &[])).await, DONE);
+    assert_exit(&call(with("deploy", &["--dry-run"])).await, DONE);
+    assert_exit(&run(aws, &["status", "--source", &source]).await, DONE);
+
+    // An object the events did not bring (written before the fan-out
+    // listened, as the notification is removed): verify and a backfill
+    // plan differ; once copied, they are in sync.
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&source)
+        .notification_configuration(NotificationConfiguration::builder().build())
+        .send()
+        .await
+        .expect("remove the notification");
+    let drift = run(aws, &["status", "--source", &source]).await;
+    assert_exit(&drift, DIFFERS);
+    assert!(drift.stdout.contains("notification"), "{}", drift.stdout);
+    clients
+        .put(&source, "late.txt", b"late".to_vec(), "text/plain", &[])
+        .await;
+    assert_exit(&call(with("verify", &[])).await, DIFFERS);
+    assert_exit(&call(with("backfill", &["--dry-run"])).await, DIFFERS);
+    assert_exit(&call(with("backfill", &[])).await, DONE);
+    assert_exit(&call(with("verify", &[])).await, DONE);
+    assert_exit(&call(with("deploy", &[])).await, DONE);
+    assert_exit(&run(aws, &["status", "--source", &source]).await, DONE);
+
+    // An error is not a difference: a destination that is not there.
+    let gone = unique("exit-gone");
+    let missing = run(aws, &["verify", "--source", &source, "--dest", &gone]).await;
+    assert_exit(&missing, FAILED);
+
+    // Failed events waiting are the answer `failures` was asked for.
+    assert_exit(&run(aws, &["failures", "--source", &source]).await, DONE);
+    let url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(format!("{source}-fanout-failures"))
+        .send()
+        .await
+        .expect("failure queue")
+        .queue_url
+        .expect("queue url");
+    clients
+        .sqs
+        .send_message()
+        .queue_url(url)
+        .message_body("{}")
+        .send()
+        .await
+        .expect("send a failed event");
+    assert_exit(&run(aws, &["failures", "--source", &source]).await, DIFFERS);
+
+    // Nothing is removed unasked. Without a terminal (as here) and
+    // without --yes, destroy refuses and names what it would remove.
+    let refused = run(aws, &["destroy", "--source", &source]).await;
+    assert_exit(&refused, FAILED);
+    for text in ["destroy would remove", "--yes", "Nothing was changed"] {
+        assert!(refused.stderr.contains(text), "{text}: {}", refused.stderr);
+    }
+    assert_exit(&run(aws, &["status", "--source", &source]).await, DONE);
+    assert_exit(
+        &run(aws, &["destroy", "--source", &source, "--dry-run"]).await,
+        DIFFERS,
+    );
+    assert_exit(
+        &run(aws, &["destroy", "--source", &source, "--yes"]).await,
+        DONE,
+    );
+    assert_exit(
+        &run(aws, &["destroy", "--source", &source, "--dry-run"]).await,
+        DONE,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_drops_a_destination_asks_first() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("drop-src");
+    let (kept, dropped) = (unique("drop-keep"), unique("drop-old"));
+    for bucket in [&source, &kept, &dropped] {
+        clients.create_bucket(bucket).await;
+    }
+    let both = aws
+        .deploy(&access_key(), &source, &[&kept, &dropped], &[])
+        .await;
+    assert_exit(&both, DONE);
+
+    let refused = aws.deploy(&access_key(), &source, &[&kept], &[]).await;
+    assert_exit(&refused, FAILED);
+    assert!(
+        refused.stderr.contains("deploy would remove") && refused.stderr.contains(&dropped),
+        "{}",
+        refused.stderr
+    );
+    let function = crate::common::function_name_for(&dropped);
+    let still_there = clients
+        .lambda
+        .get_function()
+        .function_name(&function)
+        .send();
+    assert!(still_there.await.is_ok(), "{function} is still there");
+
+    let confirmed = aws
+        .deploy(&access_key(), &source, &[&kept], &["--yes"])
+        .await;
+    assert_exit(&confirmed, DONE);
+    assert!(confirmed.stdout.contains("deleted"), "{}", confirmed.stdout);
+    assert_exit(
+        &run(aws, &["destroy", "--source", &source, "--yes"]).await,
+        DONE,
+    );
+}
