@@ -30,7 +30,7 @@ pub enum Output {
 #[serde(default, deny_unknown_fields)]
 pub struct DeployArgs {
     /// The bucket whose new objects are copied.
-    #[arg(long, value_name = "SRC")]
+    #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     /// A bucket that receives a copy of every new object (repeat for more).
     #[arg(long = "dest", value_name = "DST")]
@@ -139,7 +139,7 @@ pub struct DeployArgs {
     #[serde(skip)]
     pub bootstrap: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(long, value_enum, default_value_t = Output::Text, env = "S3FAN_OUTPUT")]
     #[serde(skip)]
     pub output: Output,
 }
@@ -226,7 +226,7 @@ pub struct AwsArgs {
     #[arg(long)]
     pub profile: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(long, value_enum, default_value_t = Output::Text, env = "S3FAN_OUTPUT")]
     pub output: Output,
 }
 
@@ -234,7 +234,7 @@ pub struct AwsArgs {
 #[derive(Args, Debug)]
 pub struct TargetArgs {
     /// The fan-out's source bucket.
-    #[arg(long, value_name = "SRC")]
+    #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -244,7 +244,7 @@ pub struct TargetArgs {
 #[derive(Args, Debug)]
 pub struct DestroyArgs {
     /// The fan-out's source bucket.
-    #[arg(long, value_name = "SRC")]
+    #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     /// Remove only this destination (repeat for more); default: everything.
     #[arg(long = "dest", value_name = "DST")]
@@ -264,7 +264,7 @@ pub struct DestroyArgs {
 #[derive(Args, Debug)]
 pub struct DestinationsArgs {
     /// The fan-out's source bucket.
-    #[arg(long, value_name = "SRC")]
+    #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     /// Only this destination (repeat for more); default: every deployed one.
     #[arg(long = "dest", value_name = "DST")]
@@ -278,7 +278,7 @@ pub struct DestinationsArgs {
 #[derive(Args, Debug)]
 pub struct FanoutArgs {
     /// The source bucket.
-    #[arg(long, value_name = "SRC")]
+    #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     /// A destination, as DST or DST:PREFIX (repeat for more); default: the
     /// deployed destinations of SRC.

@@ -38,6 +38,16 @@ struct Cli {
     /// Show the raw detail of errors, and the AWS SDK's own log on stderr.
     #[arg(long, global = true)]
     debug: bool,
+    /// Log what s3fan does on stderr (RUST_LOG, when set, chooses instead).
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
+    /// Print no progress on stderr: only the report, and errors.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Send every AWS call to this endpoint (a local S3, LocalStack),
+    /// as AWS_ENDPOINT_URL does.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,9 +85,20 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.debug {
-        crate::aws::set_debug(true);
-        init_debug_log();
+    if let Some(url) = &cli.endpoint_url {
+        // SAFETY: no other thread runs yet (the async runtime starts
+        // below); every SDK client reads it, as the aws cli's flag does.
+        unsafe { std::env::set_var("AWS_ENDPOINT_URL", url) };
+    }
+    crate::aws::set_debug(cli.debug);
+    crate::sync::progress::set_quiet(cli.quiet);
+    let level = match (cli.debug, cli.verbose) {
+        (true, _) => Some("debug"),
+        (false, true) => Some("info"),
+        (false, false) => None,
+    };
+    if level.is_some() || std::env::var_os("RUST_LOG").is_some() {
+        init_log(level.unwrap_or("info"));
     }
     match cli.command {
         Command::Deploy(args) => run(args.output, deploy_command(*args)),
@@ -94,14 +115,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `--debug`: the SDK's log (and s3fan's) as text on stderr, at the level
-/// RUST_LOG asks (default debug). As in the handler, the SDK's TRACE lines
-/// are dropped whatever RUST_LOG says: they print signed requests, session
-/// tokens included.
-fn init_debug_log() {
+/// The SDK's log (and s3fan's) as text on stderr, at the level RUST_LOG
+/// asks, else `level` (`--debug`: debug, `--verbose`: info). As in the
+/// handler, the SDK's TRACE lines are dropped whatever RUST_LOG says: they
+/// print signed requests, session tokens included.
+fn init_log(level: &str) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let no_credentials = tracing_subscriber::filter::filter_fn(crate::aws::keeps_credentials_out);
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

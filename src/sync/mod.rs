@@ -11,7 +11,7 @@ mod keyspace;
 mod listing;
 pub mod named;
 mod pace;
-mod progress;
+pub(crate) mod progress;
 pub mod reconcile;
 pub mod reconcile_now;
 mod slices;

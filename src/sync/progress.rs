@@ -8,6 +8,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
+/// `--quiet`: no progress at all.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(on: bool) {
+    QUIET.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub struct Progress {
     bar: Option<ProgressBar>,
     label: String,
@@ -16,7 +27,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: String) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (std::io::stderr().is_terminal() && !quiet()).then(|| {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
                 bar.set_style(style);
@@ -33,6 +44,9 @@ impl Progress {
 
     /// Shows `status`; on a terminal at once, elsewhere at most every 5 s.
     pub fn update(&self, status: impl FnOnce() -> String) {
+        if quiet() {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.set_message(format!("{}: {}", self.label, status())),
             None => {
@@ -48,6 +62,9 @@ impl Progress {
     }
 
     pub fn finish(&self, status: String) {
+        if quiet() {
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.finish_with_message(format!("{}: {status}", self.label)),
             None => eprintln!("{}: {status}", self.label),

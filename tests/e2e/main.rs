@@ -11,6 +11,7 @@ mod bad_input;
 mod chains;
 mod changes;
 mod cli;
+mod conventions;
 mod deploy;
 mod exit_codes;
 mod faults;
