@@ -4,7 +4,8 @@
 //! here as many pages are in flight as slices run.
 //!
 //! The first cut is where the keys have structure: the top level's common
-//! prefixes (one `/`-delimited listing). After that, a slice that has shown
+//! prefixes (one `/`-delimited listing; a level further down while a level
+//! holds one folder only). After that, a slice that has shown
 //! a page and still has keys ahead is cut whenever there is room: past the
 //! furthest key any of its listings has fetched, at the points where keys
 //! like its own would go on (`keyspace::points_ahead`: ranges of a few
@@ -252,11 +253,36 @@ impl Drop for Running {
 
 /// The first slices: one per group of the top level's common prefixes, so
 /// each subtree starts listing at once; one slice for all where the keys
-/// have no `/`.
+/// have no `/`. Where a level holds nothing but one common prefix (every
+/// key under `data/`), the next level down is listed instead, up to
+/// `FIRST_CUT_DEPTH` levels: one request more, and the folders under it
+/// start listing together instead of one slice waiting for its pages.
 async fn first_cut(
     plan: &Plan,
     prefix: &str,
 ) -> Result<VecDeque<(Option<String>, Option<String>)>, DeployError> {
+    let mut level = prefix.to_owned();
+    let mut points = Vec::new();
+    for _ in 0..FIRST_CUT_DEPTH {
+        let (commons, only_commons) = common_prefixes(plan, &level).await?;
+        points = commons;
+        match (only_commons, points.as_slice()) {
+            (true, [single]) => level = single.clone(),
+            _ => break,
+        }
+    }
+    let wanted = plan.slices.max(1) * FIRST_CUT_PER_SLICE;
+    let every = points.len().div_ceil(wanted).max(1);
+    let bounds: Vec<String> = points.into_iter().step_by(every).skip(1).collect();
+    Ok(cut_at(bounds))
+}
+
+/// How many levels `first_cut` goes down at most.
+const FIRST_CUT_DEPTH: usize = 4;
+
+/// The common prefixes of one `/`-delimited page under `prefix`, decoded,
+/// and whether that level holds nothing else (no keys, no further page).
+async fn common_prefixes(plan: &Plan, prefix: &str) -> Result<(Vec<String>, bool), DeployError> {
     let bucket = &plan.source.bucket;
     let page = plan
         .source
@@ -280,10 +306,8 @@ async fn first_cut(
         })?;
         points.push(point);
     }
-    let wanted = plan.slices.max(1) * FIRST_CUT_PER_SLICE;
-    let every = points.len().div_ceil(wanted).max(1);
-    let bounds: Vec<String> = points.into_iter().step_by(every).skip(1).collect();
-    Ok(cut_at(bounds))
+    let only_commons = page.contents().is_empty() && !page.is_truncated().unwrap_or(false);
+    Ok((points, only_commons))
 }
 
 /// Slices `(None, b1], (b1, b2], ..., (bn, None]` for sorted points `b`.

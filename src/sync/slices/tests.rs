@@ -423,3 +423,28 @@ async fn a_failed_destination_listing_is_named_and_the_others_go_on() {
             .all(|row| matches!(row.copies[1], Seen::Unknown))
     );
 }
+
+#[tokio::test]
+async fn the_first_cut_goes_down_a_level_that_holds_one_folder_only() {
+    let folders: BTreeSet<String> = (0..2400)
+        .map(|i| format!("data/{}/{i:04}.bin", i % 8))
+        .collect();
+    let mut with_a_key = folders.clone();
+    with_a_key.insert("top.txt".to_owned());
+    let buckets = BTreeMap::from([("src".to_owned(), folders.clone())]);
+    let (s3, _, _) = serve_answering(lister(buckets, 0)).await;
+    let cut = first_cut(&plan(s3, &[], 32), "").await.expect("first cut");
+    // `data/` alone at the top: cut at the folders under it (one page of
+    // the fake's PAGE common prefixes), not one slice for all.
+    assert_eq!(cut.len(), PAGE, "{cut:?}");
+    assert_eq!(cut[1].0.as_deref(), Some("data/1/"), "{cut:?}");
+
+    // A level that holds a key besides its one folder is cut there.
+    let buckets = BTreeMap::from([("src".to_owned(), with_a_key.clone())]);
+    let (s3, _, _) = serve_answering(lister(buckets, 0)).await;
+    let cut = first_cut(&plan(s3.clone(), &[], 32), "")
+        .await
+        .expect("cut");
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(all_rows(plan(s3, &[], 32)).await.len(), with_a_key.len());
+}
