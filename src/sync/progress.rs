@@ -20,37 +20,44 @@ fn quiet() -> bool {
 }
 
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    shown: Shown,
     label: String,
-    last_line: std::sync::Mutex<Instant>,
+}
+
+/// How progress is shown, decided once when it starts.
+enum Shown {
+    /// `--quiet`.
+    Not,
+    /// A live line, on a terminal.
+    Live(ProgressBar),
+    /// A line at most every `PLAIN_EVERY`, since the last one.
+    Plain(std::sync::Mutex<Instant>),
 }
 
 impl Progress {
     pub fn new(label: String) -> Progress {
-        let bar = (std::io::stderr().is_terminal() && !quiet()).then(|| {
+        let shown = if quiet() {
+            Shown::Not
+        } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Progress {
-            bar,
-            label,
-            last_line: std::sync::Mutex::new(Instant::now()),
-        }
+            Shown::Live(bar)
+        } else {
+            Shown::Plain(std::sync::Mutex::new(Instant::now()))
+        };
+        Progress { shown, label }
     }
 
     /// Shows `status`; on a terminal at once, elsewhere at most every 5 s.
     pub fn update(&self, status: impl FnOnce() -> String) {
-        if quiet() {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{}: {}", self.label, status())),
-            None => {
-                let Ok(mut last) = self.last_line.lock() else {
+        match &self.shown {
+            Shown::Not => {}
+            Shown::Live(bar) => bar.set_message(format!("{}: {}", self.label, status())),
+            Shown::Plain(last_line) => {
+                let Ok(mut last) = last_line.lock() else {
                     return;
                 };
                 if last.elapsed() >= PLAIN_EVERY {
@@ -62,12 +69,10 @@ impl Progress {
     }
 
     pub fn finish(&self, status: String) {
-        if quiet() {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.finish_with_message(format!("{}: {status}", self.label)),
-            None => eprintln!("{}: {status}", self.label),
+        match &self.shown {
+            Shown::Not => {}
+            Shown::Live(bar) => bar.finish_with_message(format!("{}: {status}", self.label)),
+            Shown::Plain(_) => eprintln!("{}: {status}", self.label),
         }
     }
 }
