@@ -59,6 +59,16 @@ class Sts:
         self.server.shutdown()
 
 
+def path_style_client(port):
+    """boto3's S3 client for a local S3 on `port`, with test credentials."""
+    import boto3
+    from botocore.config import Config
+    return boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=32))
+
+
 class Weed:
     """SeaweedFS (`weed mini`, Go, production-grade): lists a page in a
     few milliseconds where s3s-fs walks its whole tree per page, so a tool
@@ -66,8 +76,6 @@ class Weed:
     8333; GetBucketLocation is answered by the proxy (see latency-proxy)."""
 
     def __init__(self, binary):
-        import boto3
-        from botocore.config import Config
         self.root = tempfile.mkdtemp(prefix="s3fan-peers-weed-")
         self.port = 8333
         self.process = subprocess.Popen(
@@ -75,10 +83,7 @@ class Weed:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, timeout=60)
         time.sleep(2)
-        self.client = boto3.client(
-            "s3", endpoint_url=f"http://127.0.0.1:{self.port}", region_name=REGION,
-            aws_access_key_id="test", aws_secret_access_key="test",
-            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32))
+        self.client = path_style_client(self.port)
 
     def close(self):
         self.process.terminate()
@@ -92,15 +97,10 @@ class Memory:
     the server is not what caps every tool's copies."""
 
     def __init__(self, binary):
-        import boto3
-        from botocore.config import Config
         self.process = subprocess.Popen([binary, "memory", "0", "0"], stdout=subprocess.PIPE,
                                         text=True)
         self.port = int(self.process.stdout.readline())
-        self.client = boto3.client(
-            "s3", endpoint_url=f"http://127.0.0.1:{self.port}", region_name=REGION,
-            aws_access_key_id="test", aws_secret_access_key="test",
-            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32))
+        self.client = path_style_client(self.port)
 
     def close(self):
         self.process.terminate()

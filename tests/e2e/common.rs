@@ -562,6 +562,18 @@ pub fn function_name_for(bucket: &str) -> String {
 }
 
 impl Clients {
+    /// The URL of `source`'s failure queue, which deploy made.
+    pub async fn failure_queue_url(&self, source: &str) -> String {
+        self.sqs
+            .get_queue_url()
+            .queue_name(format!("{source}-fanout-failures"))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("the failure queue of {source}: {err:?}"))
+            .queue_url
+            .expect("queue url")
+    }
+
     pub async fn create_bucket(&self, name: &str) {
         self.s3
             .create_bucket()

@@ -233,15 +233,7 @@ async fn deploy_to_three_destinations_then_new_objects_reach_all_of_them() {
     );
     // The failure queue admits exactly the three roles.
     let queue = format!("{source}-fanout-failures");
-    let url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name(&queue)
-        .send()
-        .await
-        .expect("failure queue")
-        .queue_url
-        .expect("queue url");
+    let url = clients.failure_queue_url(&source).await;
     let attributes = clients
         .sqs
         .get_queue_attributes()
@@ -530,16 +522,7 @@ async fn destinations_are_added_and_removed() {
 
 /// The failure queue's policy, as a JSON document.
 async fn queue_policy(clients: &Clients, source: &str) -> Value {
-    let url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name(format!("{source}-fanout-failures"))
-        .send()
-        .await
-        .expect("the failure queue")
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
+    let url = clients.failure_queue_url(source).await;
     let attributes = clients
         .sqs
         .get_queue_attributes()

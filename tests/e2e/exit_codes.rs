@@ -78,15 +78,7 @@ async fn every_command_tells_a_difference_from_an_error() {
 
     // Failed events waiting are the answer `failures` was asked for.
     assert_exit(&run(aws, &["failures", "--source", &source]).await, DONE);
-    let url = clients
-        .sqs
-        .get_queue_url()
-        .queue_name(format!("{source}-fanout-failures"))
-        .send()
-        .await
-        .expect("failure queue")
-        .queue_url
-        .expect("queue url");
+    let url = clients.failure_queue_url(&source).await;
     clients
         .sqs
         .send_message()
