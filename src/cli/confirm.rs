@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::deploy::plan::{Outcome, render_line};
+use crate::deploy::plan::{Outcome, render};
 
 /// How the question is answered.
 pub enum Confirm {
@@ -84,11 +84,7 @@ fn count(removals: &[Outcome]) -> String {
 }
 
 fn lines(removals: &[Outcome]) -> String {
-    removals
-        .iter()
-        .map(render_line)
-        .collect::<Vec<_>>()
-        .join("\n")
+    removals.iter().map(render).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -103,6 +99,7 @@ mod tests {
             destination: Some(name.into()),
             action: Action::Delete,
             detail: String::new(),
+            diff: Vec::new(),
             status: Status::Planned,
         }
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic};
 
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::{alarm_topic_name, failure_queue_name, function_name};
 use crate::fanout::spec::AlarmsTo;
 use crate::fanout::{Context, DeployError, aws_failure};
@@ -348,12 +348,13 @@ pub fn plan(
         None => vec![Watch::FailureQueue],
     };
     let topic = alarm_topic_arn(ctx);
-    let change = |name: String, action, detail: String, op| Change {
+    let change = |name: String, action, detail: String, diff, op| Change {
         kind: Kind::Alarm,
         name,
         destination: destination.map(str::to_owned),
         action,
         detail,
+        diff,
         op,
     };
     let mut changes = Vec::new();
@@ -363,18 +364,24 @@ pub fn plan(
         let Some(topic) = &topic else {
             if found.is_some() {
                 let why = "no --alarm-topic or --alarm-email is given".to_owned();
-                changes.push(change(name, Action::Delete, why, Op::Delete));
+                changes.push(change(name, Action::Delete, why, Vec::new(), Op::Delete));
             }
             continue;
         };
         let wanted = desired(ctx, watch, destination, topic);
         changes.push(match found {
-            None => change(name, Action::Create, describe(&wanted), put(wanted)),
+            None => change(
+                name,
+                Action::Create,
+                describe(&wanted),
+                Vec::new(),
+                put(wanted),
+            ),
             Some(found) => match differences(&found.alarm, &wanted) {
                 differs if differs.is_empty() => {
-                    change(name, Action::Unchanged, String::new(), Op::Nothing)
+                    change(name, Action::Unchanged, String::new(), differs, Op::Nothing)
                 }
-                differs => change(name, Action::Update, differs.join(", "), put(wanted)),
+                differs => change(name, Action::Update, String::new(), differs, put(wanted)),
             },
         });
     }
@@ -408,37 +415,41 @@ fn describe(alarm: &Alarm) -> String {
 }
 
 /// What of `found` is not as `wanted`, named for the plan.
-fn differences(found: &Alarm, wanted: &Alarm) -> Vec<String> {
-    let mut differs = Vec::new();
-    let mut check = |same: bool, what: &str| {
-        if !same {
-            differs.push(what.to_owned());
-        }
+fn differences(found: &Alarm, wanted: &Alarm) -> Vec<Diff> {
+    let metric = |a: &Alarm| {
+        format!(
+            "{}/{} {}={}",
+            a.namespace, a.metric, a.dimension.0, a.dimension.1
+        )
     };
-    check(
-        found.namespace == wanted.namespace
-            && found.metric == wanted.metric
-            && found.dimension == wanted.dimension,
-        "metric",
-    );
-    check(
-        found.stat == wanted.stat
-            && found.period == wanted.period
-            && found.evaluation_periods == wanted.evaluation_periods
-            && found.datapoints_to_alarm == wanted.datapoints_to_alarm
-            && found.comparison == wanted.comparison
-            && found.treat_missing_data == wanted.treat_missing_data,
-        "evaluation",
-    );
-    check(found.actions == wanted.actions, "alarm topic");
-    check(found.description == wanted.description, "description");
-    if found.threshold != wanted.threshold {
-        differs.push(format!(
-            "threshold {} -> {}",
-            found.threshold, wanted.threshold
-        ));
-    }
-    differs
+    let evaluation = |a: &Alarm| {
+        let stat = match &a.stat {
+            Stat::Plain(stat) => stat.as_str().to_owned(),
+            Stat::Extended(p) => p.clone(),
+        };
+        format!(
+            "{stat} {} {} of {} x {} s, missing data {}",
+            a.comparison.as_str(),
+            a.datapoints_to_alarm,
+            a.evaluation_periods,
+            a.period,
+            a.treat_missing_data
+        )
+    };
+    [
+        Diff::of("metric", metric(found), metric(wanted)),
+        Diff::of("evaluation", evaluation(found), evaluation(wanted)),
+        Diff::of("alarm topic", found.actions.clone(), wanted.actions.clone()),
+        Diff::of(
+            "description",
+            found.description.as_str(),
+            wanted.description.as_str(),
+        ),
+        Diff::of("threshold", found.threshold, wanted.threshold),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The removal of these alarms, by destroy or with their destination.
@@ -659,7 +670,12 @@ mod tests {
         // Another topic: every alarm is rewritten to notify it.
         let pager = ctx(Some(AlarmsTo::Topic(PAGER.into())));
         let moved = plan(&pager, Some("dst.eu"), &found);
-        assert!(moved.iter().all(|c| c.detail == "alarm topic"), "{moved:?}");
+        assert!(
+            moved
+                .iter()
+                .all(|c| c.diff.len() == 1 && c.diff[0].attribute == "alarm topic"),
+            "{moved:?}"
+        );
         // Another SLO: only the lag alarm changes.
         let mut slower = ctx(Some(AlarmsTo::Email("ops@example.com".into())));
         slower.spec.lag_slo = Lag::parse("1h").unwrap();
@@ -669,7 +685,20 @@ mod tests {
             .collect();
         assert_eq!(changed.len(), 1);
         assert!(changed[0].name.ends_with("-lag"));
-        assert!(changed[0].detail.contains("threshold 900000 -> 3600000"));
+        let attributes: Vec<&str> = changed[0]
+            .diff
+            .iter()
+            .map(|d| d.attribute.as_str())
+            .collect();
+        assert_eq!(
+            attributes,
+            ["description", "threshold"],
+            "the SLO is in both"
+        );
+        assert_eq!(
+            changed[0].diff[1],
+            Diff::of("threshold", 900000.0, 3600000.0).unwrap()
+        );
         // No alarm flag: what exists goes, nothing is made.
         let none = ctx(None);
         let removed = plan(&none, Some("dst.eu"), &found);

@@ -6,7 +6,7 @@
 //! sends; until then SNS lists it as `PendingConfirmation`, and a redeploy
 //! counts it as made rather than sending the mail again.
 
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use super::subscription;
 use crate::fanout::names::alarm_topic_name;
 use crate::fanout::spec::AlarmsTo;
@@ -60,6 +60,7 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Option<Change<Op>> {
         destination: None,
         action,
         detail,
+        diff: Vec::new(),
         op,
     };
     let Some(AlarmsTo::Email(address)) = &ctx.spec.alarms else {
@@ -94,14 +95,21 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Option<Change<Op>> {
             if subscribed && others.is_empty() {
                 change(Action::Unchanged, String::new(), Op::Nothing)
             } else {
-                let mut detail = Vec::new();
+                // The addresses, before and after; pending ones stay.
+                let before: Vec<&str> = emails.iter().map(|(email, _)| email.as_str()).collect();
+                let mut after: Vec<&str> = emails
+                    .iter()
+                    .filter(|(email, arn)| email == address || !arn.starts_with("arn:"))
+                    .map(|(email, _)| email.as_str())
+                    .collect();
                 if !subscribed {
-                    detail.push(format!("subscribe {address}"));
+                    after.push(address);
                 }
-                if !others.is_empty() {
-                    detail.push(format!("unsubscribe {} other address(es)", others.len()));
-                }
-                change(Action::Update, detail.join(", "), subscribe(others))
+                let mut update = change(Action::Update, String::new(), subscribe(others));
+                update
+                    .diff
+                    .extend(Diff::of("email subscriptions", before, after));
+                update
             }
         }
     })
@@ -248,8 +256,13 @@ mod tests {
         let change = plan(&asked, &observed).unwrap();
         assert_eq!(change.action, Action::Update);
         assert_eq!(
-            change.detail,
-            "subscribe new@example.com, unsubscribe 1 other address(es)"
+            change.diff,
+            [Diff::of(
+                "email subscriptions",
+                vec!["old@example.com", "stale@example.com"],
+                vec!["stale@example.com", "new@example.com"]
+            )
+            .unwrap()]
         );
         assert_eq!(
             change.op,

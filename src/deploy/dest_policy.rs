@@ -111,6 +111,16 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
     } else {
         Action::Unchanged
     };
+    // Only s3fan's statements: the rest of the policy is not touched.
+    let diff = if action == Action::Update {
+        super::diff::statements(
+            "bucket policy",
+            Some(&json!({ "Statement": current })),
+            Some(&json!({ "Statement": wanted })),
+        )
+    } else {
+        Vec::new()
+    };
     let op = if action.changes_something() {
         let mut merged: Vec<Value> = statements.into_iter().filter(|s| !ours(s)).collect();
         merged.extend(wanted);
@@ -125,6 +135,7 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
         destination: Some(destination.to_owned()),
         action,
         detail: String::new(),
+        diff,
         op,
     }
 }

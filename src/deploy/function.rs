@@ -11,7 +11,7 @@ use aws_sdk_lambda::types::{
     Architecture as LambdaArchitecture, Environment, FunctionCode, LastUpdateStatus, Runtime,
 };
 
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::{function_name, role_name};
 use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 use crate::settings::{Deployed as Recorded, FunctionSettings};
@@ -119,6 +119,7 @@ pub fn plan(
     observed: &Observed,
 ) -> Result<Change<Op>, DeployError> {
     let name = function_name(destination);
+    let mut diff = Vec::new();
     let (action, op, detail) = match observed {
         Observed::Absent => (
             Action::Create,
@@ -157,22 +158,30 @@ pub fn plan(
                     || deployed.architecture.as_deref() != Some(code.architecture.lambda_name())
             });
             let changed = configuration_changes(ctx, destination, deployed);
-            let config = !changed.is_empty();
+            let config = changed != Configuration::default();
             let concurrency = deployed.reserved_concurrency != ctx.spec.reserved_concurrency;
-            let show = |n: Option<i32>| n.map_or("(none)".to_owned(), |n| n.to_string());
-            let detail = code
-                .then(|| "code".to_owned())
-                .into_iter()
-                .chain(changed)
-                .chain(concurrency.then(|| {
-                    format!(
-                        "reserved concurrency {} -> {}",
-                        show(deployed.reserved_concurrency),
-                        show(ctx.spec.reserved_concurrency)
-                    )
-                }))
-                .collect::<Vec<_>>()
-                .join(", ");
+            if let Some(built) = ctx.code.as_ref().filter(|_| code) {
+                diff.extend(Diff::of(
+                    "code sha256",
+                    deployed.code_sha256.as_str(),
+                    built.sha256.as_str(),
+                ));
+                diff.extend(Diff::of(
+                    "architecture",
+                    deployed.architecture.clone(),
+                    built.architecture.lambda_name(),
+                ));
+            }
+            diff.extend(changed.changes);
+            diff.extend(Diff::of(
+                "reserved concurrency",
+                deployed.reserved_concurrency,
+                ctx.spec.reserved_concurrency,
+            ));
+            if diff.is_empty() {
+                diff = changed.record;
+            }
+            let detail = if code { "code" } else { "" }.to_owned();
             let action = if code || config || concurrency {
                 Action::Update
             } else {
@@ -196,44 +205,29 @@ pub fn plan(
         destination: Some(destination.to_owned()),
         action,
         detail,
+        diff,
         op,
     })
 }
 
 /// Each field of the function's configuration that differs from what
-/// deploy would set, as `field now -> wanted` (terraform's way of saying it).
-fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) -> Vec<String> {
-    let show = |value: Option<String>| value.unwrap_or_else(|| "(none)".to_owned());
-    let mut changes = Vec::new();
-    let mut compare = |field: &str, now: Option<String>, wanted: String| {
-        if now.as_ref() != Some(&wanted) {
-            changes.push(format!("{field} {} -> {wanted}", show(now)));
-        }
-    };
-    compare(
-        "role",
-        Some(deployed.role.clone()),
-        ctx.scope.role_arn(&role_name(destination)),
-    );
-    compare(
-        "runtime",
-        deployed.runtime.clone(),
-        RUNTIME.as_str().to_owned(),
-    );
-    compare("handler", deployed.handler.clone(), HANDLER.to_owned());
-    compare(
-        "memory",
-        deployed.memory.map(|m| m.to_string()),
-        ctx.spec.memory.to_string(),
-    );
-    compare(
-        "timeout",
-        deployed.timeout.map(|t| t.to_string()),
-        ctx.spec.timeout.to_string(),
-    );
-    // Variable by variable, less the record of the deployed settings: it
-    // follows the fields above, and is named only when nothing else
-    // differs (a function deployed before the record existed).
+/// deploy would set, with its value now and the one deploy would set.
+fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) -> Configuration {
+    let mut changes: Vec<Diff> = [
+        Diff::of(
+            "role",
+            deployed.role.as_str(),
+            ctx.scope.role_arn(&role_name(destination)),
+        ),
+        Diff::of("runtime", deployed.runtime.clone(), RUNTIME.as_str()),
+        Diff::of("handler", deployed.handler.clone(), HANDLER),
+        Diff::of("memory", deployed.memory, ctx.spec.memory),
+        Diff::of("timeout", deployed.timeout, ctx.spec.timeout),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Variable by variable, less the record of the deployed settings.
     let settings = desired_settings(ctx, destination);
     let wanted = settings.to_env();
     let without_record = FunctionSettings {
@@ -249,17 +243,39 @@ fn configuration_changes(ctx: &Context, destination: &str, deployed: &Deployed) 
     names.sort();
     names.dedup();
     for name in names {
-        let (now, then) = (deployed.environment.get(name), wanted.get(name));
-        if now != then {
-            let quoted =
-                |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("{v:?}"));
-            changes.push(format!("{name} {} -> {}", quoted(now), quoted(then)));
-        }
+        changes.extend(Diff::of(
+            format!("environment {name}"),
+            deployed.environment.get(name).cloned(),
+            wanted.get(name).cloned(),
+        ));
     }
-    if changes.is_empty() && deployed.environment != wanted {
-        changes.push("the record of the deployed settings in the environment".to_owned());
-    }
-    changes
+    let mut records: Vec<&String> = wanted
+        .keys()
+        .filter(|name| !without_record.contains_key(*name))
+        .collect();
+    records.sort();
+    let record = records
+        .into_iter()
+        .filter_map(|name| {
+            Diff::of(
+                format!("environment {name}"),
+                deployed.environment.get(name).cloned(),
+                wanted.get(name).cloned(),
+            )
+        })
+        .collect();
+    Configuration { changes, record }
+}
+
+/// How a function's configuration differs from the wanted one.
+#[derive(Debug, Default, PartialEq)]
+struct Configuration {
+    /// Field by field, and variable by variable.
+    changes: Vec<Diff>,
+    /// The record of the deployed settings, which follows the fields: it
+    /// is named only when nothing else differs (a function deployed before
+    /// the record existed), so a plan never says a change twice.
+    record: Vec<Diff>,
 }
 
 pub fn plan_delete(name: &str, destination: &str, observed: &Observed) -> Change<Op> {
@@ -564,15 +580,38 @@ mod tests {
         };
         assert_eq!(
             configuration_changes(&ctx, "dst", &deployed),
-            Vec::<String>::new()
+            Configuration::default()
         );
         deployed.memory = Some(1024);
         deployed
             .environment
             .insert("S3FAN_KEY_PREFIX".into(), "in/".into());
+        let rendered: Vec<String> = configuration_changes(&ctx, "dst", &deployed)
+            .changes
+            .iter()
+            .map(Diff::render)
+            .collect();
         assert_eq!(
-            configuration_changes(&ctx, "dst", &deployed),
-            ["memory 1024 -> 128", "S3FAN_KEY_PREFIX \"in/\" -> (unset)"]
+            rendered,
+            [
+                "      ~ memory 1024 -> 128",
+                "      ~ environment S3FAN_KEY_PREFIX \"in/\" -> (none)"
+            ]
+        );
+        // A function of an older s3fan, without the record: only the
+        // record differs, and it alone is what an update would change.
+        deployed.environment = desired_environment(&ctx, "dst");
+        deployed.environment.remove("S3FAN_DEPLOYED");
+        deployed.memory = Some(128);
+        let older = configuration_changes(&ctx, "dst", &deployed);
+        assert_eq!(older.changes, []);
+        assert_eq!(
+            older
+                .record
+                .iter()
+                .map(|d| &d.attribute)
+                .collect::<Vec<_>>(),
+            ["environment S3FAN_DEPLOYED"]
         );
     }
 }

@@ -2,7 +2,9 @@
 //! retries a failed event, for how long, and the failure queue as its
 //! on-failure destination, so that no event is lost after the retries.
 
-use super::plan::{Action, Change, Kind};
+use serde_json::Value;
+
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::function_name;
 use crate::fanout::{Context, DeployError, aws_failure, is_code};
 
@@ -56,26 +58,26 @@ fn desired(ctx: &Context) -> Observed {
     }
 }
 
-/// Each setting that differs, as `field now -> wanted`.
-fn changes(now: &Observed, wanted: &Observed) -> Vec<String> {
-    let fields = |o: &Observed| match o {
-        Observed::Absent => [None, None, None],
-        Observed::Present {
-            retry_attempts,
-            max_event_age,
-            on_failure,
-        } => [
-            retry_attempts.map(|n| n.to_string()),
-            max_event_age.map(|n| n.to_string()),
-            on_failure.clone(),
-        ],
+/// Each setting that differs, its value now and the one deploy sets.
+fn changes(now: &Observed, wanted: &Observed) -> Vec<Diff> {
+    let fields = |o: &Observed| -> [Value; 3] {
+        match o {
+            Observed::Absent => [Value::Null, Value::Null, Value::Null],
+            Observed::Present {
+                retry_attempts,
+                max_event_age,
+                on_failure,
+            } => [
+                (*retry_attempts).into(),
+                (*max_event_age).into(),
+                on_failure.clone().into(),
+            ],
+        }
     };
-    let show = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".to_owned());
     ["retry attempts", "max event age", "on-failure destination"]
-        .iter()
-        .zip(fields(now).iter().zip(fields(wanted).iter()))
-        .filter(|(_, (now, wanted))| now != wanted)
-        .map(|(field, (now, wanted))| format!("{field} {} -> {}", show(now), show(wanted)))
+        .into_iter()
+        .zip(fields(now).into_iter().zip(fields(wanted)))
+        .filter_map(|(field, (now, wanted))| Diff::of(field, now, wanted))
         .collect()
 }
 
@@ -95,7 +97,11 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op>
                 "{} retries, {} s, then the failure queue",
                 ctx.spec.retry_attempts, ctx.spec.max_event_age
             ),
-            present => changes(present, &desired(ctx)).join(", "),
+            _ => String::new(),
+        },
+        diff: match observed {
+            Observed::Absent => Vec::new(),
+            present => changes(present, &desired(ctx)),
         },
         op,
     }

@@ -10,6 +10,7 @@ pub(crate) mod batch_role;
 mod converge;
 mod dest_policy;
 mod destroy;
+mod diff;
 mod encryption;
 mod engine;
 mod function;

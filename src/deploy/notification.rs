@@ -17,7 +17,7 @@ use aws_sdk_s3::types::{
     S3KeyFilter, TopicConfiguration,
 };
 
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::NOTIFICATION_ID;
 use crate::fanout::{Context, DeployError, aws_failure};
 
@@ -111,12 +111,11 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployErro
     let desired = desired_entry(ctx)?;
     refuse_overlaps(ctx, observed, &desired)?;
     let current = ours(observed);
-    let (action, detail) = match current {
-        None => (Action::Create, String::new()),
-        Some(current) if !same_entry(current, &desired) => {
-            (Action::Update, "topic, events or filters".to_owned())
-        }
-        Some(_) => (Action::Unchanged, String::new()),
+    let diff = current.map_or_else(Vec::new, |current| entry_diff(current, &desired));
+    let action = match current {
+        None => Action::Create,
+        Some(_) if !diff.is_empty() => Action::Update,
+        Some(_) => Action::Unchanged,
     };
     let op = if action.changes_something() {
         Op::Merge(desired)
@@ -128,7 +127,8 @@ pub fn plan(ctx: &Context, observed: &Observed) -> Result<Change<Op>, DeployErro
         name: format!("{} ({NOTIFICATION_ID})", ctx.spec.source),
         destination: None,
         action,
-        detail,
+        detail: String::new(),
+        diff,
         op,
     })
 }
@@ -227,7 +227,7 @@ fn rewrite(
             // Whatever arrived since the plan is checked like the rest.
             refuse_overlaps(ctx, fresh, desired)?;
             Ok(match ours(fresh) {
-                Some(current) if same_entry(current, desired) => None,
+                Some(current) if entry_diff(current, desired).is_empty() => None,
                 _ => Some(merged(fresh, Some(desired.clone()))),
             })
         }
@@ -317,10 +317,25 @@ fn rules_of(filter: Option<&NotificationConfigurationFilter>) -> (String, String
     (prefix, suffix)
 }
 
-fn same_entry(current: &TopicConfiguration, desired: &TopicConfiguration) -> bool {
-    current.topic_arn() == desired.topic_arn()
-        && current.events() == desired.events()
-        && rules_of(current.filter()) == rules_of(desired.filter())
+/// Each part of s3fan's entry that differs: topic, events, prefix, suffix.
+fn entry_diff(current: &TopicConfiguration, desired: &TopicConfiguration) -> Vec<Diff> {
+    let events = |entry: &TopicConfiguration| -> Vec<String> {
+        entry
+            .events()
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect()
+    };
+    let (now, wanted) = (rules_of(current.filter()), rules_of(desired.filter()));
+    [
+        Diff::of("topic", current.topic_arn(), desired.topic_arn()),
+        Diff::of("events", events(current), events(desired)),
+        Diff::of("prefix", now.0, wanted.0),
+        Diff::of("suffix", now.1, wanted.1),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// `s3:ObjectCreated:*` overlaps every `s3:ObjectCreated:...`.

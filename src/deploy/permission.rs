@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::{PERMISSION_STATEMENT_ID, function_name};
 use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 
@@ -76,21 +76,53 @@ fn grants_exactly(ctx: &Context, statement: &Value) -> bool {
 }
 
 pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Change<Op> {
-    let (action, op, detail) = match observed {
-        Observed::Absent => (Action::Create, Op::Add, ""),
+    let (action, op, diff) = match observed {
+        Observed::Absent => (Action::Create, Op::Add, Vec::new()),
         Observed::Present(statement) if !grants_exactly(ctx, statement) => {
-            (Action::Update, Op::Replace, "topic or account")
+            (Action::Update, Op::Replace, grant_diff(ctx, statement))
         }
-        Observed::Present(_) => (Action::Unchanged, Op::Nothing, ""),
+        Observed::Present(_) => (Action::Unchanged, Op::Nothing, Vec::new()),
     };
     Change {
         kind: Kind::Permission,
         name: format!("{}/{PERMISSION_STATEMENT_ID}", function_name(destination)),
         destination: Some(destination.to_owned()),
         action,
-        detail: detail.to_owned(),
+        detail: String::new(),
+        diff,
         op,
     }
+}
+
+/// What of the statement differs from the grant deploy makes.
+fn grant_diff(ctx: &Context, statement: &Value) -> Vec<Diff> {
+    let condition = &statement["Condition"];
+    [
+        Diff::of("effect", statement["Effect"].clone(), "Allow"),
+        Diff::of(
+            "principal",
+            statement["Principal"]["Service"].clone(),
+            "sns.amazonaws.com",
+        ),
+        Diff::of(
+            "action",
+            statement["Action"].clone(),
+            "lambda:InvokeFunction",
+        ),
+        Diff::of(
+            "source arn",
+            condition["ArnLike"]["AWS:SourceArn"].clone(),
+            ctx.topic_arn(),
+        ),
+        Diff::of(
+            "source account",
+            condition["StringEquals"]["AWS:SourceAccount"].clone(),
+            ctx.scope.account.as_str(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 pub fn plan_delete(function: &str, destination: &str, observed: &Observed) -> Change<Op> {

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+pub use super::diff::Diff;
+
 /// The kinds of resource deploy manages, in the order they are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +92,9 @@ pub struct Change<Op> {
     /// What differs, or why: "code", "policy", "no longer listed", ...
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Each attribute an update changes, its value now and after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<Diff>,
     #[serde(skip)]
     pub op: Op,
 }
@@ -103,6 +108,7 @@ impl<Op> Change<Op> {
             destination,
             action,
             detail,
+            diff,
             op,
         } = self;
         let change = Change {
@@ -111,6 +117,7 @@ impl<Op> Change<Op> {
             destination,
             action,
             detail,
+            diff,
             op: (),
         };
         (change, op)
@@ -140,6 +147,7 @@ impl<Op> Change<Op> {
             } else {
                 "already gone".into()
             },
+            diff: Vec::new(),
             op: if present { delete } else { nothing },
         }
     }
@@ -166,6 +174,8 @@ pub struct Outcome {
     pub action: Action,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<Diff>,
     #[serde(flatten)]
     pub status: Status,
 }
@@ -178,6 +188,7 @@ impl Outcome {
             destination: change.destination.clone(),
             action: change.action,
             detail: change.detail.clone(),
+            diff: change.diff.clone(),
             status,
         }
     }
@@ -215,8 +226,18 @@ impl Summary {
     }
 }
 
-/// One line per resource: kind, name, what happened (or would), why.
-pub fn render_line(outcome: &Outcome) -> String {
+/// One line per resource (kind, name, what happened or would, why), then
+/// a line per attribute that changes. No newline after the last.
+pub fn render(outcome: &Outcome) -> String {
+    let mut out = render_line(outcome);
+    for diff in &outcome.diff {
+        out.push('\n');
+        out.push_str(&diff.render());
+    }
+    out
+}
+
+fn render_line(outcome: &Outcome) -> String {
     let what = match &outcome.status {
         Status::Planned => outcome.action.future().to_owned(),
         Status::Done => outcome.action.past().to_owned(),
@@ -255,6 +276,7 @@ mod tests {
             destination: Some("dst".into()),
             action,
             detail: "code".into(),
+            diff: Vec::new(),
             status,
         }
     }

@@ -115,6 +115,7 @@ fn change(ctx: &Context, action: Action, detail: &str, op: Op) -> Change<Op> {
         destination: None,
         action,
         detail: detail.to_owned(),
+        diff: Vec::new(),
         op,
     }
 }
@@ -143,12 +144,18 @@ pub fn plan_policy(ctx: &Context, observed: &Observed, destinations: &[String]) 
         (Some(_), None) => (Action::Delete, set()),
         (None, _) => (Action::Create, set()),
     };
+    let diff = if action == Action::Update {
+        super::diff::statements("policy", current, wanted.as_ref())
+    } else {
+        Vec::new()
+    };
     Change {
         kind: Kind::QueuePolicy,
         name: failure_queue_name(&ctx.spec.source),
         destination: None,
         action,
         detail: String::new(),
+        diff,
         op,
     }
 }

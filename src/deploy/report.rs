@@ -89,7 +89,7 @@ impl crate::report::Report for Report {
             self.region
         );
         for change in &self.changes {
-            out.push_str(&plan::render_line(change));
+            out.push_str(&plan::render(change));
             out.push('\n');
         }
         let s = &self.summary;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::diff::statements;
 use super::encryption::Keys;
 use super::plan::{Action, Change, Kind};
 use super::policy::{
@@ -122,6 +123,7 @@ fn desired_policy(ctx: &Context, keys: &Keys, destination: &str) -> Value {
 
 pub fn plan(ctx: &Context, keys: &Keys, destination: &str, observed: &Observed) -> Change<Op> {
     let desired = desired_policy(ctx, keys, destination);
+    let mut diff = Vec::new();
     let (action, op) = match observed {
         Observed::Absent => (
             Action::Create,
@@ -137,6 +139,16 @@ pub fn plan(ctx: &Context, keys: &Keys, destination: &str, observed: &Observed) 
                 policy: (policy.as_ref() != Some(&desired)).then(|| desired.to_string()),
                 ..Op::NOTHING
             };
+            if op.trust {
+                diff.extend(statements(
+                    "trust policy",
+                    trust.as_ref(),
+                    Some(&trust_policy()),
+                ));
+            }
+            if op.policy.is_some() {
+                diff.extend(statements("policy", policy.as_ref(), Some(&desired)));
+            }
             let action = if op.trust || op.policy.is_some() {
                 Action::Update
             } else {
@@ -145,18 +157,13 @@ pub fn plan(ctx: &Context, keys: &Keys, destination: &str, observed: &Observed) 
             (action, op)
         }
     };
-    let detail = match (action, op.trust, op.policy.is_some()) {
-        (Action::Update, true, true) => "trust and permissions policies",
-        (Action::Update, true, false) => "trust policy",
-        (Action::Update, false, true) => "permissions policy",
-        _ => "",
-    };
     Change {
         kind: Kind::Role,
         name: role_name(destination),
         destination: Some(destination.to_owned()),
         action,
-        detail: detail.to_owned(),
+        detail: String::new(),
+        diff,
         op,
     }
 }

@@ -10,10 +10,10 @@
 //! (time zones, flexible windows, one-off runs) do not matter for a
 //! reconcile every few hours.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::permission::FunctionPolicy;
-use super::plan::{Action, Change, Kind};
+use super::plan::{Action, Change, Diff, Kind};
 use crate::fanout::names::{SCHEDULE_STATEMENT_ID, function_name, schedule_name};
 use crate::fanout::{Context, DeployError, aws_failure, gone_is_fine, is_code};
 use crate::sync::reconcile::ReconcileEvent;
@@ -103,12 +103,13 @@ fn input() -> String {
 /// there is none and none is wanted.
 pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Option<Change<Op>> {
     let name = schedule_name(destination);
-    let change = |action, detail: String, op| Change {
+    let change = |action, detail: String, diff, op| Change {
         kind: Kind::Schedule,
         name: name.clone(),
         destination: Some(destination.to_owned()),
         action,
         detail,
+        diff,
         op,
     };
     let Some(every) = ctx.spec.reconcile_every else {
@@ -117,6 +118,7 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Option<Cha
             Observed::Present { .. } => Some(change(
                 Action::Delete,
                 "--reconcile-every is no longer given".into(),
+                Vec::new(),
                 Op::Remove,
             )),
         };
@@ -127,33 +129,39 @@ pub fn plan(ctx: &Context, destination: &str, observed: &Observed) -> Option<Cha
         Observed::Absent => change(
             Action::Create,
             format!("reconcile {every}: {wanted}"),
+            Vec::new(),
             put(),
         ),
         Observed::Present {
             expression,
             enabled,
-            target,
+            target: target_found,
             permitted,
         } => {
-            let mut differs = Vec::new();
-            if expression.as_deref() != Some(wanted.as_str()) {
-                let now = expression.as_deref().unwrap_or("(none)");
-                differs.push(format!("schedule {now} -> {wanted}"));
-            }
-            if !enabled {
-                differs.push("disabled -> enabled".to_owned());
-            }
             let function = ctx.function_arn(&function_name(destination));
-            if target.as_ref() != Some(&(function, input())) {
-                differs.push("target".to_owned());
-            }
-            if !permitted {
-                differs.push("invoke permission".to_owned());
-            }
+            let target = |t: &Option<(String, String)>| {
+                t.as_ref().map_or(
+                    Value::Null,
+                    |(arn, input)| json!({"arn": arn, "input": input}),
+                )
+            };
+            let differs: Vec<Diff> = [
+                Diff::of("schedule", expression.clone(), wanted.as_str()),
+                Diff::of("enabled", *enabled, true),
+                Diff::of(
+                    "target",
+                    target(target_found),
+                    target(&Some((function, input()))),
+                ),
+                Diff::of("invoke permission", *permitted, true),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             if differs.is_empty() {
-                change(Action::Unchanged, String::new(), Op::Nothing)
+                change(Action::Unchanged, String::new(), differs, Op::Nothing)
             } else {
-                change(Action::Update, differs.join(", "), put())
+                change(Action::Update, String::new(), differs, put())
             }
         }
     })
@@ -330,14 +338,17 @@ mod tests {
         assert_eq!((kept.action, &kept.op), (Action::Unchanged, &Op::Nothing));
         let changed = plan(&daily, "dst", &present(&daily, "rate(6 hours)")).unwrap();
         assert_eq!(changed.action, Action::Update);
-        assert_eq!(changed.detail, "schedule rate(6 hours) -> rate(1 day)");
+        assert_eq!(
+            changed.diff,
+            [Diff::of("schedule", "rate(6 hours)", "rate(1 day)").unwrap()]
+        );
         let mut unpermitted = present(&daily, "rate(1 day)");
         if let Observed::Present { permitted, .. } = &mut unpermitted {
             *permitted = false;
         }
         assert_eq!(
-            plan(&daily, "dst", &unpermitted).unwrap().detail,
-            "invoke permission"
+            plan(&daily, "dst", &unpermitted).unwrap().diff,
+            [Diff::of("invoke permission", false, true).unwrap()]
         );
         // Without the flag: nothing where there is nothing, else removed.
         let none = ctx(None);

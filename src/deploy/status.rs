@@ -209,7 +209,7 @@ impl crate::report::Report for StatusReport {
         } else {
             out.push_str("drift (what deploy would change):\n");
             for change in &self.drift {
-                out.push_str(&plan::render_line(change));
+                out.push_str(&plan::render(change));
                 out.push('\n');
             }
         }

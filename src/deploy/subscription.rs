@@ -90,6 +90,7 @@ pub fn plan(ctx: &Context, destination: &str, all: &[Subscription]) -> Change<Op
         destination: Some(destination.to_owned()),
         action,
         detail: String::new(),
+        diff: Vec::new(),
         op,
     }
 }

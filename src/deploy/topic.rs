@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::diff::statements;
 use super::plan::{Action, Change, Kind};
 use crate::deploy::policy::{decode_iam_document, topic_policy};
 use crate::fanout::names::topic_name;
@@ -41,19 +42,23 @@ pub fn desired_policy(ctx: &Context) -> Value {
 }
 
 pub fn plan(ctx: &Context, observed: &Observed) -> Change<Op> {
-    let (action, detail, op) = match observed {
-        Observed::Absent => (Action::Create, String::new(), Op::Create),
-        Observed::Present { policy } if policy.as_ref() != Some(&desired_policy(ctx)) => {
-            (Action::Update, "policy".to_owned(), Op::SetPolicy)
-        }
-        Observed::Present { .. } => (Action::Unchanged, String::new(), Op::Nothing),
+    let desired = desired_policy(ctx);
+    let (action, diff, op) = match observed {
+        Observed::Absent => (Action::Create, Vec::new(), Op::Create),
+        Observed::Present { policy } if policy.as_ref() != Some(&desired) => (
+            Action::Update,
+            statements("policy", policy.as_ref(), Some(&desired)),
+            Op::SetPolicy,
+        ),
+        Observed::Present { .. } => (Action::Unchanged, Vec::new(), Op::Nothing),
     };
     Change {
         kind: Kind::Topic,
         name: topic_name(&ctx.spec.source),
         destination: None,
         action,
-        detail,
+        detail: String::new(),
+        diff,
         op,
     }
 }

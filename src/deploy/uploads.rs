@@ -151,6 +151,7 @@ pub fn plan_abort(destination: &str, open: &[OpenUpload]) -> Vec<Change<Op>> {
                 .as_deref()
                 .map(|at| format!("started {at}, never completed"))
                 .unwrap_or_else(|| "never completed".into()),
+            diff: Vec::new(),
             op: Op {
                 key: upload.key.clone(),
                 upload_id: upload.upload_id.clone(),
@@ -167,6 +168,7 @@ pub fn not_listed(destination: &str, error: &str) -> Change<Op> {
         destination: Some(destination.to_owned()),
         action: Action::Unchanged,
         detail: format!("open uploads not checked: {error}"),
+        diff: Vec::new(),
         op: Op {
             key: String::new(),
             upload_id: String::new(),

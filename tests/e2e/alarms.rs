@@ -221,10 +221,10 @@ async fn alarms_are_made_kept_moved_shown_and_removed_with_the_fanout() {
         changes_of(&moved, "alarm")
             .iter()
             .all(|c| c["action"] == "update"
-                && c["detail"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("alarm topic")),
+                && c["diff"][0]["attribute"] == "alarm topic"
+                && c["diff"][0]["after"]
+                    .as_array()
+                    .is_some_and(|topics| topics.iter().any(|t| t == pager.as_str()))),
         "{moved}"
     );
     assert_eq!(

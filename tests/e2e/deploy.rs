@@ -788,6 +788,36 @@ async fn other_notifications_survive_deploy_and_destroy() {
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].value(), Some("docs/"));
 
+    // Another prefix, planned: the plan names the attribute, its value in
+    // AWS and the wanted one, in words and in JSON, and writes nothing.
+    let key = access_key();
+    let moved = ["--prefix", "out/", "--dry-run"];
+    let text = aws.deploy(&key, &source, &[&destination], &moved).await;
+    crate::common::assert_exit(&text, 3);
+    assert!(
+        text.stdout.contains("~ prefix \"docs/\" -> \"out/\"")
+            && text
+                .stdout
+                .contains("~ environment S3FAN_KEY_PREFIX \"docs/\" -> \"out/\""),
+        "{}",
+        text.stdout
+    );
+    let json_flags = [&moved[..], &["--output", "json"]].concat();
+    let planned = aws
+        .deploy(&key, &source, &[&destination], &json_flags)
+        .await
+        .json();
+    let notification = planned["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["kind"] == "notification").cloned())
+        .expect("the notification in the plan");
+    assert_eq!(notification["action"], "update", "{planned}");
+    assert_eq!(
+        notification["diff"],
+        json!([{"attribute": "prefix", "before": "docs/", "after": "out/"}])
+    );
+    assert_eq!(writes_by(&key), Vec::<String>::new());
+
     let key = access_key();
     let run = aws
         .s3fan(&key, &["destroy", "--yes", "--source", &source])
@@ -1111,7 +1141,8 @@ async fn status_shows_the_deployment_and_its_drift() {
     );
     assert_eq!(status["drift"][0]["kind"], "function");
     assert_eq!(
-        status["drift"][0]["detail"], "memory 1024 -> 256",
+        status["drift"][0]["diff"],
+        json!([{"attribute": "memory", "before": 1024, "after": 256}]),
         "the field, its value in AWS and the deployed one"
     );
     // deploy --dry-run compares with the flags given (here: none, so the
@@ -1125,27 +1156,29 @@ async fn status_shows_the_deployment_and_its_drift() {
         )
         .await
         .json();
-    let detail = |kind: &str| {
+    let diff = |kind: &str| {
         dry["changes"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["kind"] == kind))
-            .map(|c| c["detail"].clone())
+            .map(|c| c["diff"].clone())
     };
     assert_eq!(
-        detail("function"),
-        Some(json!("memory 1024 -> 128")),
+        diff("function"),
+        Some(json!([{"attribute": "memory", "before": 1024, "after": 128}])),
         "{dry}"
     );
     assert_eq!(
-        detail("invoke_config"),
-        Some(json!("retry attempts 0 -> 2")),
+        diff("invoke_config"),
+        Some(json!([{"attribute": "retry attempts", "before": 0, "after": 2}])),
         "{dry}"
     );
     let text = aws
         .s3fan(&access_key(), &["status", "--source", &source])
         .await;
     assert!(
-        text.stdout.contains("drift") && text.stdout.contains("would update"),
+        text.stdout.contains("drift")
+            && text.stdout.contains("would update")
+            && text.stdout.contains("~ memory 1024 -> 256"),
         "{}",
         text.stdout
     );
@@ -1864,10 +1897,13 @@ async fn reserved_concurrency_caps_each_function_and_goes_when_dropped() {
     let uncapped = aws
         .deploy_json(&access_key(), &source, &[&destination], &[])
         .await;
-    assert!(
-        uncapped
-            .to_string()
-            .contains("reserved concurrency 5 -> (none)"),
+    let function = uncapped["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["kind"] == "function").cloned())
+        .expect("the function in the report");
+    assert_eq!(
+        function["diff"],
+        json!([{"attribute": "reserved concurrency", "before": 5, "after": null}]),
         "{uncapped}"
     );
     assert_eq!(reserved().await, None);
