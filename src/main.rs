@@ -13,8 +13,10 @@ mod fanout;
 mod handler;
 mod lambda;
 mod package;
+mod progress;
 mod report;
 mod settings;
+mod stop;
 mod sync;
 #[cfg(test)]
 mod test_endpoint;

@@ -91,7 +91,7 @@ pub fn main() -> ExitCode {
         unsafe { std::env::set_var("AWS_ENDPOINT_URL", url) };
     }
     crate::aws::set_debug(cli.debug);
-    crate::sync::progress::set_quiet(cli.quiet);
+    crate::progress::set_quiet(cli.quiet);
     let level = match (cli.debug, cli.verbose) {
         (true, _) => Some("debug"),
         (false, true) => Some("info"),
@@ -101,11 +101,11 @@ pub fn main() -> ExitCode {
         init_log(level.unwrap_or("info"));
     }
     match cli.command {
-        Command::Deploy(args) => run(args.output, deploy_command(*args)),
+        Command::Deploy(args) => run_in_steps(args.output, deploy_command(*args)),
         Command::Status(args) => run(args.aws.output, status_command(args)),
-        Command::Destroy(args) => run(args.aws.output, destroy_command(args)),
-        Command::Backfill(args) => run(args.fanout.aws.output, backfill_command(args)),
-        Command::Verify(args) => run(args.aws.output, verify_command(args)),
+        Command::Destroy(args) => run_in_steps(args.aws.output, destroy_command(args)),
+        Command::Backfill(args) => run_in_steps(args.fanout.aws.output, backfill_command(args)),
+        Command::Verify(args) => run_in_steps(args.aws.output, verify_command(args)),
         Command::Failures(args) => run(args.aws.output, failures_command(args)),
         Command::Retry(args) => run(args.aws.output, retry_command(args)),
         Command::Reconcile(args) => run(args.aws.output, reconcile_command(args)),
@@ -151,25 +151,75 @@ fn usage(err: impl std::fmt::Display) -> Stop {
     Stop::Usage(err.to_string())
 }
 
+/// How a command takes Ctrl-C (see `stop`).
+#[derive(Clone, Copy, PartialEq)]
+enum OnCtrlC {
+    /// It reads, or its work is one request: it stops at once.
+    StopAtOnce,
+    /// It checks `stop::asked` between its steps, finishes what is under
+    /// way and reports what it did (within `GRACE`).
+    FinishWhatIsUnderWay,
+}
+
+/// How long, after a first Ctrl-C, the work under way may take to finish.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs one command on an async runtime, then prints what it returned.
 fn run<R: Report>(output: Output, command: impl Future<Output = Result<R, Stop>>) -> ExitCode {
+    run_taking(OnCtrlC::StopAtOnce, output, command)
+}
+
+/// `run`, for a command that stops between its steps.
+fn run_in_steps<R: Report>(
+    output: Output,
+    command: impl Future<Output = Result<R, Stop>>,
+) -> ExitCode {
+    run_taking(OnCtrlC::FinishWhatIsUnderWay, output, command)
+}
+
+fn run_taking<R: Report>(
+    on_ctrl_c: OnCtrlC,
+    output: Output,
+    command: impl Future<Output = Result<R, Stop>>,
+) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime.block_on(async {
+            let mut command = std::pin::pin!(command);
             tokio::select! {
-                result = command => emit(output, result),
-                () = interrupted() => {
-                    // Dropping the command stops its requests: every command
-                    // converges, so running it again goes on from here.
-                    eprintln!(
-                        "interrupted: nothing more was started; what was done stays done, \
-                         and running the same command again goes on from there"
-                    );
-                    ExitCode::from(exit::INTERRUPTED)
+                result = &mut command => return emit(output, result),
+                () = interrupted() => {}
+            }
+            if on_ctrl_c == OnCtrlC::FinishWhatIsUnderWay {
+                crate::stop::ask();
+                eprintln!(
+                    "interrupted: starting nothing more, finishing what is under way \
+                     (up to {} s; Ctrl-C again stops at once)",
+                    GRACE.as_secs()
+                );
+                tokio::select! {
+                    result = &mut command => {
+                        // The report says what was done and what was not.
+                        emit(output, result);
+                        eprintln!(
+                            "interrupted: what was done stays done; running the same \
+                             command again goes on from there"
+                        );
+                        return ExitCode::from(exit::INTERRUPTED);
+                    }
+                    () = interrupted() => {}
+                    () = tokio::time::sleep(GRACE) => {}
                 }
             }
+            // Dropping the command stops its requests: every command
+            // converges, so running it again goes on from here.
+            eprintln!(
+                "interrupted: nothing more was started; what was done stays done, \
+                 and running the same command again goes on from there"
+            );
+            ExitCode::from(exit::INTERRUPTED)
         }),
         Err(err) => emit::<Packaged>(
             output,

@@ -42,7 +42,7 @@ pub async fn deploy(
     let dropped = |outcome: &Outcome| {
         (outcome.destination.as_deref()).is_some_and(|destination| !ctx.spec.names(destination))
     };
-    let changes = plan.run(&ctx, dry_run, approve, dropped).await?;
+    let changes = plan.run("deploy", &ctx, dry_run, approve, dropped).await?;
     Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
 }
 

@@ -98,7 +98,9 @@ pub async fn destroy(
         stages.push(last);
     }
     let plan = Plan { stages };
-    let changes = plan.run(&ctx, dry_run, approve, |_| true).await?;
+    let changes = plan
+        .run("destroy", &ctx, dry_run, approve, |_| true)
+        .await?;
     Ok(Report::new("destroy", &ctx, dry_run, changes))
 }
 

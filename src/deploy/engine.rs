@@ -2,15 +2,20 @@
 //! change of one resource; the same plan is printed by a dry run, rendered
 //! as JSON, and applied.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use futures::future::join_all;
 
-use super::plan::{Action, Change, Outcome, Status};
+use super::plan::{self, Action, Change, Outcome, Status};
 use super::{
     alarm, alarm_topic, batch_role, dest_policy, function, invoke_config, notification, permission,
     queue, role, schedule, subscription, topic, uploads,
 };
 use crate::fanout::Context;
 use crate::fanout::DeployError;
+use crate::progress::Progress;
 
 /// One change of any resource: what it is, which every kind shows and
 /// counts alike, and what its apply needs, which is each kind's own.
@@ -133,6 +138,7 @@ impl Plan {
     /// allows them.
     pub(super) async fn run(
         &self,
+        command: &str,
         ctx: &Context,
         dry_run: bool,
         approve: Approve<'_>,
@@ -149,7 +155,24 @@ impl Plan {
         if !removals.is_empty() {
             approve(&removals).map_err(DeployError)?;
         }
-        Ok(self.apply(ctx).await)
+        let changing = self
+            .steps()
+            .filter(|s| s.action().changes_something())
+            .count();
+        if changing == 0 {
+            return Ok(self.outcomes(Status::Done));
+        }
+        let progress = Applying {
+            shown: Progress::new(format!("{command} s3://{}", ctx.spec.source)),
+            changing,
+            done: AtomicUsize::new(0),
+        };
+        let outcomes = self.apply(ctx, &progress).await;
+        progress.shown.finish(format!(
+            "{} of {changing} changes made",
+            progress.done.load(Ordering::Relaxed)
+        ));
+        Ok(outcomes)
     }
 
     pub(super) fn outcomes(&self, status: Status) -> Vec<Outcome> {
@@ -162,11 +185,13 @@ impl Plan {
         self.stages.iter().flatten().flatten()
     }
 
-    pub(super) async fn apply(&self, ctx: &Context) -> Vec<Outcome> {
+    /// Stops before a stage or a step once Ctrl-C asked (`stop`): the
+    /// steps not started are reported as not attempted.
+    async fn apply(&self, ctx: &Context, progress: &Applying) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         let mut failed = false;
         for stage in &self.stages {
-            if failed {
+            if failed || crate::stop::asked() {
                 outcomes.extend(
                     stage
                         .iter()
@@ -179,17 +204,13 @@ impl Plan {
                 let mut results = Vec::new();
                 let mut stopped = false;
                 for step in group {
-                    if stopped {
+                    if stopped || crate::stop::asked() {
                         results.push(step.outcome(Status::NotAttempted));
                         continue;
                     }
-                    match step.apply(ctx).await {
-                        Ok(()) => results.push(step.outcome(Status::Done)),
-                        Err(err) => {
-                            stopped = true;
-                            results.push(step.outcome(Status::Failed(err.0)));
-                        }
-                    }
+                    let outcome = progress.applied(step, step.apply(ctx)).await;
+                    stopped = matches!(outcome.status, Status::Failed(_));
+                    results.push(outcome);
                 }
                 results
             });
@@ -201,5 +222,47 @@ impl Plan {
             }
         }
         outcomes
+    }
+}
+
+/// The progress of an apply: the step under way on the live line, and a
+/// line kept for each change made.
+struct Applying {
+    shown: Progress,
+    /// How many steps change something; only they are shown.
+    changing: usize,
+    done: AtomicUsize,
+}
+
+impl Applying {
+    async fn applied(
+        &self,
+        step: &Step,
+        apply: impl Future<Output = Result<(), DeployError>>,
+    ) -> Outcome {
+        let changes = step.action().changes_something();
+        if changes {
+            self.shown.update(|| {
+                format!(
+                    "{} of {} changes made; {}",
+                    self.done.load(Ordering::Relaxed),
+                    self.changing,
+                    plan::under_way(&step.change)
+                )
+            });
+        }
+        let started = Instant::now();
+        let outcome = match apply.await {
+            Ok(()) => step.outcome(Status::Done),
+            Err(err) => step.outcome(Status::Failed(err.0)),
+        };
+        if changes {
+            if outcome.status == Status::Done {
+                self.done.fetch_add(1, Ordering::Relaxed);
+            }
+            self.shown
+                .line(&plan::progress_line(&outcome, started.elapsed()));
+        }
+        outcome
     }
 }

@@ -161,7 +161,7 @@ pub enum Status {
     Planned,
     Done,
     Failed(String),
-    /// An earlier change it depends on failed.
+    /// An earlier change it depends on failed, or Ctrl-C came first.
     NotAttempted,
 }
 
@@ -254,6 +254,31 @@ fn render_line(outcome: &Outcome) -> String {
         outcome.kind.label(),
         outcome.name
     )
+}
+
+/// What the progress says while a step runs: `creating function dst`.
+pub fn under_way(change: &Change<()>) -> String {
+    let doing = match change.action {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Delete => "deleting",
+        Action::Unchanged => "checking",
+    };
+    format!("{doing} {} {}", change.kind.label(), change.name)
+}
+
+/// The line the progress keeps once a step is done: `function dst
+/// created (2s)`, or why it failed.
+pub fn progress_line(outcome: &Outcome, took: std::time::Duration) -> String {
+    let what = format!("{} {}", outcome.kind.label(), outcome.name);
+    match &outcome.status {
+        Status::Failed(error) => format!("{what}: FAILED to {}: {error}", verb(outcome.action)),
+        _ => format!(
+            "{what} {} ({})",
+            outcome.action.past(),
+            crate::progress::human::duration(took)
+        ),
+    }
 }
 
 fn verb(action: Action) -> &'static str {

@@ -14,13 +14,14 @@ use super::diff::{Merged, Verdict};
 use super::listing::Entry;
 use super::named::{self, ObjectList};
 use super::pace::{self, Pace};
-use super::progress::Progress;
-use super::{Destination, Fanout, sample};
+use super::watch::Watch;
+use super::{Destination, Fanout, estimate, sample};
 use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
 use crate::handler::plan::{CopyRequest, Route};
 use crate::handler::s3::{CopyOutcome, S3Clients};
+use crate::progress::human;
 
 /// The most copies at once per destination, by default: the pace starts
 /// at 32 and goes up to this while throughput grows (see `pace`).
@@ -63,6 +64,8 @@ pub struct BackfillReport {
     pub ok: bool,
     pub source: String,
     pub dry_run: bool,
+    /// Ctrl-C stopped it: the counts cover the keys examined before.
+    pub interrupted: bool,
     /// With a list of objects: those the source did not have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_in_source: Option<u64>,
@@ -84,7 +87,16 @@ pub struct Options {
 /// each destination's copies run as many at once as its pace allows (up to
 /// `concurrency`), fed as the merge reads.
 pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
-    let progress = Progress::new(format!("backfill s3://{}", fanout.source));
+    let total = match options.objects {
+        None => estimate::source_objects(fanout).await,
+        Some(_) => None,
+    };
+    let mut watch = Watch::new(
+        format!("backfill s3://{}", fanout.source),
+        "examined",
+        fanout.destinations.len(),
+        total,
+    );
     let mut reports: Vec<DestinationReport> = fanout
         .destinations
         .iter()
@@ -108,7 +120,10 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         Some(list) => named::rows(fanout, list.clone(), absent.clone()).boxed(),
         None => fanout.rows().boxed(),
     };
+    // After Ctrl-C no key is read: the copies under way finish, and the
+    // report says what was done (a re-run goes on from there).
     let result = rows
+        .take_while(|_| std::future::ready(!crate::stop::asked()))
         .map_ok(|merged| {
             examined.fetch_add(1, Ordering::Relaxed);
             let work: Vec<Work> = match merged {
@@ -135,7 +150,11 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         .try_buffer_unordered(copies_at_once)
         .try_fold(&mut reports, |reports, (i, done)| {
             count(&mut reports[i], done);
-            progress.update(|| counts(reports, examined.load(Ordering::Relaxed), options.dry_run));
+            watch.update(
+                examined.load(Ordering::Relaxed),
+                reports.iter().map(|r| (r.copied, r.bytes)),
+                || lines(reports, options.dry_run),
+            );
             std::future::ready(Ok(reports))
         })
         .await;
@@ -145,20 +164,21 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
             report.error.get_or_insert_with(|| err.to_string());
         }
     }
-    progress.finish(counts(
-        &reports,
+    watch.finish(
         examined.load(Ordering::Relaxed),
-        options.dry_run,
-    ));
+        lines(&reports, options.dry_run),
+    );
+    let interrupted = crate::stop::asked();
     for (report, paced) in reports.iter_mut().zip(paces) {
         report.would_copy.sort();
         report.failures.sort();
         report.pace = paced.pace.summary();
     }
     BackfillReport {
-        ok: reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
+        ok: !interrupted && reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
         source: fanout.source.clone(),
         dry_run: options.dry_run,
+        interrupted,
         not_in_source: options
             .objects
             .is_some()
@@ -279,18 +299,20 @@ pub(super) fn copy_request(source: &str, destination: &Destination, entry: Entry
     }
 }
 
-fn counts(reports: &[DestinationReport], examined: u64, dry_run: bool) -> String {
-    let sum = |f: fn(&DestinationReport) -> u64| reports.iter().map(f).sum::<u64>();
-    format!(
-        "{examined} keys examined; over {} destination{}: {} in sync, {} {} ({} bytes), {} failed",
-        reports.len(),
-        if reports.len() == 1 { "" } else { "s" },
-        sum(|r| r.in_sync),
-        sum(|r| r.copied),
-        if dry_run { "to copy" } else { "copied" },
-        sum(|r| r.bytes),
-        sum(|r| r.failed)
-    )
+/// A progress line per destination.
+fn lines(reports: &[DestinationReport], dry_run: bool) -> impl Iterator<Item = String> + '_ {
+    reports.iter().map(move |r| {
+        format!(
+            "s3://{}/{}: {} {} ({}), {} in sync, {} failed",
+            r.destination,
+            r.key_prefix,
+            human::count(r.copied),
+            if dry_run { "to copy" } else { "copied" },
+            human::bytes(r.bytes),
+            human::count(r.in_sync),
+            human::count(r.failed)
+        )
+    })
 }
 
 impl crate::report::Report for BackfillReport {
@@ -343,7 +365,10 @@ impl crate::report::Report for BackfillReport {
                 out.push_str(&format!("    stopped: {error}\n"));
             }
         }
-        out.push_str(if self.ok {
+        out.push_str(if self.interrupted {
+            "interrupted (Ctrl-C): the counts cover the keys examined before it; run the same \
+             command again to go on\n"
+        } else if self.ok {
             "done: run it again any time; it copies only what is missing or different\n"
         } else {
             "not everything was copied: fix the cause above and run the same command again\n"

@@ -7,16 +7,17 @@
 pub mod backfill;
 pub mod batch_job;
 mod diff;
+mod estimate;
 mod keyspace;
 mod listing;
 pub mod named;
 mod pace;
-pub(crate) mod progress;
 pub mod reconcile;
 pub mod reconcile_now;
 mod slices;
 pub mod verify;
 pub mod via_lambda;
+mod watch;
 
 use futures::{Stream, TryStreamExt};
 
@@ -33,6 +34,8 @@ pub struct Fanout {
     pub destinations: Vec<Destination>,
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
+    /// For the source's size (`estimate`), which gives progress an ETA.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The fan-out's topic, which `backfill --via-lambda` publishes to.
     pub topic_arn: String,
     pub region: String,
@@ -162,6 +165,7 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
         list_concurrency: usize::from(DEFAULT_LIST_CONCURRENCY),
         s3: ctx.s3.clone(),
         sns: ctx.sns.clone(),
+        cloudwatch: ctx.cloudwatch.clone(),
         scope: ctx.scope.clone(),
         iam: ctx.iam.clone(),
         s3control: crate::aws::s3control_client(&ctx.sdk),

@@ -1,12 +1,13 @@
 //! `s3fan verify`: is every object of the source in every destination, the
 //! same? Exit status 0 only when all are in sync.
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::diff::{Merged, Verdict};
-use super::progress::Progress;
-use super::{Fanout, sample};
+use super::watch::Watch;
+use super::{Fanout, estimate, sample};
+use crate::progress::human;
 
 /// One destination compared with the source.
 #[derive(Debug, Default, Serialize)]
@@ -45,13 +46,21 @@ impl DestinationReport {
 pub struct VerifyReport {
     pub ok: bool,
     pub source: String,
+    /// Ctrl-C stopped it: the counts cover the keys compared before.
+    pub interrupted: bool,
     pub destinations: Vec<DestinationReport>,
 }
 
 /// Every destination compared with the source in one pass over all the
 /// listings (see `slices`).
 pub async fn verify(fanout: &Fanout) -> VerifyReport {
-    let progress = Progress::new(format!("verify s3://{}", fanout.source));
+    let mut watch = Watch::new(
+        format!("verify s3://{}", fanout.source),
+        "compared",
+        fanout.destinations.len(),
+        estimate::source_objects(fanout).await,
+    );
+    let mut compared = 0u64;
     let mut reports: Vec<DestinationReport> = fanout
         .destinations
         .iter()
@@ -61,11 +70,14 @@ pub async fn verify(fanout: &Fanout) -> VerifyReport {
             ..DestinationReport::default()
         })
         .collect();
-    let compared = fanout
+    // After Ctrl-C no key is read; the report covers those compared.
+    let listed = fanout
         .rows()
+        .take_while(|_| std::future::ready(!crate::stop::asked()))
         .try_fold(&mut reports, |reports, merged| {
             match merged {
                 Merged::Row(row) => {
+                    compared += 1;
                     for (report, verdict) in reports.iter_mut().zip(row.verdicts()) {
                         if let Some(verdict) = verdict {
                             tally(report, verdict);
@@ -76,16 +88,17 @@ pub async fn verify(fanout: &Fanout) -> VerifyReport {
                     reports[copy].error.get_or_insert_with(|| error.to_string());
                 }
             }
-            progress.update(|| summary(reports));
+            watch.update(compared, reports.iter().map(|_| (0, 0)), || lines(reports));
             std::future::ready(Ok(reports))
         })
         .await;
-    if let Err(err) = compared {
+    if let Err(err) = listed {
         for report in &mut reports {
             report.error.get_or_insert_with(|| err.to_string());
         }
     }
-    progress.finish(summary(&reports));
+    watch.finish(compared, lines(&reports));
+    let interrupted = crate::stop::asked();
     // Slices finish in any order: the keys named are sorted, as a serial
     // listing would have found them.
     for report in &mut reports {
@@ -94,18 +107,18 @@ pub async fn verify(fanout: &Fanout) -> VerifyReport {
         report.extra_keys.sort();
     }
     VerifyReport {
-        ok: reports.iter().all(DestinationReport::in_sync),
+        ok: !interrupted && reports.iter().all(DestinationReport::in_sync),
         source: fanout.source.clone(),
+        interrupted,
         destinations: reports,
     }
 }
 
-fn summary(reports: &[DestinationReport]) -> String {
+/// A progress line per destination.
+fn lines(reports: &[DestinationReport]) -> impl Iterator<Item = String> + '_ {
     reports
         .iter()
-        .map(|r| format!("s3://{} {}", r.destination, counts(r)))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .map(|r| format!("s3://{}/{}: {}", r.destination, r.key_prefix, counts(r)))
 }
 
 fn tally(report: &mut DestinationReport, verdict: Verdict) {
@@ -146,7 +159,10 @@ fn tally(report: &mut DestinationReport, verdict: Verdict) {
 fn counts(report: &DestinationReport) -> String {
     format!(
         "{} in sync, {} missing, {} different, {} extra",
-        report.in_sync, report.missing, report.different, report.extra
+        human::count(report.in_sync),
+        human::count(report.missing),
+        human::count(report.different),
+        human::count(report.extra)
     )
 }
 
@@ -188,7 +204,9 @@ impl crate::report::Report for VerifyReport {
                 }
             }
         }
-        out.push_str(if self.ok {
+        out.push_str(if self.interrupted {
+            "interrupted (Ctrl-C): only the keys before it were compared; run verify again\n"
+        } else if self.ok {
             "every destination is in sync\n"
         } else {
             "not in sync: `s3fan backfill` copies what is missing or different\n"

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use super::Fanout;
 use super::diff::needed_anywhere;
 use super::listing::Entry;
-use super::progress::Progress;
 use crate::fanout::{DeployError, aws_failure};
 use crate::handler::event::created_record;
+use crate::progress::Progress;
 
 /// Records per SNS message, and the message size kept under SNS's 256 KiB.
 const RECORDS_PER_MESSAGE: usize = 100;

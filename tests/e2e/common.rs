@@ -123,8 +123,20 @@ pub async fn s3fan_in(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> CliRun {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"))
+    let output = s3fan_command(endpoint, access_key, args)
         .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run s3fan");
+    CliRun::of(output)
+}
+
+/// The release binary with `args`, for `endpoint`, as the runs above
+/// start it; for a test that acts while it runs (sends it Ctrl-C).
+pub fn s3fan_command(endpoint: &str, access_key: &str, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"));
+    command
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -133,16 +145,18 @@ pub async fn s3fan_in(
         .env("AWS_ACCESS_KEY_ID", access_key)
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("run s3fan");
-    CliRun {
-        success: output.status.success(),
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+impl CliRun {
+    pub fn of(output: std::process::Output) -> CliRun {
+        CliRun {
+            success: output.status.success(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 

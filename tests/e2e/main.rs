@@ -16,6 +16,7 @@ mod deploy;
 mod exit_codes;
 mod faults;
 mod handler;
+mod progress;
 mod reconcile;
 mod secrets;
 mod sync;

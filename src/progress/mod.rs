@@ -1,5 +1,10 @@
 //! Progress on stderr: a live line (indicatif) on a terminal, and plain
 //! lines every few seconds otherwise (CI logs), so stdout stays the report.
+//! A status may take several lines (one per destination); `line` prints
+//! one that stays (a deploy step done), above the live one.
+
+pub mod human;
+pub mod rate;
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -55,24 +60,56 @@ impl Progress {
     pub fn update(&self, status: impl FnOnce() -> String) {
         match &self.shown {
             Shown::Not => {}
-            Shown::Live(bar) => bar.set_message(format!("{}: {}", self.label, status())),
+            Shown::Live(bar) => bar.set_message(self.labelled(&status())),
             Shown::Plain(last_line) => {
                 let Ok(mut last) = last_line.lock() else {
                     return;
                 };
                 if last.elapsed() >= PLAIN_EVERY {
                     *last = Instant::now();
-                    eprintln!("{}: {}", self.label, status());
+                    eprintln!("{}", self.labelled(&status()));
                 }
             }
+        }
+    }
+
+    /// A line that stays, at once, whatever the mode (but `--quiet`).
+    pub fn line(&self, text: &str) {
+        match &self.shown {
+            Shown::Not => {}
+            Shown::Live(bar) => bar.println(self.labelled(text)),
+            Shown::Plain(_) => eprintln!("{}", self.labelled(text)),
         }
     }
 
     pub fn finish(&self, status: String) {
         match &self.shown {
             Shown::Not => {}
-            Shown::Live(bar) => bar.finish_with_message(format!("{}: {status}", self.label)),
-            Shown::Plain(_) => eprintln!("{}: {status}", self.label),
+            Shown::Live(bar) => bar.finish_with_message(self.labelled(&status)),
+            Shown::Plain(_) => eprintln!("{}", self.labelled(&status)),
         }
+    }
+
+    /// The label before the status's first line; the lines after it (one
+    /// per destination) indented under it.
+    fn labelled(&self, status: &str) -> String {
+        format!("{}: {}", self.label, status.replace('\n', "\n  "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lines_after_the_first_are_indented_under_the_label() {
+        let progress = Progress {
+            shown: Shown::Not,
+            label: "backfill s3://src".into(),
+        };
+        assert_eq!(
+            progress.labelled("10 keys\ns3://a: 5 copied\ns3://b: 4 copied"),
+            "backfill s3://src: 10 keys\n  s3://a: 5 copied\n  s3://b: 4 copied"
+        );
     }
 }
