@@ -1,12 +1,13 @@
 //! What each command is told. One struct per command is its clap flags;
-//! deploy's is also the keys of `s3fan.toml` (the other commands read the
-//! fan-out's settings from that file too), so a new setting is one field.
-//! Flags win over the file ([`DeployArgs::over`]), and the two resolve into
+//! [`Settings`], deploy's and init's, is also the keys of `s3fan.toml` (the
+//! other commands read the fan-out's settings from that file too), so a new
+//! setting is one field.
+//! Flags win over the file ([`Settings::over`]), and the two resolve into
 //! a checked [`Spec`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Deserializer};
@@ -23,17 +24,18 @@ pub enum Output {
     Json,
 }
 
-/// `s3fan deploy`, and the keys of `s3fan.toml`: flags say the same as the
-/// file's keys of the same name. Unknown keys are an error, so a typo is not
-/// silently ignored.
-#[derive(Args, Debug, Default, Deserialize)]
+/// What a fan-out is: deploy's flags (and `init`'s), and the keys of
+/// `s3fan.toml`, which say the same as the flags of the same name. Unknown
+/// keys are an error, so a typo is not silently ignored.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DeployArgs {
+pub struct Settings {
     /// The bucket whose new objects are copied.
     #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
     /// A bucket that receives a copy of every new object (repeat for more).
     #[arg(long = "dest", value_name = "DST")]
+    #[serde(deserialize_with = "one_or_many")]
     pub dest: Vec<String>,
     /// AWS region (default: the source bucket's; it must match it).
     #[arg(long)]
@@ -125,23 +127,53 @@ pub struct DeployArgs {
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = Tag::flag)]
     #[serde(deserialize_with = "Tag::from_file")]
     pub tags: Vec<Tag>,
+}
+
+/// `s3fan deploy`: the fan-out's settings, and how to apply them.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub settings: Settings,
     /// Print the plan and change nothing.
     #[arg(long)]
-    #[serde(skip)]
     pub dry_run: bool,
     /// Remove destinations no longer listed without asking (needed where
     /// there is no terminal to ask on, as in CI).
     #[arg(long, short = 'y')]
-    #[serde(skip)]
     pub yes: bool,
     /// A Linux build of s3fan to deploy instead of the running one.
     #[arg(long, value_name = "PATH")]
-    #[serde(skip)]
     pub bootstrap: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text, env = "S3FAN_OUTPUT")]
-    #[serde(skip)]
     pub output: Output,
+}
+
+/// `s3fan init`: the settings to write into `s3fan.toml`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Replace the file if there is one.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text, env = "S3FAN_OUTPUT")]
+    pub output: Output,
+}
+
+/// `dest = "backup"` as well as `dest = ["backup", "archive"]`.
+fn one_or_many<'de, D: Deserializer<'de>>(file: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Written::deserialize(file)? {
+        Written::One(one) => vec![one],
+        Written::Many(many) => many,
+    })
 }
 
 /// A tag as the user wrote it: `--tag KEY=VALUE` (checked when resolved),
@@ -332,29 +364,10 @@ pub struct BackfillArgs {
     pub report_to: Option<String>,
 }
 
-/// Reads `s3fan.toml` from `dir` if there is one.
-pub fn load_file(dir: &Path) -> Result<DeployArgs, SpecError> {
-    let path = dir.join(CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(DeployArgs::default()),
-        Err(err) => {
-            return Err(SpecError::File {
-                path: path.display().to_string(),
-                reason: err.to_string(),
-            });
-        }
-    };
-    toml::from_str(&text).map_err(|err| SpecError::File {
-        path: path.display().to_string(),
-        reason: err.to_string().trim().to_owned(),
-    })
-}
-
-impl DeployArgs {
+impl Settings {
     /// The fan-out deploy makes: these flags over the file, every value
     /// checked.
-    pub fn spec(self, file: DeployArgs) -> Result<Spec, SpecError> {
+    pub fn spec(self, file: Settings) -> Result<Spec, SpecError> {
         let spec = self.over(file).resolve()?;
         spec.validate()?;
         Ok(spec)
@@ -363,8 +376,8 @@ impl DeployArgs {
     /// Flags win over the file: a value given replaces the file's, a list
     /// of destinations replaces the file's list, a switch given is on; tags
     /// and per-destination values add to the file's, a flag winning per key.
-    fn over(self, file: DeployArgs) -> DeployArgs {
-        DeployArgs {
+    fn over(self, file: Settings) -> Settings {
+        Settings {
             source: self.source.or(file.source),
             dest: if self.dest.is_empty() {
                 file.dest
@@ -393,10 +406,6 @@ impl DeployArgs {
             alarm_email: self.alarm_email.or(file.alarm_email),
             lag_slo: self.lag_slo.or(file.lag_slo),
             tags: [file.tags, self.tags].concat(),
-            dry_run: self.dry_run,
-            yes: self.yes,
-            bootstrap: self.bootstrap,
-            output: self.output,
         }
     }
 
@@ -485,7 +494,7 @@ pub fn target_spec(
     source: Option<String>,
     dest: Vec<String>,
     aws: &AwsArgs,
-    mut file: DeployArgs,
+    mut file: Settings,
 ) -> Result<Spec, SpecError> {
     let named: Vec<String> = dest
         .iter()
@@ -503,12 +512,12 @@ pub fn target_spec(
             _ => true,
         });
     }
-    let flags = DeployArgs {
+    let flags = Settings {
         source,
         dest,
         region: aws.region.clone(),
         profile: aws.profile.clone(),
-        ..DeployArgs::default()
+        ..Settings::default()
     };
     let spec = flags.over(file).resolve()?;
     spec::check_bucket_name("source", &spec.source)?;
@@ -564,15 +573,15 @@ mod tests {
     use super::*;
     use crate::fanout::spec::{parse_destination, parse_source};
 
-    fn flags(source: &str, dest: &[&str]) -> DeployArgs {
-        DeployArgs {
+    fn flags(source: &str, dest: &[&str]) -> Settings {
+        Settings {
             source: Some(source.into()),
             dest: dest.iter().map(|d| d.to_string()).collect(),
-            ..DeployArgs::default()
+            ..Settings::default()
         }
     }
 
-    fn resolve(flags: DeployArgs, file: DeployArgs) -> Result<Spec, SpecError> {
+    fn resolve(flags: Settings, file: Settings) -> Result<Spec, SpecError> {
         flags.spec(file)
     }
 
@@ -589,7 +598,7 @@ mod tests {
         let mut given = flags("src", &["aaa"]);
         given.alarm_email = Some("ops@example.com".into());
         given.lag_slo = Some("5m".into());
-        let spec = resolve(given, DeployArgs::default()).unwrap();
+        let spec = resolve(given, Settings::default()).unwrap();
         assert_eq!(spec.alarms, Some(AlarmsTo::Email("ops@example.com".into())));
         assert_eq!(spec.lag_slo.seconds, 300);
         assert!(
@@ -597,13 +606,13 @@ mod tests {
             "the lag and repair alarms need s3fan's metrics"
         );
         // From the file, with the default SLO.
-        let file: DeployArgs =
+        let file: Settings =
             toml::from_str(r#"alarm_topic = "arn:aws:sns:us-east-1:123456789012:pager""#).unwrap();
         let spec = resolve(flags("src", &["aaa"]), file).unwrap();
         assert!(matches!(spec.alarms, Some(AlarmsTo::Topic(_))));
         assert_eq!(spec.lag_slo.seconds, 900);
         assert!(
-            !resolve(flags("src", &["aaa"]), DeployArgs::default())
+            !resolve(flags("src", &["aaa"]), Settings::default())
                 .unwrap()
                 .metrics
         );
@@ -612,12 +621,12 @@ mod tests {
         both.alarm_email = Some("ops@example.com".into());
         both.alarm_topic = Some("arn:aws:sns:us-east-1:123456789012:pager".into());
         assert_eq!(
-            resolve(both, DeployArgs::default()),
+            resolve(both, Settings::default()),
             Err(SpecError::AlarmTopicAndEmail)
         );
         let mut slo_alone = flags("src", &["aaa"]);
         slo_alone.lag_slo = Some("5m".into());
-        let err = resolve(slo_alone, DeployArgs::default()).unwrap_err();
+        let err = resolve(slo_alone, Settings::default()).unwrap_err();
         assert_eq!(err, SpecError::LagSloWithoutAlarms);
         assert!(
             err.to_string()
@@ -629,12 +638,12 @@ mod tests {
     fn storage_classes_per_destination_or_for_all() {
         let mut given = flags("src", &["aaa", "bbb", "ccc"]);
         given.storage_class = written(&["standard_ia", "bbb=GLACIER_IR"]);
-        let spec = resolve(given, DeployArgs::default()).unwrap();
+        let spec = resolve(given, Settings::default()).unwrap();
         assert_eq!(spec.storage_class("aaa"), Some("STANDARD_IA"));
         assert_eq!(spec.storage_class("bbb"), Some("GLACIER_IR"));
         assert_eq!(spec.storage_class("ccc"), Some("STANDARD_IA"));
 
-        let file: DeployArgs = toml::from_str(
+        let file: Settings = toml::from_str(
             r#"
             request_payer = true
             [storage_class]
@@ -648,7 +657,7 @@ mod tests {
         assert!(spec.request_payer);
 
         // A flag for one destination wins over the file's class for all.
-        let file: DeployArgs = toml::from_str(r#"storage_class = "ONEZONE_IA""#).unwrap();
+        let file: Settings = toml::from_str(r#"storage_class = "ONEZONE_IA""#).unwrap();
         let mut given = flags("src", &["aaa", "bbb"]);
         given.storage_class = written(&["aaa=STANDARD"]);
         let spec = resolve(given, file).unwrap();
@@ -661,18 +670,14 @@ mod tests {
     fn a_bad_storage_class_is_named_with_the_valid_ones() {
         let mut given = flags("src", &["aaa"]);
         given.storage_class = written(&["aaa=COLD"]);
-        let err = resolve(given, DeployArgs::default())
-            .unwrap_err()
-            .to_string();
+        let err = resolve(given, Settings::default()).unwrap_err().to_string();
         assert!(
             err.contains("\"aaa=COLD\"") && err.contains("GLACIER_IR"),
             "{err}"
         );
         let mut given = flags("src", &["aaa"]);
         given.storage_class = written(&["zzz=GLACIER"]);
-        let err = resolve(given, DeployArgs::default())
-            .unwrap_err()
-            .to_string();
+        let err = resolve(given, Settings::default()).unwrap_err().to_string();
         assert!(err.contains("\"zzz\", which is not a destination"), "{err}");
     }
 
@@ -682,7 +687,7 @@ mod tests {
         given.dest_kms_key = written(&[
             "aaa=arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa",
         ]);
-        let spec = resolve(given, DeployArgs::default()).unwrap();
+        let spec = resolve(given, Settings::default()).unwrap();
         assert_eq!(
             spec.dest_kms_key("aaa"),
             Some("arn:aws:kms:us-east-1:123456789012:key/1111aaaa-11aa-11aa-11aa-111111aaaaaa")
@@ -690,9 +695,7 @@ mod tests {
         assert_eq!(spec.dest_kms_key("bbb"), None);
         let mut given = flags("src", &["aaa"]);
         given.dest_kms_key = written(&["my key"]);
-        let err = resolve(given, DeployArgs::default())
-            .unwrap_err()
-            .to_string();
+        let err = resolve(given, Settings::default()).unwrap_err().to_string();
         assert!(
             err.starts_with("--dest-kms-key \"my key\": ") && err.contains("alias/NAME"),
             "{err}"
@@ -701,7 +704,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let spec = resolve(flags("src", &["dst", "b.c"]), DeployArgs::default()).unwrap();
+        let spec = resolve(flags("src", &["dst", "b.c"]), Settings::default()).unwrap();
         assert_eq!(spec.buckets(), ["dst", "b.c"].map(String::from));
         assert_eq!(spec.timeout, 300);
         assert_eq!(spec.memory, 128);
@@ -710,7 +713,7 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_tags_merge() {
-        let file: DeployArgs = toml::from_str(
+        let file: Settings = toml::from_str(
             r#"
             source = "from-file"
             dest = ["file-dest"]
@@ -747,8 +750,8 @@ mod tests {
 
     #[test]
     fn refusals_name_the_bad_input() {
-        let refuse = |f: DeployArgs| resolve(f, DeployArgs::default()).unwrap_err().to_string();
-        assert!(refuse(DeployArgs::default()).contains("--source"));
+        let refuse = |f: Settings| resolve(f, Settings::default()).unwrap_err().to_string();
+        assert!(refuse(Settings::default()).contains("--source"));
         assert!(refuse(flags("src", &[])).contains("--dest"));
         assert!(refuse(flags("src", &["src"])).contains("\"src\" is the source bucket"));
         assert!(refuse(flags("src", &["dst1", "dst1"])).contains("\"dst1\" is listed twice"));
@@ -772,22 +775,22 @@ mod tests {
     fn a_destination_may_carry_a_key_prefix() {
         let spec = resolve(
             flags("src", &["plain", "backup.eu:backup/2026/"]),
-            DeployArgs::default(),
+            Settings::default(),
         )
         .unwrap();
         assert_eq!(spec.buckets(), ["plain", "backup.eu"].map(String::from));
         assert_eq!(spec.key_prefix("plain"), None);
         assert_eq!(spec.key_prefix("backup.eu"), Some("backup/2026/"));
         // The file takes the same form.
-        let file: DeployArgs = toml::from_str(
+        let file: Settings = toml::from_str(
             r#"source = "src"
             dest = ["dst:copies/"]"#,
         )
         .unwrap();
-        let spec = resolve(DeployArgs::default(), file).unwrap();
+        let spec = resolve(Settings::default(), file).unwrap();
         assert_eq!(spec.key_prefix("dst"), Some("copies/"));
         // One function per destination bucket: two prefixes in one bucket are refused.
-        let refused = resolve(flags("src", &["dst:a/", "dst:b/"]), DeployArgs::default());
+        let refused = resolve(flags("src", &["dst:a/", "dst:b/"]), Settings::default());
         assert_eq!(refused, Err(SpecError::DuplicateDestination("dst".into())));
         for (bad, says) in [
             ("dst:", "nothing follows the colon"),
@@ -796,7 +799,7 @@ mod tests {
             ("dst:${aws:username}/", "wildcards or variables"),
             ("dst:a\nb", "control character"),
         ] {
-            let err = resolve(flags("src", &[bad]), DeployArgs::default())
+            let err = resolve(flags("src", &[bad]), Settings::default())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -806,7 +809,7 @@ mod tests {
         }
         let long = format!("dst:{}", "p".repeat(513));
         assert!(matches!(
-            resolve(flags("src", &[&long]), DeployArgs::default()),
+            resolve(flags("src", &[&long]), Settings::default()),
             Err(SpecError::KeyPrefix { .. })
         ));
     }
@@ -823,7 +826,7 @@ mod tests {
                     "s3://slash/",
                 ],
             ),
-            DeployArgs::default(),
+            Settings::default(),
         )
         .unwrap();
         assert_eq!(spec.source, "photos");
@@ -855,25 +858,7 @@ mod tests {
                 "{err}"
             );
         }
-        let err = resolve(flags("s3://", &["dst"]), DeployArgs::default()).unwrap_err();
+        let err = resolve(flags("s3://", &["dst"]), Settings::default()).unwrap_err();
         assert!(matches!(err, SpecError::BucketName { .. }), "{err}");
-    }
-
-    #[test]
-    fn the_file_rejects_unknown_keys_with_its_name() {
-        let dir = std::env::temp_dir().join(format!("s3fan-spec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(CONFIG_FILE),
-            "source = \"s\"\ndestination = [\"d\"]\n",
-        )
-        .unwrap();
-        let err = load_file(&dir).unwrap_err().to_string();
-        assert!(
-            err.contains("s3fan.toml") && err.contains("destination"),
-            "{err}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(load_file(&dir).is_ok(), "no file is no configuration");
     }
 }

@@ -2,7 +2,10 @@
 //! runs, prints its report and exits.
 
 pub mod args;
+mod config_file;
 mod confirm;
+mod generate;
+mod init;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -12,9 +15,10 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use self::args::{
-    BackfillArgs, DeployArgs, DestinationsArgs, DestroyArgs, FanoutArgs, Output, TargetArgs,
-    target_spec,
+    BackfillArgs, DeployArgs, DestinationsArgs, DestroyArgs, FanoutArgs, InitArgs, Output,
+    TargetArgs, target_spec,
 };
+use self::config_file::ConfigFile;
 use crate::deploy;
 use crate::fanout::DeployError;
 use crate::fanout::spec::Spec;
@@ -48,6 +52,10 @@ struct Cli {
     /// as AWS_ENDPOINT_URL does.
     #[arg(long, global = true, value_name = "URL")]
     endpoint_url: Option<String>,
+    /// Read the fan-out's settings from this file rather than ./s3fan.toml
+    /// (`init` writes it there).
+    #[arg(long, global = true, value_name = "PATH", env = "S3FAN_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +89,21 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         bootstrap: Option<PathBuf>,
     },
+    /// Write s3fan.toml from the flags given: deploy's flags, which every
+    /// command then reads from the file.
+    Init(Box<InitArgs>),
+    /// Print the completion script for a shell (bash: `source <(s3fan
+    /// completions bash)`; see the README for each shell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (s3fan.1), or write one per command into DIR.
+    Man {
+        /// Write s3fan.1 and s3fan-COMMAND.1 for each command here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -100,18 +123,24 @@ pub fn main() -> ExitCode {
     if level.is_some() || std::env::var_os("RUST_LOG").is_some() {
         init_log(level.unwrap_or("info"));
     }
+    let file = ConfigFile::new(cli.config);
     match cli.command {
-        Command::Deploy(args) => run_in_steps(args.output, deploy_command(*args)),
-        Command::Status(args) => run(args.aws.output, status_command(args)),
-        Command::Destroy(args) => run_in_steps(args.aws.output, destroy_command(args)),
-        Command::Backfill(args) => run_in_steps(args.fanout.aws.output, backfill_command(args)),
-        Command::Verify(args) => run_in_steps(args.aws.output, verify_command(args)),
-        Command::Failures(args) => run(args.aws.output, failures_command(args)),
-        Command::Retry(args) => run(args.aws.output, retry_command(args)),
-        Command::Reconcile(args) => run(args.aws.output, reconcile_command(args)),
+        Command::Deploy(args) => run_in_steps(args.output, deploy_command(*args, file)),
+        Command::Status(args) => run(args.aws.output, status_command(args, file)),
+        Command::Destroy(args) => run_in_steps(args.aws.output, destroy_command(args, file)),
+        Command::Backfill(args) => {
+            run_in_steps(args.fanout.aws.output, backfill_command(args, file))
+        }
+        Command::Verify(args) => run_in_steps(args.aws.output, verify_command(args, file)),
+        Command::Failures(args) => run(args.aws.output, failures_command(args, file)),
+        Command::Retry(args) => run(args.aws.output, retry_command(args, file)),
+        Command::Reconcile(args) => run(args.aws.output, reconcile_command(args, file)),
         Command::Package { out, bootstrap } => {
             emit(Output::Text, package(&out, bootstrap.as_deref()))
         }
+        Command::Init(args) => emit(args.output, init::init(*args, &file)),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man { dir } => generate::man(dir.as_deref()),
     }
 }
 
@@ -264,22 +293,28 @@ fn emit<R: Report>(output: Output, result: Result<R, Stop>) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `s3fan.toml` in the working directory, if there is one.
-fn file_config() -> Result<DeployArgs, Stop> {
-    let dir = std::env::current_dir()
-        .map_err(|err| format!("cannot read the working directory: {err}"))?;
-    args::load_file(&dir).map_err(usage)
-}
-
 /// A command other than deploy: the fan-out it names, over the file.
-fn target(source: Option<String>, dest: Vec<String>, aws: &args::AwsArgs) -> Result<Spec, Stop> {
-    target_spec(source, dest, aws, file_config()?).map_err(usage)
+fn target(
+    source: Option<String>,
+    dest: Vec<String>,
+    aws: &args::AwsArgs,
+    file: &ConfigFile,
+) -> Result<Spec, Stop> {
+    target_spec(source, dest, aws, file.load().map_err(usage)?).map_err(usage)
 }
 
-async fn deploy_command(args: DeployArgs) -> Result<deploy::Report, Stop> {
+/// The clap definition of every command, for completions and man pages.
+fn definition() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+async fn deploy_command(args: DeployArgs, file: ConfigFile) -> Result<deploy::Report, Stop> {
     let (dry_run, bootstrap) = (args.dry_run, args.bootstrap.clone());
     let confirm = confirm::Confirm::from_flag(args.yes);
-    let spec = args.spec(file_config()?).map_err(usage)?;
+    let spec = args
+        .settings
+        .spec(file.load().map_err(usage)?)
+        .map_err(usage)?;
     let code = Code::load(bootstrap.as_deref()).map_err(usage)?;
     let approve = |removals: &[_]| confirm.approve("deploy", removals);
     Ok(deploy::deploy(spec, code, dry_run, &approve)
@@ -287,8 +322,8 @@ async fn deploy_command(args: DeployArgs) -> Result<deploy::Report, Stop> {
         .map_err(explain)?)
 }
 
-async fn status_command(args: TargetArgs) -> Result<deploy::StatusReport, Stop> {
-    let spec = target(args.source, Vec::new(), &args.aws)?;
+async fn status_command(args: TargetArgs, file: ConfigFile) -> Result<deploy::StatusReport, Stop> {
+    let spec = target(args.source, Vec::new(), &args.aws, &file)?;
     // Compares deployed code with this binary where it is a Linux build.
     let code = Code::load(None).ok();
     deploy::status(spec, code)
@@ -296,8 +331,8 @@ async fn status_command(args: TargetArgs) -> Result<deploy::StatusReport, Stop> 
         .map_err(|err| Stop::Failed(err.to_string()))
 }
 
-async fn destroy_command(args: DestroyArgs) -> Result<deploy::Report, Stop> {
-    let spec = target(args.source, args.dest, &args.aws)?;
+async fn destroy_command(args: DestroyArgs, file: ConfigFile) -> Result<deploy::Report, Stop> {
+    let spec = target(args.source, args.dest, &args.aws, &file)?;
     let code = Code::load(None).ok();
     let confirm = confirm::Confirm::from_flag(args.yes);
     let approve = |removals: &[_]| confirm.approve("destroy", removals);
@@ -333,7 +368,7 @@ impl Report for Backfilled {
     }
 }
 
-async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, Stop> {
+async fn backfill_command(args: BackfillArgs, file: ConfigFile) -> Result<Backfilled, Stop> {
     let FanoutArgs {
         source,
         dest,
@@ -341,7 +376,7 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, Stop> {
         list_concurrency,
         aws,
     } = args.fanout;
-    let spec = target(source, dest, &aws)?;
+    let spec = target(source, dest, &aws, &file)?;
     let objects = match (args.files_from, args.inventory) {
         (Some(path), _) => Some(sync::named::ObjectList::FilesFrom(path)),
         (None, Some(url)) => Some(sync::named::ObjectList::inventory(&url).map_err(Stop::Usage)?),
@@ -409,8 +444,11 @@ async fn backfill_command(args: BackfillArgs) -> Result<Backfilled, Stop> {
     ))
 }
 
-async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, Stop> {
-    let spec = target(args.source, args.dest, &args.aws)?;
+async fn verify_command(
+    args: FanoutArgs,
+    file: ConfigFile,
+) -> Result<sync::verify::VerifyReport, Stop> {
+    let spec = target(args.source, args.dest, &args.aws, &file)?;
     let mut fanout = sync::connect(spec, args.prefix)
         .await
         .map_err(|err| Stop::Failed(err.to_string()))?;
@@ -418,8 +456,11 @@ async fn verify_command(args: FanoutArgs) -> Result<sync::verify::VerifyReport, 
     Ok(sync::verify::verify(&fanout).await)
 }
 
-async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresReport, Stop> {
-    let spec = target(args.source, Vec::new(), &args.aws)?;
+async fn failures_command(
+    args: TargetArgs,
+    file: ConfigFile,
+) -> Result<crate::failures::FailuresReport, Stop> {
+    let spec = target(args.source, Vec::new(), &args.aws, &file)?;
     crate::failures::failures(spec)
         .await
         .map_err(|err| Stop::Failed(err.to_string()))
@@ -427,15 +468,19 @@ async fn failures_command(args: TargetArgs) -> Result<crate::failures::FailuresR
 
 async fn reconcile_command(
     args: DestinationsArgs,
+    file: ConfigFile,
 ) -> Result<sync::reconcile_now::StartedReport, Stop> {
-    let spec = target(args.source, args.dest, &args.aws)?;
+    let spec = target(args.source, args.dest, &args.aws, &file)?;
     sync::reconcile_now::reconcile_now(spec)
         .await
         .map_err(|err| Stop::Failed(err.to_string()))
 }
 
-async fn retry_command(args: TargetArgs) -> Result<crate::failures::RetryReport, Stop> {
-    let spec = target(args.source, Vec::new(), &args.aws)?;
+async fn retry_command(
+    args: TargetArgs,
+    file: ConfigFile,
+) -> Result<crate::failures::RetryReport, Stop> {
+    let spec = target(args.source, Vec::new(), &args.aws, &file)?;
     let settings = CopySettings::from_process_env().map_err(Stop::Usage)?;
     crate::failures::retry(spec, settings)
         .await

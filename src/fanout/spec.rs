@@ -458,6 +458,9 @@ fn bucket_reference<'a>(
 pub enum SpecError {
     #[error("cannot read {path}: {reason}")]
     File { path: String, reason: String },
+    /// A value of the file is wrong: `s3fan.toml: memory must be ...`.
+    #[error("{path}: {reason}")]
+    Config { path: String, reason: String },
     #[error("no source bucket: pass --source BUCKET (or set source in {CONFIG_FILE})")]
     NoSource,
     #[error(
