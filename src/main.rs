@@ -7,6 +7,7 @@
 
 mod aws;
 mod cli;
+mod cost;
 mod deploy;
 mod failures;
 mod fanout;

@@ -43,7 +43,11 @@ pub async fn deploy(
         (outcome.destination.as_deref()).is_some_and(|destination| !ctx.spec.names(destination))
     };
     let changes = plan.run("deploy", &ctx, dry_run, approve, dropped).await?;
-    Ok(Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx))
+    let mut report = Report::new("deploy", &ctx, dry_run, changes).with_owner_statements(&ctx);
+    if dry_run {
+        report.cost = Some(super::cost::estimate(&ctx).await);
+    }
+    Ok(report)
 }
 
 /// `found`: this fan-out's destinations as AWS has them

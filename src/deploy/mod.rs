@@ -8,6 +8,7 @@ mod alarm;
 mod alarm_topic;
 pub(crate) mod batch_role;
 mod converge;
+mod cost;
 mod dest_policy;
 mod destroy;
 mod diff;

@@ -21,6 +21,9 @@ pub struct Report {
     /// bucket policies (deploy without `--apply-dest-policy`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bucket_policy_statements: Vec<OwnerStatement>,
+    /// deploy --dry-run: what the fan-out will cost, beside S3 Replication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CostReport>,
 }
 
 /// One statement for the owner of a destination in another account.
@@ -50,6 +53,7 @@ impl Report {
             summary: Summary::of(&changes),
             changes,
             bucket_policy_statements: Vec::new(),
+            cost: None,
         }
     }
 
@@ -131,6 +135,9 @@ impl crate::report::Report for Report {
                 owner.destination,
                 serde_json::to_string_pretty(&owner.statement).unwrap_or_default()
             ));
+        }
+        if let Some(cost) = &self.cost {
+            out.push_str(&cost.to_string());
         }
         if !self.ok {
             out.push_str(&format!(

@@ -14,7 +14,7 @@ pub mod event;
 mod hostile_input;
 pub(crate) mod limits;
 pub(crate) mod metrics;
-mod multipart;
+pub(crate) mod multipart;
 pub(crate) mod plan;
 pub(crate) mod runner;
 pub(crate) mod s3;

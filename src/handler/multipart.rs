@@ -31,10 +31,7 @@ pub struct Part {
 /// Splits `size` bytes into parts of `preferred` bytes, grown where needed so
 /// that there are at most 10,000, and never under 5 MiB (but the last).
 pub fn part_plan(size: u64, preferred: u64) -> Vec<Part> {
-    let part = preferred
-        .max(MIN_PART)
-        .max(size.div_ceil(MAX_PARTS))
-        .min(MAX_PART);
+    let part = part_size(size, preferred);
     let mut parts = Vec::new();
     let mut first = 0;
     while first < size {
@@ -47,6 +44,19 @@ pub fn part_plan(size: u64, preferred: u64) -> Vec<Part> {
         first = last + 1;
     }
     parts
+}
+
+/// How many parts [`part_plan`] makes of `size` bytes, without making them
+/// (for the cost of a copy).
+pub fn part_count(size: u64, preferred: u64) -> u64 {
+    size.div_ceil(part_size(size, preferred))
+}
+
+fn part_size(size: u64, preferred: u64) -> u64 {
+    preferred
+        .max(MIN_PART)
+        .max(size.div_ceil(MAX_PARTS))
+        .min(MAX_PART)
 }
 
 /// What the source carries that a multipart upload must be given.
@@ -566,6 +576,19 @@ mod tests {
         );
         for size in [0, 1, 5 * MIB, 5 * GIB, 5 * GIB + 1, 5 * TIB, 23 * MIB] {
             assert_valid(size, &part_plan(size, preferred));
+        }
+    }
+
+    #[test]
+    fn the_part_count_is_the_length_of_the_plan() {
+        for preferred in [1, MIN_PART, 128 * MIB, 6 * GIB] {
+            for size in [0, 1, 5 * MIB, 5 * MIB + 1, 5 * GIB + 1, 23 * MIB, 5 * TIB] {
+                assert_eq!(
+                    part_count(size, preferred),
+                    part_plan(size, preferred).len() as u64,
+                    "{size} bytes in parts of {preferred}"
+                );
+            }
         }
     }
 

@@ -15,7 +15,8 @@ use super::listing::Entry;
 use super::named::{self, ObjectList};
 use super::pace::{self, Pace};
 use super::watch::Watch;
-use super::{Destination, Fanout, estimate, sample};
+use super::{Destination, Fanout, backfill_cost, estimate, sample};
+use crate::cost;
 use crate::fanout::DeployError;
 use crate::handler::copy;
 use crate::handler::limits::CopySettings;
@@ -57,6 +58,9 @@ pub struct DestinationReport {
     /// Set when the listing failed: the backfill of this destination stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The requests those copies make (or would make), for the estimate.
+    #[serde(skip)]
+    pub requests: cost::Requests,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +74,10 @@ pub struct BackfillReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_in_source: Option<u64>,
     pub destinations: Vec<DestinationReport>,
+    /// With --dry-run: what the copies would cost, here and by S3 Batch
+    /// Replication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<cost::CostReport>,
 }
 
 pub struct Options {
@@ -149,7 +157,7 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         })
         .try_buffer_unordered(copies_at_once)
         .try_fold(&mut reports, |reports, (i, done)| {
-            count(&mut reports[i], done);
+            count(&mut reports[i], done, &options.settings);
             watch.update(
                 examined.load(Ordering::Relaxed),
                 reports.iter().map(|r| (r.copied, r.bytes)),
@@ -174,7 +182,12 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
         report.failures.sort();
         report.pace = paced.pace.summary();
     }
+    let cost = options.dry_run.then(|| {
+        let examined = examined.load(Ordering::Relaxed);
+        backfill_cost::estimate(fanout, &reports, examined, options.objects.is_some())
+    });
     BackfillReport {
+        cost,
         ok: !interrupted && reports.iter().all(|d| d.failed == 0 && d.error.is_none()),
         source: fanout.source.clone(),
         dry_run: options.dry_run,
@@ -206,17 +219,20 @@ enum Done {
     ListingFailed(String),
 }
 
-fn count(report: &mut DestinationReport, done: Done) {
+fn count(report: &mut DestinationReport, done: Done, settings: &CopySettings) {
+    let copied = |report: &mut DestinationReport, bytes: u64| {
+        report.copied += 1;
+        report.bytes += bytes;
+        let requests = cost::Requests::of_copy(bytes, settings);
+        report.requests.put += requests.put;
+        report.requests.get += requests.get;
+    };
     match done {
         Done::InSync => report.in_sync += 1,
         Done::Extra => report.extra += 1,
-        Done::Copied(bytes) => {
-            report.copied += 1;
-            report.bytes += bytes;
-        }
+        Done::Copied(bytes) => copied(report, bytes),
         Done::WouldCopy(key, bytes) => {
-            report.copied += 1;
-            report.bytes += bytes;
+            copied(report, bytes);
             sample(&mut report.would_copy, &mut report.truncated, key);
         }
         Done::SourceChanged => report.source_changed += 1,
@@ -364,6 +380,9 @@ impl crate::report::Report for BackfillReport {
             if let Some(error) = &d.error {
                 out.push_str(&format!("    stopped: {error}\n"));
             }
+        }
+        if let Some(cost) = &self.cost {
+            out.push_str(&cost.to_string());
         }
         out.push_str(if self.interrupted {
             "interrupted (Ctrl-C): the counts cover the keys examined before it; run the same \

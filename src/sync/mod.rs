@@ -5,6 +5,7 @@
 //! with the bucket.
 
 pub mod backfill;
+mod backfill_cost;
 pub mod batch_job;
 mod diff;
 mod estimate;
@@ -67,6 +68,9 @@ pub struct Destination {
     /// A client in the destination's own region (S3 redirects requests
     /// sent to another).
     pub s3: aws_sdk_s3::Client,
+    /// That region, when it is not the source's: copies there cross
+    /// regions (and cost transfer).
+    pub elsewhere: Option<String>,
 }
 
 impl Destination {
@@ -79,6 +83,7 @@ impl Destination {
             key_prefix: target.key_prefix.clone().unwrap_or_default(),
             options: target.options.clone(),
             s3,
+            elsewhere: None,
         }
     }
 }
@@ -153,7 +158,12 @@ pub async fn connect(spec: Spec, narrow: Option<String>) -> Result<Fanout, Deplo
         // The handler's own settings: a copy made here is the one the
         // function would make.
         let target = Target::new(bucket.clone(), &ctx.function_settings(&bucket));
-        destinations.push(Destination::of(&target, ctx.s3_for(&bucket)?));
+        let mut destination = Destination::of(&target, ctx.s3_for(&bucket)?);
+        destination.elsewhere = ctx
+            .region_of(&bucket)
+            .filter(|region| *region != ctx.scope.region)
+            .map(str::to_owned);
+        destinations.push(destination);
     }
     Ok(Fanout {
         destinations,

@@ -406,6 +406,7 @@ mod tests {
             key_prefix: String::new(),
             options: S3Options::default(),
             s3: client.clone(),
+            elsewhere: None,
         };
         let settings = CopySettings::default();
         let reconciler = Reconciler {

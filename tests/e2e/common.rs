@@ -588,10 +588,21 @@ impl Clients {
             .expect("queue url")
     }
 
+    /// Creates `name` in this client's region: outside us-east-1 S3 wants
+    /// the region named as the location constraint too.
     pub async fn create_bucket(&self, name: &str) {
+        let region = self.s3.config().region().map(|r| r.as_ref().to_string());
+        let constraint = region.filter(|r| r != "us-east-1").map(|r| {
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    r.as_str(),
+                ))
+                .build()
+        });
         self.s3
             .create_bucket()
             .bucket(name)
+            .set_create_bucket_configuration(constraint)
             .send()
             .await
             .unwrap_or_else(|err| panic!("create bucket {name}: {err:?}"));
@@ -830,4 +841,29 @@ pub struct StoredObject {
     pub bytes: Vec<u8>,
     pub content_type: Option<String>,
     pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// A datapoint an hour old, as CloudWatch holds AWS's own metrics (S3's
+/// daily storage metrics, Lambda's Duration). Moto answers GetMetricData
+/// (what s3fan reads) only from what was put, not from its buckets and
+/// functions: a test puts what AWS would have.
+pub async fn put_metric(namespace: &str, name: &str, dimensions: &[(&str, &str)], value: f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&local_aws().sdk_config_in("us-east-1").await);
+    let mut datum = MetricDatum::builder()
+        .metric_name(name)
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+        ))
+        .value(value);
+    for (name, value) in dimensions {
+        datum = datum.dimensions(Dimension::builder().name(*name).value(*value).build());
+    }
+    cloudwatch
+        .put_metric_data()
+        .namespace(namespace)
+        .metric_data(datum.build())
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("put the metric {namespace} {name}: {err:?}"));
 }

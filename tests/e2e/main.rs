@@ -12,6 +12,7 @@ mod chains;
 mod changes;
 mod cli;
 mod conventions;
+mod cost;
 mod deploy;
 mod exit_codes;
 mod faults;

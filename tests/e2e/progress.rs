@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-
 use crate::common::{
-    FaultProxy, access_key, assert_ok, local_aws, s3fan_at, s3fan_command, unique,
+    FaultProxy, access_key, assert_ok, local_aws, put_metric, s3fan_at, s3fan_command, unique,
 };
 
 async fn fill(clients: &crate::common::Clients, bucket: &str, count: usize) {
@@ -37,29 +35,15 @@ async fn count_objects(clients: &crate::common::Clients, bucket: &str) -> usize 
 }
 
 /// S3's daily storage metric, as CloudWatch holds it a day after the
-/// bucket got `objects` objects. Moto answers GetMetricData (what s3fan
-/// reads) only from what was put, not from its buckets: the test puts it.
+/// bucket got `objects` objects.
 async fn storage_metric(bucket: &str, objects: f64) {
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&local_aws().sdk_config_in("us-east-1").await);
-    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
-    cloudwatch
-        .put_metric_data()
-        .namespace("AWS/S3")
-        .metric_data(
-            MetricDatum::builder()
-                .metric_name("NumberOfObjects")
-                .dimensions(dimension("BucketName", bucket))
-                .dimensions(dimension("StorageType", "AllStorageTypes"))
-                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(
-                    std::time::SystemTime::now() - Duration::from_secs(3600),
-                ))
-                .unit(StandardUnit::Count)
-                .value(objects)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("put the storage metric");
+    put_metric(
+        "AWS/S3",
+        "NumberOfObjects",
+        &[("BucketName", bucket), ("StorageType", "AllStorageTypes")],
+        objects,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
