@@ -7,6 +7,7 @@
 mod common;
 
 mod alarms;
+mod arm64;
 mod bad_input;
 mod chains;
 mod changes;

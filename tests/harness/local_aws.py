@@ -6,8 +6,9 @@ This launcher starts moto's server in-process and replaces one method,
 ``LambdaFunction._invoke_lambda``, with a runner that unzips the function's
 code, serves the Lambda Runtime API on 127.0.0.1 for one invocation, starts
 the real ``bootstrap`` with the environment Lambda would give it (plus
-``AWS_ENDPOINT_URL`` pointing back here), and returns what the function
-answered. PutObject -> S3 notification -> SNS -> N functions -> CopyObject
+``AWS_ENDPOINT_URL`` pointing back here) on the function's architecture
+(an arm64 function under qemu-user on an x86_64 machine), and returns what
+the function answered. PutObject -> S3 notification -> SNS -> N functions -> CopyObject
 therefore runs our release binary for real.
 
 Four more things make moto behave like AWS where s3fan depends on it:
@@ -36,6 +37,8 @@ Four more things make moto behave like AWS where s3fan depends on it:
   ``s3:ObjectRemoved:DeleteMarkerCreated``, as S3 does; moto sends nothing.
 * ListParts answers with a ``ListPartsResult`` document, as S3 does; moto
   names its root ``ListPartsResponse``, which the SDK refuses.
+* UpdateFunctionCode with ``Architectures`` changes the function's
+  architecture, as in AWS; moto ignores it.
 * Each function signs with credentials of its own role's session, and
   ListMultipartUploads names who started each upload as S3 does for a role
   session (``Initiator`` ID ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/FUNCTION``);
@@ -81,9 +84,11 @@ import hashlib
 import io
 import json
 import os
+import platform
 import queue
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -314,6 +319,19 @@ def _put_function_event_invoke_config(self, function_name, config):
 
 
 lambda_models.LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
+
+_moto_update_function_code = lambda_models.LambdaFunction.update_function_code
+
+
+def _update_function_code(self, updated_spec):
+    """UpdateFunctionCode's Architectures moves the function to the new
+    code's architecture, as in AWS; moto keeps the old one."""
+    if updated_spec.get("Architectures"):
+        self.architectures = updated_spec["Architectures"]
+    return _moto_update_function_code(self, updated_spec)
+
+
+lambda_models.LambdaFunction.update_function_code = _update_function_code
 
 _moto_invoke = lambda_models.LambdaBackend.invoke
 
@@ -744,15 +762,34 @@ def runtime_api_handler(invocation):
     return Handler
 
 
-def start_bootstrap(bootstrap, directory, env):
-    """Starts the bootstrap process. A bootstrap just unpacked may be "busy"
-    (ETXTBSY) for a moment: a process forked by another thread at that time
-    holds the unpacking's write descriptor until it executes its own
-    program. That is a race of this harness, not of Lambda: retried."""
+def machine_of(function):
+    """The command that runs a bootstrap on `function`'s architecture, as
+    Lambda runs it on an x86_64 or a Graviton host. arm64 on another machine
+    runs under qemu-user (Debian's qemu-user-static, with the arm64 loader
+    and glibc of libc6-arm64-cross): a binary of the other architecture
+    fails to start there, as it does on Lambda."""
+    architecture = (getattr(function, "architectures", None) or ["x86_64"])[0]
+    host = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    if architecture == host:
+        return []
+    if architecture == "arm64":
+        qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+        if qemu is None:
+            raise OSError(errno.ENOEXEC, "an arm64 function needs qemu-aarch64-static here (tests/harness/setup-arm64)")
+        return [qemu, "-L", "/usr/aarch64-linux-gnu"]
+    raise OSError(errno.ENOEXEC, f"no way to run a {architecture} function on {platform.machine()}")
+
+
+def start_bootstrap(bootstrap, directory, env, machine=()):
+    """Starts the bootstrap process, under `machine` (machine_of) if any.
+    A bootstrap just unpacked may be "busy" (ETXTBSY) for a moment: a
+    process forked by another thread at that time holds the unpacking's
+    write descriptor until it executes its own program. That is a race of
+    this harness, not of Lambda: retried."""
     for attempt in range(50):
         try:
             return subprocess.Popen(
-                [bootstrap],
+                [*machine, bootstrap],
                 cwd=directory,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -802,7 +839,7 @@ def run_bootstrap(function, event_body):
     env.update(BOOTSTRAP_ENV)
     logs = ""
     try:
-        process = start_bootstrap(bootstrap, directory, env)
+        process = start_bootstrap(bootstrap, directory, env, machine_of(function))
     except OSError as err:
         server.shutdown()
         result = json.dumps(
