@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::operation::invoke::InvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
 
 /// Loads the shared SDK configuration; `region` and `profile` override the
 /// chain when given.
@@ -34,6 +38,26 @@ pub async fn sdk_config(region: Option<String>, profile: Option<String>) -> SdkC
             .profile_name(profile);
     }
     loader.load().await
+}
+
+/// Hands `payload` (a JSON event) to `function` as an asynchronous
+/// invocation, which Lambda queues and answers at once: how a reconcile run
+/// starts (`s3fan reconcile`), goes on with its next slice or resumes after
+/// a failure (`s3fan retry`), and how a copy too large for one invocation
+/// hands itself on.
+pub async fn invoke_async(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: Vec<u8>,
+) -> Result<(), aws_sdk_lambda::error::SdkError<InvokeError, HttpResponse>> {
+    lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(payload))
+        .send()
+        .await
+        .map(|_| ())
 }
 
 /// An S3 client for a bucket in `region`, otherwise as `config` says: S3

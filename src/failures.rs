@@ -408,7 +408,7 @@ pub async fn retry(spec: Spec, settings: CopySettings) -> Result<RetryReport, De
 async fn resume_in_function(queue: &Queue, function: &str, payload: &Value) -> Result<(), String> {
     let payload = serde_json::to_vec(payload)
         .map_err(|err| format!("cannot write the reconcile event again: {err}"))?;
-    crate::sync::reconcile::invoke_async(&queue.session.lambda, function, payload)
+    crate::aws::invoke_async(&queue.session.lambda, function, payload)
         .await
         .map_err(|err| aws_failure(format!("cannot invoke Lambda function {function}"), &err).0)
 }

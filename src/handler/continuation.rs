@@ -113,7 +113,7 @@ impl Handoff {
     pub async fn hand_over(&self, continuation: &Continuation) -> Result<(), String> {
         let payload = serde_json::to_vec(continuation)
             .map_err(|err| format!("cannot write the continuation: {err}"))?;
-        crate::sync::reconcile::invoke_async(&self.lambda, &self.function, payload)
+        crate::aws::invoke_async(&self.lambda, &self.function, payload)
             .await
             .map_err(|err| {
                 format!(

@@ -7,10 +7,11 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::Function;
+use crate::aws::invoke_async;
 use crate::handler::continuation::Handoff;
 use crate::handler::metrics;
 use crate::handler::runner::now_ms;
-use crate::sync::reconcile::{Budget, ReconcileEvent, Reconciler, Slice, Totals, invoke_async};
+use crate::sync::reconcile::{Budget, ReconcileEvent, Reconciler, Slice, Totals};
 use crate::sync::{Destination, Filter, Source};
 
 /// Copies at once in a reconcile: as backfill's default.

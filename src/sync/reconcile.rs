@@ -15,11 +15,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_lambda::config::http::HttpResponse;
-use aws_sdk_lambda::error::SdkError;
-use aws_sdk_lambda::operation::invoke::InvokeError;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,25 +92,6 @@ impl ReconcileEvent {
             so_far: self.so_far.plus(&slice.totals),
         }
     }
-}
-
-/// Hands a reconcile event (`payload`, its JSON) to `function` as an
-/// asynchronous invocation, which Lambda queues and answers at once: how a
-/// run starts (`s3fan reconcile`), goes on with its next slice, or resumes
-/// after a failure (`s3fan retry`).
-pub async fn invoke_async(
-    lambda: &aws_sdk_lambda::Client,
-    function: &str,
-    payload: Vec<u8>,
-) -> Result<(), SdkError<InvokeError, HttpResponse>> {
-    lambda
-        .invoke()
-        .function_name(function)
-        .invocation_type(InvocationType::Event)
-        .payload(Blob::new(payload))
-        .send()
-        .await
-        .map(|_| ())
 }
 
 /// What a reconcile found and did; also each slice's part of it.

@@ -6,7 +6,8 @@
 
 use serde::Serialize;
 
-use super::reconcile::{ReconcileEvent, invoke_async};
+use super::reconcile::ReconcileEvent;
+use crate::aws::invoke_async;
 use crate::fanout::spec::Spec;
 use crate::fanout::{DeployError, Session, aws_failure, inventory};
 
