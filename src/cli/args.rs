@@ -33,7 +33,8 @@ pub struct Settings {
     /// The bucket whose new objects are copied.
     #[arg(long, value_name = "SRC", env = "S3FAN_SOURCE")]
     pub source: Option<String>,
-    /// A bucket that receives a copy of every new object (repeat for more).
+    /// A bucket that receives a copy of every new object (repeat for more)
+    /// [env: S3FAN_DEST=DST,DST...].
     #[arg(long = "dest", value_name = "DST")]
     #[serde(deserialize_with = "one_or_many")]
     pub dest: Vec<String>,
@@ -569,11 +570,12 @@ fn per_destination(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::fanout::spec::{parse_destination, parse_source};
 
-    fn flags(source: &str, dest: &[&str]) -> Settings {
+    /// The settings of `--source SOURCE --dest DEST...`.
+    pub(in crate::cli) fn flags(source: &str, dest: &[&str]) -> Settings {
         Settings {
             source: Some(source.into()),
             dest: dest.iter().map(|d| d.to_string()).collect(),

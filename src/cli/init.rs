@@ -48,10 +48,14 @@ pub fn init(args: InitArgs, file: &ConfigFile) -> Result<Initialized, Stop> {
     let InitArgs {
         settings, force, ..
     } = args;
+    let settings = settings
+        .with_dest_from_environment()
+        .map_err(|err| Stop::Usage(err.to_string()))?;
     if settings.source.is_none() || settings.dest.is_empty() {
         return Err(Stop::Usage(
             "s3fan init writes what deploy needs: pass --source SRC and --dest DST \
-             (repeat --dest for more), and any other flag of deploy to keep"
+             (repeat --dest for more, or set S3FAN_SOURCE and S3FAN_DEST), and any \
+             other flag of deploy to keep"
                 .into(),
         ));
     }

@@ -4,6 +4,7 @@
 pub mod args;
 mod config_file;
 mod confirm;
+mod dest_variable;
 mod generate;
 mod init;
 
@@ -313,7 +314,8 @@ async fn deploy_command(args: DeployArgs, file: ConfigFile) -> Result<deploy::Re
     let confirm = confirm::Confirm::from_flag(args.yes);
     let spec = args
         .settings
-        .spec(file.load().map_err(usage)?)
+        .with_dest_from_environment()
+        .and_then(|settings| settings.spec(file.load()?))
         .map_err(usage)?;
     let code = Code::load(bootstrap.as_deref()).map_err(usage)?;
     let approve = |removals: &[_]| confirm.approve("deploy", removals);

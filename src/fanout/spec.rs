@@ -464,9 +464,13 @@ pub enum SpecError {
     #[error("no source bucket: pass --source BUCKET (or set source in {CONFIG_FILE})")]
     NoSource,
     #[error(
-        "no destination bucket: pass --dest BUCKET at least once (or set dest in {CONFIG_FILE})"
+        "no destination bucket: pass --dest BUCKET at least once (or set dest in {CONFIG_FILE}, \
+         or S3FAN_DEST)"
     )]
     NoDestination,
+    /// `S3FAN_DEST` cannot be read as a list of destinations.
+    #[error("S3FAN_DEST {given:?}: {reason}")]
+    DestVariable { given: String, reason: String },
     #[error("{role} bucket name {name:?} is invalid: {rule}")]
     BucketName {
         role: &'static str,

@@ -60,6 +60,80 @@ async fn the_environment_and_the_global_flags_do_what_the_aws_cli_does() {
     assert!(run.stderr.contains("DEBUG"), "{}", run.stderr);
 }
 
+/// S3FAN_DEST stands for deploy's and init's --dest, as S3FAN_SOURCE for
+/// --source: a CI job can hold the whole fan-out in its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3fan_dest_lists_the_destinations_of_deploy_and_init() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let source = unique("envd-src");
+    let (first, second) = (unique("envd-one"), unique("envd-two"));
+    for bucket in [&source, &first, &second] {
+        clients.create_bucket(bucket).await;
+    }
+    let listed = format!("{first}, {second}:in/");
+    let env = [
+        ("S3FAN_SOURCE", source.as_str()),
+        ("S3FAN_DEST", listed.as_str()),
+    ];
+    let plan = ["deploy", "--dry-run", "--output", "json"];
+    let run = s3fan_with_env(&aws.endpoint, &access_key(), &env, &plan).await;
+    assert_exit(&run, 3);
+    let report = run.json();
+    let functions: Vec<&str> = report["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|change| change["kind"] == "function")
+        .filter_map(|change| change["destination"].as_str())
+        .collect();
+    assert_eq!(functions, [first.as_str(), second.as_str()], "{report}");
+    // --dest wins over the variable.
+    let flagged = [&plan[..], &["--dest", first.as_str()]].concat();
+    let run = s3fan_with_env(&aws.endpoint, &access_key(), &env, &flagged).await;
+    assert_exit(&run, 3);
+    let report = run.json();
+    assert!(!report.to_string().contains(&second), "{report}");
+
+    // A comma inside a key prefix is refused before any AWS call, with
+    // the form that holds it.
+    let split = format!("{first}:photos,2024/");
+    let bad = [
+        ("S3FAN_SOURCE", source.as_str()),
+        ("S3FAN_DEST", split.as_str()),
+    ];
+    let run = s3fan_with_env(&aws.endpoint, &access_key(), &bad, &["deploy"]).await;
+    assert_exit(&run, 2);
+    assert!(
+        run.stderr.contains("S3FAN_DEST") && run.stderr.contains("JSON list"),
+        "{}",
+        run.stderr
+    );
+    let topics = clients.sns.list_topics().send().await.expect("list topics");
+    let made = topics.topics().iter().filter_map(|t| t.topic_arn());
+    assert!(
+        made.into_iter().all(|arn| !arn.contains(&source)),
+        "no topic made"
+    );
+
+    // init keeps them in s3fan.toml, the JSON form with its comma intact.
+    let dir = std::env::temp_dir().join(unique("envd-dir"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = format!(r#"["{first}:a,b/", "{second}"]"#);
+    let env = [
+        ("S3FAN_SOURCE", source.as_str()),
+        ("S3FAN_DEST", json.as_str()),
+    ];
+    let run = s3fan_in(&dir, &aws.endpoint, &access_key(), &env, &["init"]).await;
+    assert_ok(&run);
+    let written = std::fs::read_to_string(dir.join("s3fan.toml")).unwrap();
+    assert!(
+        written.contains(&format!(r#"dest = ["{first}:a,b/", "{second}"]"#)),
+        "{written}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_writes_the_file_that_deploy_and_the_other_commands_read() {
     let aws = local_aws();
