@@ -1,12 +1,12 @@
-//! Progress on stderr: a live line (indicatif) on a terminal, and plain
-//! lines every few seconds otherwise (CI logs), so stdout stays the report.
+//! Progress on stderr: a live line (indicatif) on a terminal that can draw
+//! one, and plain lines every few seconds otherwise (CI logs, or a terminal
+//! whose TERM is unset or `dumb`), so stdout stays the report.
 //! A status may take several lines (one per destination); `line` prints
 //! one that stays (a deploy step done), above the live one.
 
 pub mod human;
 pub mod rate;
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,19 +39,29 @@ enum Shown {
     Plain(std::sync::Mutex<Instant>),
 }
 
+impl Shown {
+    /// A live line where indicatif can draw one. It hides its bar (and
+    /// drops what `println` gives it) where stderr is no terminal, and also
+    /// where TERM is unset or `dumb`, as in Emacs' shell: there, plain lines.
+    fn on_stderr() -> Shown {
+        let bar = ProgressBar::new_spinner();
+        if bar.is_hidden() {
+            return Shown::Plain(std::sync::Mutex::new(Instant::now()));
+        }
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Shown::Live(bar)
+    }
+}
+
 impl Progress {
     pub fn new(label: String) -> Progress {
         let shown = if quiet() {
             Shown::Not
-        } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            Shown::Live(bar)
         } else {
-            Shown::Plain(std::sync::Mutex::new(Instant::now()))
+            Shown::on_stderr()
         };
         Progress { shown, label }
     }

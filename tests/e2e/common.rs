@@ -60,14 +60,7 @@ fn start_local_aws() -> LocalAws {
 /// its standard input).
 fn start_harness_server(script: &str, args: &[&str]) -> (Child, String, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("S3FAN_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python with moto at {}: run the tests with tests/run, which creates it",
-        python.display()
-    );
+    let python = harness_python();
     let stem = script.trim_end_matches(".py");
     // One log per server: a test binary may start several of each.
     let log_path = std::env::temp_dir().join(format!("{}.log", unique(&format!("s3fan-{stem}"))));
@@ -97,6 +90,20 @@ fn start_harness_server(script: &str, args: &[&str]) -> (Child, String, PathBuf)
         })
         .to_owned();
     (child, port, log_path)
+}
+
+/// The Python of tests/harness (tests/run makes its venv, with moto).
+fn harness_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("S3FAN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with moto at {}: run the tests with tests/run, which creates it",
+        python.display()
+    );
+    python
 }
 
 /// Runs the release binary with `args` against the AWS endpoint `endpoint`
@@ -136,8 +143,56 @@ pub async fn s3fan_in(
 /// start it; for a test that acts while it runs (sends it Ctrl-C).
 pub fn s3fan_command(endpoint: &str, access_key: &str, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_s3fan"));
+    command.args(args);
+    with_test_environment(&mut command, endpoint, access_key);
     command
-        .args(args)
+}
+
+/// What a person at a terminal saw of a command (its stdin and stderr on
+/// a pseudo-terminal), and what it wrote to stdout.
+#[derive(serde::Deserialize)]
+pub struct TerminalRun {
+    pub code: i32,
+    /// The question appeared, and was answered.
+    pub asked: bool,
+    pub terminal: String,
+    pub stdout: String,
+}
+
+/// Runs the release binary with `args` as `s3fan_with_env` does, but with
+/// its stdin and stderr on a terminal (tests/harness/on_terminal.py),
+/// typing `answer` and Enter when `question` shows.
+pub async fn s3fan_on_terminal(
+    endpoint: &str,
+    access_key: &str,
+    env: &[(&str, &str)],
+    (question, answer): (&str, &str),
+    args: &[&str],
+) -> TerminalRun {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new(harness_python());
+    command
+        .arg(root.join("tests/harness/on_terminal.py"))
+        .args([question, answer, env!("CARGO_BIN_EXE_s3fan")])
+        .args(args);
+    with_test_environment(&mut command, endpoint, access_key);
+    let output = command
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run on_terminal.py");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "on_terminal.py: {err}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The environment every run of the binary gets: only what it needs, and
+/// the local AWS as its endpoint.
+fn with_test_environment(command: &mut tokio::process::Command, endpoint: &str, access_key: &str) {
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
@@ -146,7 +201,6 @@ pub fn s3fan_command(endpoint: &str, access_key: &str, args: &[&str]) -> tokio::
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true");
-    command
 }
 
 impl CliRun {

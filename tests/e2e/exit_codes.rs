@@ -4,7 +4,10 @@
 
 use aws_sdk_s3::types::NotificationConfiguration;
 
-use crate::common::{CliRun, LocalAws, access_key, assert_exit, local_aws, unique};
+use crate::common::{
+    CliRun, LocalAws, access_key, assert_exit, function_name_for, local_aws, s3fan_on_terminal,
+    unique,
+};
 
 const DONE: i32 = 0;
 const FAILED: i32 = 1;
@@ -132,7 +135,7 @@ async fn a_deploy_that_drops_a_destination_asks_first() {
         "{}",
         refused.stderr
     );
-    let function = crate::common::function_name_for(&dropped);
+    let function = function_name_for(&dropped);
     let still_there = clients
         .lambda
         .get_function()
@@ -148,5 +151,88 @@ async fn a_deploy_that_drops_a_destination_asks_first() {
     assert_exit(
         &run(aws, &["destroy", "--source", &source, "--yes"]).await,
         DONE,
+    );
+}
+
+/// On a terminal, destroy shows what it would remove and asks, as
+/// `terraform apply` does: any answer but `yes` removes nothing; `yes`
+/// removes it. Progress on that terminal is a live line where the terminal
+/// can draw one, and plain lines where TERM is unset (nothing was shown
+/// there before: the progress library hides itself without TERM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_destroy_asks_and_only_yes_removes() {
+    let aws = local_aws();
+    let clients = aws.clients().await;
+    let (source, destination) = (unique("tty-src"), unique("tty-dst"));
+    clients.create_bucket(&source).await;
+    clients.create_bucket(&destination).await;
+    let key = access_key();
+    let function = function_name_for(&destination);
+    let exists = || async {
+        let found = clients
+            .lambda
+            .get_function()
+            .function_name(&function)
+            .send();
+        found.await.is_ok()
+    };
+    let question = "Only 'yes' will be accepted";
+    let escape = "\u{1b}[";
+
+    // A deploy asks nothing; without TERM its steps show as plain lines.
+    let deploy = [
+        "deploy",
+        "--source",
+        source.as_str(),
+        "--dest",
+        destination.as_str(),
+    ];
+    let deployed = s3fan_on_terminal(&aws.endpoint, &key, &[], (question, "no"), &deploy).await;
+    assert_eq!(deployed.code, DONE, "{}", deployed.terminal);
+    assert!(!deployed.asked, "{}", deployed.terminal);
+    let shown = &deployed.terminal;
+    let created = format!("function {function} created");
+    assert!(
+        shown.contains(&created) && shown.contains("changes made"),
+        "{shown:?}"
+    );
+    assert!(
+        !shown.contains(escape),
+        "plain lines without TERM: {shown:?}"
+    );
+
+    let xterm = [("TERM", "xterm-256color")];
+    let destroy = ["destroy", "--source", source.as_str()];
+    let on_terminal = |answer: &'static str| {
+        s3fan_on_terminal(&aws.endpoint, &key, &xterm, (question, answer), &destroy)
+    };
+    let declined = on_terminal("y").await;
+    assert!(declined.asked, "no question: {}", declined.terminal);
+    assert_eq!(declined.code, FAILED, "{}", declined.terminal);
+    let asked = &declined.terminal;
+    assert!(
+        asked.contains("destroy will remove") && asked.contains(&function),
+        "{asked}"
+    );
+    assert!(asked.contains("destroy cancelled"), "{asked}");
+    assert!(
+        exists().await,
+        "{function} is still there after the answer 'y'"
+    );
+
+    let confirmed = on_terminal("yes").await;
+    assert!(confirmed.asked, "no question: {}", confirmed.terminal);
+    assert_eq!(confirmed.code, DONE, "{}", confirmed.terminal);
+    assert!(!exists().await, "{function} is removed after 'yes'");
+    assert!(confirmed.stdout.contains("deleted"), "{}", confirmed.stdout);
+    // After the answer, the progress is a live line, redrawn in place with
+    // the terminal's escape sequences.
+    let (_, after) = confirmed
+        .terminal
+        .split_once(question)
+        .expect("the question");
+    assert!(
+        after.contains("changes made") && after.contains(escape),
+        "{after:?}"
     );
 }
