@@ -314,7 +314,7 @@ pub fn batch_replication(copies: &[Copies]) -> Estimate {
              manifest it generates and its completion report are billed besides",
         ),
     );
-    estimate.add("Batch Operations jobs", 1.0, prices::BATCH_JOB);
+    estimate.add("Batch Operations job", 1.0, prices::BATCH_JOB);
     // One manifest for every destination: an object counts once, however
     // many destinations lack it (at least as many as the one that lacks most).
     let objects = copies.iter().map(|c| c.objects).max().unwrap_or(0);

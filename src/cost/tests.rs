@@ -173,7 +173,7 @@ fn a_backfill_pays_its_listings_and_batch_replication_its_job_and_objects() {
             .any(|i| i.item.contains("Lambda") || i.item.contains("SNS"))
     );
     let batch = batch_replication(&copies);
-    assert!(close(usd(&batch, "Batch Operations jobs"), 0.25));
+    assert!(close(usd(&batch, "Batch Operations job"), 0.25));
     // One manifest of the 1,000 objects some destination lacks.
     assert!(close(usd(&batch, "objects processed"), 1_000.0 / 1e6));
     assert!(close(

@@ -119,7 +119,7 @@ async fn deploy_dry_run_prices_the_fan_out_beside_s3_replication() {
     let now = &cost["cases"][1];
     assert_eq!(now["objects"], 2_000);
     let batch = estimate(now, "S3 Batch Replication");
-    assert_eq!(item(batch, "Batch Operations jobs")["usd"], 0.25);
+    assert_eq!(item(batch, "Batch Operations job")["usd"], 0.25);
     assert_eq!(item(batch, "objects processed")["quantity"], 2_000.0);
 
     // Deployed and run for a while: the measured Duration replaces the
