@@ -384,9 +384,15 @@ impl crate::report::Report for BackfillReport {
         if let Some(cost) = &self.cost {
             out.push_str(&cost.to_string());
         }
+        let would_copy = self.destinations.iter().any(|d| d.copied > 0);
         out.push_str(if self.interrupted {
             "interrupted (Ctrl-C): the counts cover the keys examined before it; run the same \
              command again to go on\n"
+        } else if self.ok && self.dry_run && would_copy {
+            "nothing was copied (dry run): the same command without --dry-run copies what is \
+             listed above\n"
+        } else if self.ok && self.dry_run {
+            "nothing to copy: every destination is in sync\n"
         } else if self.ok {
             "done: run it again any time; it copies only what is missing or different\n"
         } else {

@@ -68,9 +68,28 @@ async fn every_command_tells_a_difference_from_an_error() {
         .put(&source, "late.txt", b"late".to_vec(), "text/plain", &[])
         .await;
     assert_exit(&call(with("verify", &[])).await, DIFFERS);
-    assert_exit(&call(with("backfill", &["--dry-run"])).await, DIFFERS);
+    // A dry run's last line says nothing was copied and how to copy, never
+    // "done"; once in sync, that nothing is left to copy.
+    let planned = call(with("backfill", &["--dry-run"])).await;
+    assert_exit(&planned, DIFFERS);
+    assert!(
+        planned
+            .stdout
+            .ends_with("without --dry-run copies what is listed above\n"),
+        "{}",
+        planned.stdout
+    );
     assert_exit(&call(with("backfill", &[])).await, DONE);
     assert_exit(&call(with("verify", &[])).await, DONE);
+    let in_sync = call(with("backfill", &["--dry-run"])).await;
+    assert_exit(&in_sync, DONE);
+    assert!(
+        in_sync
+            .stdout
+            .ends_with("nothing to copy: every destination is in sync\n"),
+        "{}",
+        in_sync.stdout
+    );
     assert_exit(&call(with("deploy", &[])).await, DONE);
     assert_exit(&run(aws, &["status", "--source", &source]).await, DONE);
 
