@@ -45,10 +45,10 @@ pub struct Settings {
     #[arg(long)]
     pub profile: Option<String>,
     /// Function memory in MB [default: 128].
-    #[arg(long)]
+    #[arg(long, value_name = "MB", value_parser = whole_number)]
     pub memory: Option<i32>,
     /// Function timeout in seconds [default: 300].
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number)]
     pub timeout: Option<i32>,
     /// Only keys starting with this are copied.
     #[arg(long)]
@@ -65,10 +65,10 @@ pub struct Settings {
     pub replicate_tags: bool,
     /// Lambda's retries of a failed event before it goes to the failure
     /// queue, 0 to 2 [default: 2].
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = whole_number)]
     pub retry_attempts: Option<i32>,
     /// Seconds Lambda keeps retrying an event, 60 to 21600 [default: 21600].
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number)]
     pub max_event_age: Option<i32>,
     /// Also write each record's counts, bytes and duration as CloudWatch
     /// metrics (Embedded Metric Format in the function's log; no API calls).
@@ -104,7 +104,7 @@ pub struct Settings {
     /// concurrency), so a burst of uploads cannot take the concurrency
     /// the account's other functions need; throttled events are retried by
     /// Lambda. Default: no cap.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole_number)]
     pub reserved_concurrency: Option<i32>,
     /// Reconcile on this schedule, in AWS: each destination's function
     /// compares it with the source and copies what events missed (6h, 1d,
@@ -161,6 +161,18 @@ pub struct InitArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text, env = "S3FAN_OUTPUT")]
     pub output: Output,
+}
+
+/// A number flag's value (`--memory 256`). clap's own parse error reads
+/// "invalid digit found in string"; this one says what to write.
+fn whole_number(text: &str) -> Result<i32, String> {
+    text.parse()
+        .map_err(|err: std::num::ParseIntError| match err.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "far too large: the flag's help gives its range".to_owned()
+            }
+            _ => "not a whole number: write it in digits, with no unit (as 256)".to_owned(),
+        })
 }
 
 /// `dest = "backup"` as well as `dest = ["backup", "archive"]`.
@@ -748,6 +760,28 @@ pub(super) mod tests {
             tags,
             [("cost", "x=y"), ("env", "staging"), ("team", "media")]
         );
+    }
+
+    #[test]
+    fn a_number_flag_that_is_not_a_number_says_what_to_write() {
+        #[derive(clap::Parser)]
+        struct Deploy {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let refusal = |flag: &str, value: &str| {
+            let parsed = <Deploy as clap::Parser>::try_parse_from(["deploy", flag, value]);
+            parsed.err().map(|err| err.to_string()).unwrap_or_default()
+        };
+        let unit = refusal("--memory", "256MB");
+        assert!(unit.contains("'256MB' for '--memory <MB>'"), "{unit}");
+        assert!(unit.contains("with no unit (as 256)"), "{unit}");
+        let words = refusal("--timeout", "five");
+        assert!(words.contains("not a whole number"), "{words}");
+        let huge = refusal("--reserved-concurrency", "99999999999");
+        assert!(huge.contains("far too large"), "{huge}");
+        let parsed = <Deploy as clap::Parser>::try_parse_from(["deploy", "--max-event-age", "60"]);
+        assert_eq!(parsed.ok().and_then(|d| d.settings.max_event_age), Some(60));
     }
 
     #[test]
