@@ -3,6 +3,8 @@
 //! (multipart past the threshold, tags and metadata, the ETag condition).
 //! A re-run copies nothing that is already there.
 
+mod priced;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,7 +17,7 @@ use super::listing::Entry;
 use super::named::{self, ObjectList};
 use super::pace::{self, Pace};
 use super::watch::Watch;
-use super::{Destination, Fanout, backfill_cost, estimate, sample};
+use super::{Destination, Fanout, estimate, sample};
 use crate::cost;
 use crate::fanout::DeployError;
 use crate::handler::copy;
@@ -184,7 +186,7 @@ pub async fn backfill(fanout: &Fanout, options: &Options) -> BackfillReport {
     }
     let cost = options.dry_run.then(|| {
         let examined = examined.load(Ordering::Relaxed);
-        backfill_cost::estimate(fanout, &reports, examined, options.objects.is_some())
+        priced::estimate(fanout, &reports, examined, options.objects.is_some())
     });
     BackfillReport {
         cost,

@@ -5,7 +5,6 @@
 //! with the bucket.
 
 pub mod backfill;
-mod backfill_cost;
 pub mod batch_job;
 mod diff;
 mod estimate;

@@ -1,11 +1,11 @@
 //! What a backfill's dry run found to copy, priced: the copies as they
 //! would be made, and the LIST or HeadObject requests spent finding them.
 
-use super::Fanout;
-use super::backfill::DestinationReport;
+use super::DestinationReport;
 use crate::cost;
 use crate::handler::limits::CopySettings;
 use crate::progress::human;
+use crate::sync::Fanout;
 
 /// What a dry run found to copy, priced: those copies, and a million
 /// objects of their mean size, by this backfill and by S3 Batch
