@@ -14,7 +14,7 @@ use crate::fanout::spec::{self, SpecError};
 /// `--dest` is given, as `S3FAN_SOURCE` stands for `--source`. Like `dest`
 /// in `s3fan.toml`, the other commands do not read it: they act on the
 /// deployed destinations unless `--dest` names some.
-pub const DEST_VARIABLE: &str = "S3FAN_DEST";
+const DEST_VARIABLE: &str = "S3FAN_DEST";
 
 impl Settings {
     /// `--dest` from [`DEST_VARIABLE`] where no flag gives one (a flag wins
