@@ -333,6 +333,13 @@ fn lines(reports: &[DestinationReport], dry_run: bool) -> impl Iterator<Item = S
     })
 }
 
+impl BackfillReport {
+    /// Some destination lacks an object: copied, or with --dry-run, to copy.
+    fn found_copies(&self) -> bool {
+        self.destinations.iter().any(|d| d.copied > 0)
+    }
+}
+
 impl crate::report::Report for BackfillReport {
     fn render_text(&self) -> String {
         let mut out = format!(
@@ -386,7 +393,7 @@ impl crate::report::Report for BackfillReport {
         if let Some(cost) = &self.cost {
             out.push_str(&cost.to_string());
         }
-        let would_copy = self.destinations.iter().any(|d| d.copied > 0);
+        let would_copy = self.found_copies();
         out.push_str(if self.interrupted {
             "interrupted (Ctrl-C): the counts cover the keys examined before it; run the same \
              command again to go on\n"
@@ -404,7 +411,6 @@ impl crate::report::Report for BackfillReport {
     }
 
     fn verdict(&self) -> crate::report::Verdict {
-        let would_copy = self.destinations.iter().any(|d| d.copied > 0);
-        crate::report::Verdict::of(!self.ok, self.dry_run && would_copy)
+        crate::report::Verdict::of(!self.ok, self.dry_run && self.found_copies())
     }
 }

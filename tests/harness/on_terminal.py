@@ -23,6 +23,15 @@ import tempfile
 import time
 
 
+def read_some(controller):
+    """What the terminal shows next; b"" once every end of it is closed
+    (Linux answers EIO then)."""
+    try:
+        return os.read(controller, 65536)
+    except OSError:
+        return b""
+
+
 def main():
     args = sys.argv[1:]
     timeout = 300.0
@@ -40,10 +49,7 @@ def main():
         while time.monotonic() < deadline:
             ready, _, _ = select.select([controller], [], [], 0.2)
             if ready:
-                try:
-                    chunk = os.read(controller, 65536)
-                except OSError:  # EIO: every end of the terminal is closed
-                    chunk = b""
+                chunk = read_some(controller)
                 if not chunk:
                     break
                 shown += chunk
@@ -57,10 +63,7 @@ def main():
         code = child.wait()
         # What the command wrote just before it ended, not read yet.
         while select.select([controller], [], [], 0)[0]:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:
-                break
+            chunk = read_some(controller)
             if not chunk:
                 break
             shown += chunk
